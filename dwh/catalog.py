@@ -1,0 +1,207 @@
+"""Pipelines as data: the catalog YAML that declares every table of a pipeline once.
+
+The engine never hard-codes a table. Everything it needs to extract and load one
+(mode, watermark, natural key, geometry columns, extract expressions for drift,
+part size) comes from here, validated up front with errors that name the file,
+the table and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+_IDENT = r"^[a-z_][a-z0-9_]*$"
+Ident = Annotated[str, Field(pattern=_IDENT, max_length=40)]
+
+
+class CatalogError(ValueError):
+    """A catalog file is missing or invalid; the message names file, table and field."""
+
+
+class Mode(StrEnum):
+    """How a table reaches bronze (seed §6 decision matrix)."""
+
+    SNAPSHOT = "snapshot"  # TRUNCATE + reload inside the load transaction
+    APPEND = "append"  # INSERT … ON CONFLICT (key) DO NOTHING
+    MERGE = "merge"  # INSERT … ON CONFLICT (key) DO UPDATE of rows that changed
+
+    @property
+    def incremental(self) -> bool:
+        return self is not Mode.SNAPSHOT
+
+
+class TableSpec(BaseModel):
+    """One source table and how it lands in bronze."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Ident
+    mode: Mode
+    source: Ident | None = Field(default=None, description="source table name; defaults to name")
+    watermark: Ident | None = Field(
+        default=None, description="DB-insertion (or update) time column, never device time"
+    )
+    key: tuple[Ident, ...] = Field(default=(), description="natural key, backed by PK/UNIQUE")
+    geometry: tuple[Ident, ...] = ()
+    columns: dict[Ident, str] = Field(
+        default_factory=dict,
+        description="bronze column -> source SQL expression, for drift such as units (seed §8)",
+    )
+    chunk_rows: int | None = Field(default=None, ge=1)
+    cadence_minutes: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _incremental_needs_watermark_and_key(self) -> TableSpec:
+        if self.mode.incremental and self.watermark is None:
+            msg = f"mode {self.mode.value} is incremental and needs a watermark column"
+            raise ValueError(msg)
+        if self.mode.incremental and not self.key:
+            msg = f"mode {self.mode.value} needs a natural key backed by a PRIMARY KEY/UNIQUE"
+            raise ValueError(msg)
+        if self.watermark is not None and self.watermark in self.columns:
+            msg = f"watermark {self.watermark!r} must be a plain source column, not an expression"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def source_table(self) -> str:
+        return self.source or self.name
+
+
+class Catalog(BaseModel):
+    """All tables of one pipeline plus the names derived from the pipeline's name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pipeline: Ident
+    description: str = ""
+    source_schema: Ident = "public"
+    chunk_rows: int = Field(default=1_000_000, ge=1)
+    cadence_minutes: int = Field(default=180, ge=1, description="schedule cadence (freshness)")
+    tables: tuple[TableSpec, ...]
+    path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_table_names(self) -> Catalog:
+        seen: set[str] = set()
+        for table in self.tables:
+            if table.name in seen:
+                msg = f"table {table.name!r} is declared twice"
+                raise ValueError(msg)
+            seen.add(table.name)
+        return self
+
+    @property
+    def bronze_schema(self) -> str:
+        return f"{self.pipeline}_bronze"
+
+    @property
+    def control_schema(self) -> str:
+        return f"{self.pipeline}_control"
+
+    @property
+    def owner_role(self) -> str:
+        return f"{self.pipeline}_owner"
+
+    @property
+    def ro_role(self) -> str:
+        return f"{self.pipeline}_ro"
+
+    def table(self, name: str) -> TableSpec:
+        for table in self.tables:
+            if table.name == name:
+                return table
+        known = ", ".join(t.name for t in self.tables)
+        msg = f"pipeline {self.pipeline!r} has no table {name!r} (known: {known})"
+        raise CatalogError(msg)
+
+    def select(self, names: list[str] | None) -> list[TableSpec]:
+        """The tables a run works on: all of them, or the named ones in catalog order."""
+        if not names:
+            return list(self.tables)
+        wanted = {self.table(n).name for n in names}
+        return [t for t in self.tables if t.name in wanted]
+
+    def chunk_rows_for(self, table: TableSpec) -> int:
+        return table.chunk_rows or self.chunk_rows
+
+    def cadence_for(self, table: TableSpec) -> int:
+        return table.cadence_minutes or self.cadence_minutes
+
+
+def _yaml_line(raw: str, table: str | None) -> str:
+    """Best-effort 'line N' of a table's entry, so an error points into the file."""
+    if table is None:
+        return ""
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if re.match(rf"^\s*{re.escape(table)}\s*:", line) or re.match(
+            rf"^\s*-\s*name:\s*{re.escape(table)}\s*$", line
+        ):
+            return f", line {number}"
+    return ""
+
+
+def _normalise(data: Any, path: Path) -> dict[str, Any]:
+    """Accept `tables:` as a mapping name -> spec (the friendly form) or a list."""
+    if not isinstance(data, dict):
+        msg = f"{path}: expected a mapping at the top level"
+        raise CatalogError(msg)
+    tables = data.get("tables")
+    if isinstance(tables, dict):
+        data = {**data, "tables": [{"name": k, **(v or {})} for k, v in tables.items()]}
+    return data
+
+
+def parse_catalog(raw: str, path: Path) -> Catalog:
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        msg = f"{path}: not valid YAML: {exc}"
+        raise CatalogError(msg) from exc
+    data = _normalise(data, path)
+    try:
+        catalog = Catalog.model_validate({**data, "path": path})
+    except ValidationError as exc:
+        raise CatalogError(_describe(exc, data, raw, path)) from exc
+    return catalog
+
+
+def _describe(exc: ValidationError, data: dict[str, Any], raw: str, path: Path) -> str:
+    lines = [f"{path}: invalid catalog"]
+    tables = data.get("tables") or []
+    for error in exc.errors():
+        loc = list(error["loc"])
+        table_name = None
+        if len(loc) >= 2 and loc[0] == "tables" and isinstance(loc[1], int):  # noqa: PLR2004
+            index = loc[1]
+            if index < len(tables) and isinstance(tables[index], dict):
+                table_name = tables[index].get("name")
+            loc = loc[2:]
+        where = f"table {table_name!r}" if table_name else "catalog"
+        field = ".".join(str(p) for p in loc) or "(table)"
+        lines.append(f"  - {where}{_yaml_line(raw, table_name)}, field {field}: {error['msg']}")
+    return "\n".join(lines)
+
+
+def catalog_path(pipelines_dir: Path, pipeline: str) -> Path:
+    return pipelines_dir / f"{pipeline}.yaml"
+
+
+def load_catalog(pipeline: str, pipelines_dir: Path) -> Catalog:
+    """Read and validate `<pipelines_dir>/<pipeline>.yaml`."""
+    path = catalog_path(pipelines_dir, pipeline)
+    if not path.is_file():
+        available = sorted(p.stem for p in pipelines_dir.glob("*.yaml"))
+        msg = f"no catalog for pipeline {pipeline!r} at {path} (available: {available})"
+        raise CatalogError(msg)
+    catalog = parse_catalog(path.read_text(encoding="utf-8"), path)
+    if catalog.pipeline != pipeline:
+        msg = f"{path}: declares pipeline {catalog.pipeline!r}, expected {pipeline!r}"
+        raise CatalogError(msg)
+    return catalog

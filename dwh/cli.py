@@ -1,0 +1,131 @@
+"""The `dwh` command: one entry point for operators (typer).
+
+Every command reads its configuration from the environment (see `.env.example`);
+`eval "$(dwh dev env)"` points them all at the throwaway dev stack.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dwh.catalog import CatalogError, load_catalog
+from dwh.devstack import dev_app
+from dwh.engine import Progress as EngineProgress
+from dwh.migrate import MigrationError, migrate
+from dwh.report import IngestFailedError, IngestSummary
+from dwh.settings import RunSettings, SourceSettings, WarehouseSettings
+
+app = typer.Typer(help="Prefect-native extract → object storage → load pipelines.", no_args_is_help=True)
+app.add_typer(dev_app, name="dev", help="A throwaway local stack (PostGIS, S3 API, Prefect).")
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=1)
+
+
+@app.command("migrate")
+def migrate_command(pipeline: str) -> None:
+    """Apply the pipeline's numbered migrations once each, then views, grants and audits."""
+    run = RunSettings()
+    try:
+        catalog = load_catalog(pipeline, run.pipelines_dir)
+        result = migrate(catalog, WarehouseSettings(), run.sql_dir)  # type: ignore[call-arg]
+    except (CatalogError, MigrationError) as exc:
+        raise _fail(str(exc)) from exc
+    for name in result.applied:
+        console.print(f"applied   {name}")
+    console.print(
+        f"{pipeline}: {len(result.applied)} applied, {len(result.already_applied)} already "
+        f"applied, {len(result.repeatable)} repeatable steps and audits passed"
+    )
+
+
+@app.command("seed-source")
+def seed_source_command(
+    pipeline: str,
+    rows: Annotated[int, typer.Option(help="position rows to add (fleet)")] = 200_000,
+) -> None:
+    """Generate (or grow) a realistic sample source database for a reference pipeline."""
+    from dwh.seed import seed_source  # noqa: PLC0415
+
+    run = RunSettings()
+    try:
+        counts = seed_source(SourceSettings().conninfo(), pipeline, rows=rows, sql_dir=run.sql_dir)  # type: ignore[call-arg]
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from exc
+    table = Table("table", "rows", title=f"source of {pipeline}")
+    for name, count in counts.items():
+        table.add_row(name, f"{count:,}")
+    console.print(table)
+
+
+def _print_summary(summary: IngestSummary) -> None:
+    table = Table(
+        "table", "mode", "status", "extracted", "loaded", "skipped", "seconds", "files", "error",
+        title=f"ingest {summary.pipeline}",
+    )
+    for t in summary.tables:
+        style = {"loaded": "green", "skipped": "yellow", "failed": "red"}[t.status]
+        table.add_row(
+            t.table, t.mode, f"[{style}]{t.status}[/]", f"{t.rows_extracted:,}",
+            f"{t.rows_loaded:,}", f"{t.rows_skipped:,}", f"{t.seconds:.1f}", str(len(t.files)),
+            t.error or "",
+        )
+    console.print(table)
+
+
+class _Bars:
+    """A rich progress bar per table and phase, fed by the engine's progress reports."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[tuple[str, str], TaskID] = {}
+
+    def __call__(self, report: EngineProgress) -> None:
+        key = (report.table, report.phase)
+        if key not in self.tasks:
+            self.tasks[key] = self.progress.add_task(f"{report.phase} {report.table}", total=None)
+        self.progress.update(
+            self.tasks[key],
+            description=f"{report.phase} {report.table}: {report.rows:,} rows, "
+            f"{report.size / 2**20:,.0f} MB",
+        )
+
+
+@app.command("run")
+def run_command(
+    pipeline: str,
+    table: Annotated[list[str] | None, typer.Option("--table", "-t", help="only these")] = None,
+    full_refresh: Annotated[bool, typer.Option(help="reseed from 2000-01-01")] = False,  # noqa: FBT002
+) -> None:
+    """Run the ingest parent flow locally and print the per-table summary."""
+    from dwh import progress as hub  # noqa: PLC0415
+    from flows.ingest import ingest  # noqa: PLC0415  (imports Prefect: slow)
+
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err)
+    listener = _Bars(bars)
+    hub.add_listener(listener)
+    try:
+        with bars:
+            summary = ingest(pipeline, tables=table or None, full_refresh=full_refresh)
+    except IngestFailedError as exc:
+        _print_summary(exc.summary)
+        raise _fail(str(exc)) from exc
+    except CatalogError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        hub.remove_listener(listener)
+    _print_summary(summary)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

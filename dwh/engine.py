@@ -1,0 +1,85 @@
+"""Everything one pipeline's engine needs, resolved once from settings.
+
+Flows receive only names (pipeline, tables) as parameters; connection strings with
+passwords are built here, inside the worker, so they never appear in flow
+parameters, persisted results or the Prefect UI.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dwh.catalog import Catalog, load_catalog
+from dwh.settings import RunSettings, SourceSettings, StorageSettings, WarehouseSettings
+from dwh.storage import Location, open_location
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot of a long extract or load, for logs and progress bars."""
+
+    table: str
+    phase: str  # "extract" or "load"
+    rows: int
+    size: int
+    seconds: float
+    done: bool = False
+
+    def describe(self) -> str:
+        rate = self.rows / self.seconds if self.seconds > 0 else 0.0
+        return (
+            f"{self.table}: {self.phase} {self.rows:,} rows, {self.size / 2**20:,.1f} MB "
+            f"in {self.seconds:,.1f} s ({rate:,.0f} rows/s)"
+        )
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def no_progress(_: Progress) -> None:
+    """Default progress sink."""
+
+
+@dataclass
+class Throttle:
+    """Calls the sink at most every `interval` seconds (plus the final report)."""
+
+    sink: ProgressFn
+    table: str
+    phase: str
+    interval: float = 10.0
+    started: float = field(default_factory=time.monotonic)
+    _last: float = field(default_factory=time.monotonic)
+
+    def __call__(self, rows: int, size: int, *, done: bool = False) -> None:
+        now = time.monotonic()
+        if done or now - self._last >= self.interval:
+            self._last = now
+            self.sink(Progress(self.table, self.phase, rows, size, now - self.started, done))
+
+
+@dataclass(frozen=True)
+class Engine:
+    catalog: Catalog
+    source_conninfo: str = field(repr=False)
+    warehouse_conninfo: str = field(repr=False)
+    location: Location
+    sql_dir: Path
+    timezone: str
+    default_chunk_rows: int | None = None
+
+    @classmethod
+    def from_settings(cls, pipeline: str) -> Engine:
+        run = RunSettings()
+        catalog = load_catalog(pipeline, run.pipelines_dir)
+        return cls(
+            catalog=catalog,
+            source_conninfo=SourceSettings().conninfo(),  # type: ignore[call-arg]
+            warehouse_conninfo=WarehouseSettings().owner_conninfo(pipeline),  # type: ignore[call-arg]
+            location=open_location(StorageSettings()),
+            sql_dir=run.sql_dir,
+            timezone=run.timezone,
+        )

@@ -1,0 +1,297 @@
+"""Extract one table: a watermarked COPY streamed straight into CSV parts in storage.
+
+Bytes go from the source's `COPY … TO STDOUT` to a part file and on to storage without
+ever becoming Python row objects: PostgreSQL sends one CopyData message per row, so
+cutting parts of `chunk_rows` rows is a counter, not a CSV parser. While part n
+uploads, part n+1 is already being written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+
+from dwh.catalog import Catalog, TableSpec
+from dwh.engine import Engine, ProgressFn, Throttle, no_progress
+from dwh.parts import exports_prefix, part_filename, run_glob
+from dwh.runlog import RunLog, engine_sql
+from dwh.storage import spool_dir
+
+log = logging.getLogger(__name__)
+
+_ONE_TICK = timedelta(microseconds=1)
+_WRITE_BUFFER = 1 << 20
+
+
+class DriftError(ValueError):
+    """Source, catalog and bronze disagree; the message names table and column."""
+
+
+class SourceVisibilityError(RuntimeError):
+    """We cannot see every open source transaction, so a safe upper bound is unknown."""
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """Bronze data columns in order and the source expression that fills each."""
+
+    columns: tuple[str, ...]
+    select: sql.Composed
+
+    @property
+    def header(self) -> bytes:
+        return (",".join(self.columns) + "\n").encode()
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    table: str
+    run_id: int
+    rows: int
+    size: int
+    parts: int
+    lower: datetime | None
+    upper: datetime
+    seconds: float
+    csv_path: str
+
+
+def _columns(conn: psycopg.Connection[Any], sql_dir: Path, name: str, relation: str) -> list[str]:
+    query = (sql_dir / "engine" / f"{name}.sql").read_text(encoding="utf-8")
+    return [str(r[0]) for r in conn.execute(query, {"relation": relation}).fetchall()]
+
+
+def bronze_columns(conn: psycopg.Connection[Any], catalog: Catalog, table: TableSpec, sql_dir: Path) -> list[str]:
+    relation = f'"{catalog.bronze_schema}"."{table.name}"'
+    columns = _columns(conn, sql_dir, "bronze_columns", relation)
+    if not columns:
+        msg = (
+            f"bronze table {catalog.bronze_schema}.{table.name} does not exist: "
+            f"run `dwh migrate {catalog.pipeline}`"
+        )
+        raise DriftError(msg)
+    return columns
+
+
+def plan_columns(
+    catalog: Catalog,
+    table: TableSpec,
+    source: psycopg.Connection[Any],
+    warehouse: psycopg.Connection[Any],
+    sql_dir: Path,
+) -> ColumnPlan:
+    """Map every bronze column to a source expression, or fail naming the column (seed §8)."""
+    bronze = bronze_columns(warehouse, catalog, table, sql_dir)
+    relation = f'"{catalog.source_schema}"."{table.source_table}"'
+    source_cols = set(_columns(source, sql_dir, "source_columns", relation))
+    where = f"table {catalog.pipeline}.{table.name}"
+    if not source_cols:
+        msg = f"{where}: source table {catalog.source_schema}.{table.source_table} does not exist"
+        raise DriftError(msg)
+    declared = [
+        *(("geometry", c) for c in table.geometry),
+        *(("columns", c) for c in table.columns),
+        *(("key", c) for c in table.key),
+    ]
+    for field_name, column in declared:
+        if column not in bronze:
+            msg = f"{where}: {field_name} names column {column!r}, which bronze does not have"
+            raise DriftError(msg)
+    if table.watermark is not None and table.watermark not in source_cols:
+        msg = f"{where}: watermark column {table.watermark!r} is missing in the source"
+        raise DriftError(msg)
+    items: list[sql.Composable] = []
+    for column in bronze:
+        if column in table.columns:
+            expr: sql.Composable = sql.SQL(table.columns[column])
+        elif column in source_cols:
+            expr = sql.Identifier(column)
+        else:
+            msg = (
+                f"{where}: bronze column {column!r} has no source column of that name "
+                "and no expression under `columns:` in the catalog (renamed or dropped "
+                "in the source?)"
+            )
+            raise DriftError(msg)
+        if column in table.geometry:
+            expr = sql.SQL("CASE WHEN {g} IS NULL THEN NULL ELSE ST_AsEWKT({g}) END").format(g=expr)
+        items.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(column)))
+    return ColumnPlan(tuple(bronze), sql.SQL(", ").join(items))
+
+
+def source_upper_bound(source: psycopg.Connection[Any], sql_dir: Path, where: str) -> datetime:
+    """The source clock, lowered below the oldest open transaction (seed §5.2, late commits)."""
+    query = (sql_dir / "engine" / "source_bounds.sql").read_text(encoding="utf-8")
+    row = source.execute(query).fetchone()
+    assert row is not None  # noqa: S101  (an aggregate always returns a row)
+    now, oldest_open, invisible = row
+    if invisible:
+        msg = (
+            f"{where}: {invisible} source session(s) are invisible to this role, so an open "
+            "transaction could commit rows behind the watermark. Grant pg_read_all_stats "
+            "to the source role."
+        )
+        raise SourceVisibilityError(msg)
+    if oldest_open is not None and oldest_open <= now:
+        return min(now, oldest_open - _ONE_TICK)  # type: ignore[no-any-return]
+    return now  # type: ignore[no-any-return]
+
+
+class PartWriter:
+    """Writes CSV parts of at most `chunk_rows` rows and publishes each in the background."""
+
+    def __init__(self, engine: Engine, table: TableSpec, run_id: int, moment: datetime,
+                 header: bytes, spool: Path, chunk_rows: int) -> None:
+        self.engine = engine
+        self.table = table
+        self.run_id = run_id
+        self.moment = moment
+        self.header = header
+        self.spool = spool
+        self.chunk_rows = chunk_rows
+        self.parts = 0
+        self.size = 0
+        self._rows_in_part = 0
+        self._file: IO[bytes] | None = None
+        self._staged: Path | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dwh-publish")
+        self._pending: list[Future[None]] = []
+
+    def _key(self, part: int) -> str:
+        name = part_filename(self.moment, self.engine.timezone, self.run_id, part)
+        return f"{exports_prefix(self.engine.location, self.engine.catalog.pipeline, self.table.name)}/{name}"
+
+    def _open(self) -> IO[bytes]:
+        self.parts += 1
+        self._staged = self.engine.location.storage.staging_path(self._key(self.parts), self.spool)
+        handle = self._staged.open("wb", buffering=_WRITE_BUFFER)
+        handle.write(self.header)
+        self._rows_in_part = 0
+        self._file = handle
+        return handle
+
+    def _close(self) -> None:
+        if self._file is None or self._staged is None:
+            return
+        self._file.close()
+        self._file = None
+        staged, key = self._staged, self._key(self.parts)
+        self._pending.append(self._pool.submit(self.engine.location.storage.publish, staged, key))
+
+    def write(self, row: Any) -> None:  # noqa: ANN401  (psycopg Buffer: bytes or memoryview)
+        handle = self._file or self._open()
+        handle.write(row)
+        self.size += len(row)
+        self._rows_in_part += 1
+        if self._rows_in_part >= self.chunk_rows:
+            self._close()
+
+    def finish(self) -> None:
+        """Publish the last part and wait for every upload; re-raise the first failure."""
+        self._close()
+        try:
+            for future in self._pending:
+                future.result()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        if self._staged is not None:
+            self._staged.unlink(missing_ok=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _copy_statement(engine: Engine, table: TableSpec, plan: ColumnPlan) -> sql.Composed:
+    catalog = engine.catalog
+    source = sql.Identifier(catalog.source_schema, table.source_table)
+    if table.mode.incremental:
+        assert table.watermark is not None  # noqa: S101  (validated by the catalog)
+        return engine_sql(
+            engine.sql_dir, "extract_incremental", catalog,
+            select=plan.select, source=source, watermark=sql.Identifier(table.watermark),
+        )
+    return engine_sql(engine.sql_dir, "extract_snapshot", catalog, select=plan.select, source=source)
+
+
+def extract_table(
+    engine: Engine,
+    table: TableSpec,
+    *,
+    flow_run_id: UUID | None = None,
+    progress: ProgressFn = no_progress,
+) -> ExtractResult:
+    """Extract one table into exports/ and record the run as 'uploaded' (seed §4 Phase E)."""
+    catalog = engine.catalog
+    where = f"table {catalog.pipeline}.{table.name}"
+    started = time.monotonic()
+    with (
+        psycopg.connect(engine.source_conninfo, autocommit=True) as source,
+        psycopg.connect(engine.warehouse_conninfo, autocommit=True) as warehouse,
+    ):
+        runlog = RunLog(warehouse, catalog, engine.sql_dir)
+        plan = plan_columns(catalog, table, source, warehouse, engine.sql_dir)
+        lower = runlog.watermark(table.name) if table.mode.incremental else None
+        upper = source_upper_bound(source, engine.sql_dir, where)
+        run_id = runlog.start(table.name, table.mode.value, lower, upper, flow_run_id)
+        try:
+            rows, writer = _stream(engine, table, plan, source, run_id, lower, upper, progress)
+        except BaseException as exc:
+            try:
+                runlog.failed(run_id, f"extract of {where} failed: {exc}")
+            except psycopg.Error as log_exc:
+                log.warning("could not record failure of run %s: %s", run_id, log_exc)
+            raise
+        csv_path = f"{exports_prefix(engine.location, catalog.pipeline, table.name)}/" + run_glob(
+            upper, engine.timezone, run_id
+        )
+        runlog.uploaded(run_id, rows=rows, size=writer.size, parts=writer.parts, csv_path=csv_path)
+    return ExtractResult(
+        table=table.name, run_id=run_id, rows=rows, size=writer.size, parts=writer.parts,
+        lower=lower, upper=upper, seconds=time.monotonic() - started, csv_path=csv_path,
+    )
+
+
+def _stream(
+    engine: Engine,
+    table: TableSpec,
+    plan: ColumnPlan,
+    source: psycopg.Connection[Any],
+    run_id: int,
+    lower: datetime | None,
+    upper: datetime,
+    progress: ProgressFn,
+) -> tuple[int, PartWriter]:
+    report = Throttle(progress, table.name, "extract")
+    chunk_rows = engine.catalog.chunk_rows_for(table)
+    rows = 0
+    with spool_dir() as spool:
+        writer = PartWriter(engine, table, run_id, upper, plan.header, spool, chunk_rows)
+        try:
+            with source.cursor() as cur:
+                params = {"lower": lower, "upper": upper} if table.mode.incremental else None
+                with cur.copy(_copy_statement(engine, table, plan), params) as copy:
+                    for row in copy:
+                        writer.write(row)
+                        rows += 1
+                        if rows & 0x3FFF == 0:
+                            report(rows, writer.size)
+                if cur.rowcount != rows:
+                    msg = f"COPY reported {cur.rowcount} rows but {rows} were received"
+                    raise RuntimeError(msg)
+            writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+    report(rows, writer.size, done=True)
+    return rows, writer

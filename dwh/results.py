@@ -1,0 +1,49 @@
+"""Where Prefect persists flow and task results: next to the CSVs, in our storage.
+
+With results persisted, a retried parent run finds each finished table's result
+(cached per parent run and table) and does not redo it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from prefect.filesystems import LocalFileSystem, WritableFileSystem
+
+from dwh.settings import StorageSettings
+
+
+def result_storage(settings: StorageSettings) -> WritableFileSystem:
+    parsed = urlparse(settings.url)
+    if settings.scheme == "s3":
+        from prefect_aws import AwsClientParameters, AwsCredentials, S3Bucket  # noqa: PLC0415
+
+        folder = "/".join(p for p in (parsed.path.strip("/"), "prefect-results") if p)
+        return S3Bucket(
+            bucket_name=parsed.netloc,
+            bucket_folder=folder,
+            credentials=AwsCredentials(
+                aws_access_key_id=(
+                    settings.access_key_id.get_secret_value() if settings.access_key_id else None
+                ),
+                aws_secret_access_key=settings.secret_access_key,
+                region_name=settings.region,
+                aws_client_parameters=AwsClientParameters(endpoint_url=settings.endpoint_url),
+            ),
+        )
+    return LocalFileSystem(basepath=str(Path(parsed.path) / "prefect-results"))
+
+
+RESULT_BLOCK_NAME = "dwh-results"
+
+
+def ensure_result_storage(settings: StorageSettings) -> str:
+    """Save (or refresh) the result-storage block and return its slug.
+
+    Prefect only accepts saved blocks as task result storage; saving with overwrite
+    keeps the block in step with the environment on every run (idempotent).
+    """
+    block = result_storage(settings)
+    block.save(RESULT_BLOCK_NAME, overwrite=True)
+    return f"{block.get_block_type_slug()}/{RESULT_BLOCK_NAME}"

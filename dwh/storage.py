@@ -1,0 +1,236 @@
+"""Object storage for CSV parts: a local directory or any S3-compatible API.
+
+Both back-ends give the same guarantees the load depends on: a part becomes visible
+under its final key only once complete (temp name + rename locally, a single
+completed (multipart) upload on S3), and `move` copies, confirms the copy, and only
+then deletes the source, so a crash in between leaves the file in both places, never
+in neither (seed §4 Phase D step 8).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Protocol
+from urllib.parse import urlparse
+
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from dwh.settings import StorageSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_MULTIPART = TransferConfig(multipart_threshold=16 * 2**20, multipart_chunksize=16 * 2**20)
+
+
+class StorageError(RuntimeError):
+    """Object storage refused or lost something; the message names the key."""
+
+
+class Storage(Protocol):
+    """What the engine needs from object storage; keys are '/'-separated paths."""
+
+    def url(self, key: str) -> str: ...
+
+    def staging_path(self, key: str, spool: Path) -> Path:
+        """Where to write a part before `publish` makes it visible under `key`."""
+        ...
+
+    def publish(self, staged: Path, key: str) -> None: ...
+
+    @contextmanager
+    def open_read(self, key: str) -> Iterator[IO[bytes]]: ...
+
+    def list(self, prefix: str) -> list[str]: ...
+
+    def size(self, key: str) -> int | None: ...
+
+    def move(self, src: str, dst: str) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+@dataclass
+class LocalStorage:
+    """A directory tree; used for the embedded default and for tests."""
+
+    root: Path
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def url(self, key: str) -> str:
+        return f"file://{self._path(key)}"
+
+    def staging_path(self, key: str, spool: Path) -> Path:  # noqa: ARG002
+        # Next to the target, so publishing is one atomic rename and no second copy.
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+
+    def publish(self, staged: Path, key: str) -> None:
+        os.replace(staged, self._path(key))
+
+    @contextmanager
+    def open_read(self, key: str) -> Iterator[IO[bytes]]:
+        try:
+            handle = self._path(key).open("rb")
+        except FileNotFoundError:
+            msg = f"{self.url(key)}: no such file"
+            raise StorageError(msg) from None
+        with handle:
+            yield handle
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(
+            str(p.relative_to(self.root))
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        )
+
+    def size(self, key: str) -> int | None:
+        path = self._path(key)
+        return path.stat().st_size if path.is_file() else None
+
+    def move(self, src: str, dst: str) -> None:
+        source, target = self._path(src), self._path(dst)
+        if not source.is_file():
+            if target.is_file():
+                return  # an earlier attempt finished the move
+            msg = f"cannot move {self.url(src)}: no such file"
+            raise StorageError(msg)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            staged = self.staging_path(dst, target.parent)
+            shutil.copyfile(source, staged)
+            self.publish(staged, dst)
+        if self.size(dst) != source.stat().st_size:
+            msg = f"copy of {self.url(src)} to {self.url(dst)} differs in size; kept both"
+            raise StorageError(msg)
+        source.unlink()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+
+@dataclass
+class S3Storage:
+    """A bucket and key prefix on any S3 API (AWS, MinIO, rustfs, moto)."""
+
+    bucket: str
+    client: S3Client = field(repr=False)
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def staging_path(self, key: str, spool: Path) -> Path:
+        return spool / f"{uuid.uuid4().hex}-{key.rsplit('/', 1)[-1]}"
+
+    def publish(self, staged: Path, key: str) -> None:
+        """Upload in 16 MB multipart chunks: the object appears only when complete."""
+        try:
+            self.client.upload_file(str(staged), self.bucket, key, Config=_MULTIPART)
+        except (BotoCoreError, ClientError) as exc:
+            msg = f"upload to {self.url(key)} failed: {exc}"
+            raise StorageError(msg) from exc
+        finally:
+            staged.unlink(missing_ok=True)
+
+    @contextmanager
+    def open_read(self, key: str) -> Iterator[IO[bytes]]:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except ClientError as exc:
+            msg = f"{self.url(key)}: cannot read: {exc}"
+            raise StorageError(msg) from exc
+        try:
+            yield body  # type: ignore[misc]  # StreamingBody is a readable binary stream
+        finally:
+            body.close()
+
+    def list(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix.rstrip("/") + "/"):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return sorted(keys)
+
+    def size(self, key: str) -> int | None:
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise
+
+    def move(self, src: str, dst: str) -> None:
+        source_size = self.size(src)
+        if source_size is None:
+            if self.size(dst) is not None:
+                return  # an earlier attempt finished the move
+            msg = f"cannot move {self.url(src)}: no such object"
+            raise StorageError(msg)
+        self.client.copy(
+            {"Bucket": self.bucket, "Key": src}, self.bucket, dst, Config=_MULTIPART
+        )
+        if self.size(dst) != source_size:
+            msg = f"copy of {self.url(src)} to {self.url(dst)} differs in size; kept both"
+            raise StorageError(msg)
+        self.client.delete_object(Bucket=self.bucket, Key=src)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
+
+@dataclass(frozen=True)
+class Location:
+    """A storage back-end plus the key prefix everything of this install lives under."""
+
+    storage: Storage
+    prefix: str
+
+    def key(self, *parts: str) -> str:
+        return "/".join(p.strip("/") for p in (self.prefix, *parts) if p.strip("/"))
+
+
+def s3_client(settings: StorageSettings) -> S3Client:
+    """A boto3 S3 client built through prefect-aws, so a credentials block can replace env."""
+    from prefect_aws import AwsClientParameters, AwsCredentials  # noqa: PLC0415  (slow import)
+
+    credentials = AwsCredentials(
+        aws_access_key_id=(
+            settings.access_key_id.get_secret_value() if settings.access_key_id else None
+        ),
+        aws_secret_access_key=settings.secret_access_key,
+        region_name=settings.region,
+        aws_client_parameters=AwsClientParameters(endpoint_url=settings.endpoint_url),
+    )
+    return credentials.get_s3_client()
+
+
+def open_location(settings: StorageSettings) -> Location:
+    """Turn DWH_STORAGE_URL into a back-end and prefix."""
+    parsed = urlparse(settings.url)
+    if settings.scheme == "s3":
+        return Location(S3Storage(parsed.netloc, s3_client(settings)), parsed.path.strip("/"))
+    root = Path(parsed.path)
+    root.mkdir(parents=True, exist_ok=True)
+    return Location(LocalStorage(root), "")
+
+
+@contextmanager
+def spool_dir() -> Iterator[Path]:
+    """A private scratch directory for parts on their way to storage."""
+    with tempfile.TemporaryDirectory(prefix="dwh-parts-") as name:
+        yield Path(name)

@@ -1,0 +1,26 @@
+-- Observability contract (seed §7), re-created on every migrate.
+CREATE OR REPLACE VIEW {control}.v_table_freshness AS
+SELECT
+    table_name,
+    max(run_finished_at) AS last_loaded_at,
+    now() - max(run_finished_at) AS lag,
+    count(*) FILTER (WHERE run_started_at > now() - interval '24 hours') AS loads_last_24h
+FROM {control}.extract_runs
+WHERE status = 'loaded'
+GROUP BY table_name;
+
+CREATE OR REPLACE VIEW {control}.v_recent_failures AS
+SELECT run_id, table_name, run_started_at, run_finished_at, csv_path, error_message
+FROM {control}.extract_runs
+WHERE status = 'failed' AND run_started_at > now() - interval '24 hours'
+ORDER BY run_started_at DESC;
+
+CREATE OR REPLACE VIEW {control}.v_watermark_lag AS
+SELECT
+    table_name,
+    last_extracted_at,
+    last_loaded_at,
+    rows_loaded_last_run,
+    now() - last_loaded_at AS load_lag,
+    now() - last_extracted_at AS extract_lag
+FROM {control}.extract_watermarks;

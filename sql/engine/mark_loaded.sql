@@ -1,0 +1,20 @@
+-- Runs inside the load transaction (seed §5.4): rows, watermark and run log commit
+-- together or not at all. GREATEST keeps a late recovery of an older run from moving
+-- the watermark backwards.
+WITH run AS (
+    UPDATE {control}.extract_runs
+    SET status = 'loaded',
+        rows_loaded = %(rows_loaded)s,
+        rows_skipped = %(rows_skipped)s,
+        error_message = NULL,
+        run_finished_at = now()
+    WHERE run_id = %(run_id)s
+    RETURNING table_name, upper_bound
+)
+UPDATE {control}.extract_watermarks AS w
+SET last_extracted_at = greatest(w.last_extracted_at, run.upper_bound),
+    last_loaded_at = now(),
+    rows_loaded_last_run = %(rows_loaded)s,
+    last_run_id = %(run_id)s
+FROM run
+WHERE w.table_name = run.table_name;

@@ -1,0 +1,27 @@
+"""Task: tell Prefect a table was loaded, for the freshness automations (seed §9)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prefect import task
+from prefect.events import emit_event
+
+
+def table_resource_id(pipeline: str, table: str) -> str:
+    return f"dwh.table.{pipeline}.{table}"
+
+
+@task(name="emit-table-loaded", task_run_name="emit-loaded-{table}")
+def emit_table_loaded(pipeline: str, table: str, rows: int, upper_bound: datetime | None) -> None:
+    lag = (datetime.now(UTC) - upper_bound).total_seconds() if upper_bound else None
+    emit_event(
+        event="dwh.table.loaded",
+        resource={
+            "prefect.resource.id": table_resource_id(pipeline, table),
+            "prefect.resource.name": f"{pipeline}.{table}",
+            "dwh.pipeline": pipeline,
+            "dwh.table": table,
+        },
+        payload={"rows": rows, "lag_seconds": lag},
+    )

@@ -1,0 +1,34 @@
+"""Task: extract one table into CSV parts in exports/."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from prefect import get_run_logger, task
+from prefect.runtime import flow_run
+
+from dwh.engine import Engine
+from dwh.extract import ExtractResult, extract_table
+from dwh.progress import reporter
+
+
+def _current_flow_run_id() -> UUID | None:
+    """Ties the run-log row to the Prefect flow run, for tracing a row back to its logs."""
+    run_id = flow_run.get_id()
+    return UUID(run_id) if run_id else None
+
+
+@task(name="extract-table", task_run_name="extract-{table}")
+def extract_table_task(pipeline: str, table: str) -> ExtractResult:
+    engine = Engine.from_settings(pipeline)
+    logger = get_run_logger()
+    result = extract_table(
+        engine,
+        engine.catalog.table(table),
+        flow_run_id=_current_flow_run_id(),
+        progress=reporter(logger),
+    )
+    logger.info(
+        "%s: extracted %s rows in %s part(s) to %s", table, result.rows, result.parts, result.csv_path
+    )
+    return result

@@ -257,11 +257,16 @@ def _save_record(state_dir: Path, record: _Record) -> None:
     """Write `stack.json` atomically, readable by its owner only: it holds passwords."""
     path = _stack_file(state_dir)
     partial = path.with_name(f".{path.name}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    _write_private(partial, _RECORD.dump_json(record, indent=2))
+    partial.replace(path)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file that is mode 0600 from its creation on, never briefly readable."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "wb") as out:
-        out.write(_RECORD.dump_json(record, indent=2))
-    partial.replace(path)
+        out.write(data)
 
 
 def _new_passwords() -> Passwords:
@@ -308,7 +313,7 @@ def _purge(state_dir: Path) -> None:
 
 
 def _process_command(pid: int) -> str | None:
-    """The command line of a live process, or None when it is gone (or a zombie)."""
+    """A live process's NUL-separated command line; None when gone (or a zombie)."""
     if pid <= 0:
         return None
     # Reap it if it is our own exited child (tests run up and down in one process).
@@ -322,16 +327,29 @@ def _process_command(pid: int) -> str | None:
         return None
     if state == "Z":
         return None
-    return command.replace(b"\0", b" ").decode(errors="replace")
+    return "\0" + command.decode(errors="replace")
 
 
 def _command_marker(service: Service, state_dir: Path) -> str:
-    """Text the process's command line must contain for us to treat the pid as ours."""
+    """Arguments the process's command line must hold for us to treat the pid as ours.
+
+    NUL-joined like /proc/<pid>/cmdline, so `-D /x/pgdata` cannot match `/x/pgdata2`.
+    """
     if service.name == "postgres":
-        return f"-D {_pgdata(state_dir)}"
-    if service.name == "moto":
-        return f"moto_server -H {HOST} -p {service.port}"
-    return f"prefect server start --host {HOST} --port {service.port}"
+        args = ["", "-D", str(_pgdata(state_dir))]
+    elif service.name == "moto":
+        args = ["moto_server", "-H", HOST, "-p", str(service.port)]
+    else:
+        args = [
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            HOST,
+            "--port",
+            str(service.port),
+        ]
+    return "\0".join([*args, ""])
 
 
 def _is_ours(service: Service, state_dir: Path) -> bool:
@@ -535,8 +553,7 @@ host    all       all         {HOST}/32  scram-sha-256
 
 
 def _write_db_file(path: Path, text: str) -> None:
-    path.write_text(text)
-    path.chmod(0o600)
+    _write_private(path, text.encode())
     _give_to_db_user(path)
 
 
@@ -575,33 +592,19 @@ def _start_postgres(state_dir: Path, superuser_password: str) -> Service:
     socket_dir.mkdir(mode=0o700, exist_ok=True)
     _give_to_db_user(socket_dir)
     _write_db_file(pgdata / "dwh_dev.conf", _server_config(port, socket_dir))
-    pg_ctl = [
-        str(PG_BIN / "pg_ctl"),
-        "-D",
-        str(pgdata),
-        "-l",
-        str(log),
-        "-w",
-        "-t",
-        "60",
-        "start",
-    ]
-    _run(_as_db_user(pg_ctl), f"starting PostgreSQL on port {port}", log=log)
+    start = _pg_ctl(state_dir, "-l", str(log), "-w", "-t", "60", "start")
+    _run(start, f"starting PostgreSQL on port {port}", log=log)
     pid = int((pgdata / "postmaster.pid").read_text().split()[0])
     return Service(name="postgres", pid=pid, port=port, log=log)
 
 
+def _pg_ctl(state_dir: Path, *args: str) -> list[str]:
+    return _as_db_user([str(PG_BIN / "pg_ctl"), "-D", str(_pgdata(state_dir)), *args])
+
+
 def _stop_postgres(service: Service, state_dir: Path) -> None:
-    pg_ctl = [
-        str(PG_BIN / "pg_ctl"),
-        "-D",
-        str(_pgdata(state_dir)),
-        "-m",
-        "fast",
-        "-w",
-        "stop",
-    ]
-    _run(_as_db_user(pg_ctl), "stopping PostgreSQL", log=service.log)
+    stop = _pg_ctl(state_dir, "-m", "fast", "-w", "stop")
+    _run(stop, "stopping PostgreSQL", log=service.log)
     if not _wait_gone(service.pid, _STOP_GRACE_SECONDS):
         raise DevStackError(
             f"PostgreSQL (pid {service.pid}) still runs after pg_ctl stop"
@@ -695,13 +698,13 @@ def _postgres_env(port: int, passwords: Passwords) -> dict[str, str]:
     address = f"{HOST}:{port}"
     source_pw = quote(passwords.source_app, safe="")
     superuser_pw = quote(passwords.superuser, safe="")
+    source = f"{SOURCE_ROLE}:{source_pw}@{address}/{SOURCE_DATABASE}"
+    admin = f"{SUPERUSER}:{superuser_pw}@{address}/{WAREHOUSE_DATABASE}"
     return {
-        "DWH_SOURCE_URL": f"postgresql://{SOURCE_ROLE}:{source_pw}@{address}/{SOURCE_DATABASE}",
+        "DWH_SOURCE_URL": f"postgresql://{source}",
         # No user: flows connect as <pipeline>_owner with DWH_WAREHOUSE_OWNER_PASSWORD.
         "DWH_WAREHOUSE_URL": f"postgresql://{address}/{WAREHOUSE_DATABASE}",
-        "DWH_WAREHOUSE_ADMIN_URL": (
-            f"postgresql://{SUPERUSER}:{superuser_pw}@{address}/{WAREHOUSE_DATABASE}"
-        ),
+        "DWH_WAREHOUSE_ADMIN_URL": f"postgresql://{admin}",
         "DWH_WAREHOUSE_OWNER_PASSWORD": passwords.warehouse_owner,
         "DWH_WAREHOUSE_RO_PASSWORD": passwords.warehouse_ro,
     }

@@ -22,6 +22,7 @@ from psycopg import sql
 
 from dwh.catalog import Catalog, TableSpec
 from dwh.engine import Engine, ProgressFn, Throttle, no_progress
+from dwh.faults import failpoint
 from dwh.parts import exports_prefix, part_filename, run_glob
 from dwh.runlog import RunLog, engine_sql
 from dwh.storage import spool_dir
@@ -286,6 +287,7 @@ def _stream(
                         rows += 1
                         if rows & 0x3FFF == 0:
                             report(rows, writer.size)
+                            failpoint("extract.streaming")
                 if cur.rowcount != rows:
                     msg = f"COPY reported {cur.rowcount} rows but {rows} were received"
                     raise RuntimeError(msg)

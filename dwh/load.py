@@ -19,6 +19,7 @@ from psycopg import sql
 from dwh.catalog import Mode, TableSpec
 from dwh.engine import Engine, ProgressFn, Throttle, no_progress
 from dwh.extract import bronze_columns
+from dwh.faults import failpoint
 from dwh.parts import exports_prefix, parse_part, processed_prefix, rejected_prefix
 from dwh.runlog import RunLog, RunRow, engine_sql
 from dwh.storage import Location
@@ -178,10 +179,12 @@ def load_run(
                         Mode.MERGE: loader.merge}[table.mode]
                 loaded, skipped = step(keys, report)
                 runlog.loaded(run.run_id, rows_loaded=loaded, rows_skipped=skipped)
+                failpoint("load.before_commit")
         except Exception as exc:
             record_failure(runlog, run.run_id, str(exc))
             raise
         report(loaded, loader.size, done=True)
+    failpoint("load.after_commit")
     moved = move_parts(engine, table, keys, processed_prefix)
     return LoadResult(
         table=table.name, run_id=run.run_id, rows_loaded=loaded, rows_skipped=skipped,

@@ -67,7 +67,7 @@ def state_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[StackInfo]:
+def running_stack() -> Iterator[StackInfo]:
     """One running stack (PostgreSQL only) shared by the tests that only read it."""
     path = _new_state_dir()
     try:
@@ -100,35 +100,42 @@ def _scalar(conninfo: str, query: LiteralString) -> object:
     return row[0]
 
 
-def test_second_up_reuses_the_running_postgres(stack: StackInfo) -> None:
-    again = devstack.up(stack.state_dir)
+def test_second_up_reuses_the_running_postgres(running_stack: StackInfo) -> None:
+    again = devstack.up(running_stack.state_dir)
 
     assert again.started == ()
-    assert again.postgres == stack.postgres
-    assert again.passwords == stack.passwords
+    assert again.postgres == running_stack.postgres
+    assert again.passwords == running_stack.passwords
 
 
-def test_env_exports_the_documented_variables(stack: StackInfo) -> None:
-    variables = devstack.env(stack.state_dir)
+def test_env_exports_the_documented_variables(running_stack: StackInfo) -> None:
+    variables = devstack.env(running_stack.state_dir)
 
     assert variables.keys() >= DOCUMENTED_KEYS
     assert not AWS_KEYS & variables.keys()
     assert "PREFECT_API_URL" not in variables
-    assert variables["DWH_STORAGE_URL"] == f"file://{stack.state_dir}/storage"
-    port = stack.postgres.port
+    assert variables["DWH_STORAGE_URL"] == f"file://{running_stack.state_dir}/storage"
+    port = running_stack.postgres.port
     assert variables["DWH_WAREHOUSE_URL"] == f"postgresql://127.0.0.1:{port}/warehouse"
-    assert variables["DWH_WAREHOUSE_OWNER_PASSWORD"] == stack.passwords.warehouse_owner
-    assert variables["DWH_WAREHOUSE_RO_PASSWORD"] == stack.passwords.warehouse_ro
+    assert (
+        variables["DWH_WAREHOUSE_OWNER_PASSWORD"]
+        == running_stack.passwords.warehouse_owner
+    )
+    assert (
+        variables["DWH_WAREHOUSE_RO_PASSWORD"] == running_stack.passwords.warehouse_ro
+    )
 
 
-def test_source_and_warehouse_urls_connect_and_have_postgis(stack: StackInfo) -> None:
-    variables = devstack.env(stack.state_dir)
+def test_source_and_warehouse_urls_connect_and_have_postgis(
+    running_stack: StackInfo,
+) -> None:
+    variables = devstack.env(running_stack.state_dir)
     source = variables["DWH_SOURCE_URL"]
     admin = variables["DWH_WAREHOUSE_ADMIN_URL"]
     warehouse_as_superuser = make_conninfo(
         variables["DWH_WAREHOUSE_URL"],
         user="postgres",
-        password=stack.passwords.superuser,
+        password=running_stack.passwords.superuser,
     )
 
     assert _scalar(source, "SELECT current_user") == "source_app"
@@ -138,8 +145,8 @@ def test_source_and_warehouse_urls_connect_and_have_postgis(stack: StackInfo) ->
     assert _scalar(warehouse_as_superuser, "SELECT postgis_version()")
 
 
-def test_source_app_owns_source_and_reads_all_stats(stack: StackInfo) -> None:
-    source = devstack.env(stack.state_dir)["DWH_SOURCE_URL"]
+def test_source_app_owns_source_and_reads_all_stats(running_stack: StackInfo) -> None:
+    source = devstack.env(running_stack.state_dir)["DWH_SOURCE_URL"]
 
     owner = "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'source'"
     assert _scalar(source, owner) == "source_app"
@@ -147,8 +154,10 @@ def test_source_app_owns_source_and_reads_all_stats(stack: StackInfo) -> None:
     assert _scalar(source, stats) is True
 
 
-def test_template_postgis_clones_into_a_database_with_postgis(stack: StackInfo) -> None:
-    admin = devstack.env(stack.state_dir)["DWH_WAREHOUSE_ADMIN_URL"]
+def test_template_postgis_clones_into_a_database_with_postgis(
+    running_stack: StackInfo,
+) -> None:
+    admin = devstack.env(running_stack.state_dir)["DWH_WAREHOUSE_ADMIN_URL"]
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute("CREATE DATABASE clone_for_test TEMPLATE template_postgis")
     clone = make_conninfo(admin, dbname="clone_for_test")
@@ -164,15 +173,15 @@ def test_template_postgis_clones_into_a_database_with_postgis(stack: StackInfo) 
     assert _scalar(admin, is_template) is True
 
 
-def test_stack_file_is_readable_by_its_owner_only(stack: StackInfo) -> None:
-    mode = (stack.state_dir / "stack.json").stat().st_mode & 0o777
+def test_stack_file_is_readable_by_its_owner_only(running_stack: StackInfo) -> None:
+    mode = (running_stack.state_dir / "stack.json").stat().st_mode & 0o777
 
     assert mode == 0o600
 
 
-def test_cli_env_prints_shell_exports_of_env(stack: StackInfo) -> None:
+def test_cli_env_prints_shell_exports_of_env(running_stack: StackInfo) -> None:
     result = CliRunner().invoke(
-        devstack.dev_app, ["env", "--state-dir", str(stack.state_dir)]
+        devstack.dev_app, ["env", "--state-dir", str(running_stack.state_dir)]
     )
 
     assert result.exit_code == 0, result.output
@@ -182,7 +191,7 @@ def test_cli_env_prints_shell_exports_of_env(stack: StackInfo) -> None:
         assert keyword == "export"
         name, _, value = assignment.partition("=")
         exported[name] = value
-    assert exported == devstack.env(stack.state_dir)
+    assert exported == devstack.env(running_stack.state_dir)
 
 
 def test_up_with_s3_creates_the_bucket_and_exports_aws_variables(
@@ -294,6 +303,21 @@ def test_down_purge_deletes_the_state_dir(state_dir: Path) -> None:
     assert not state_dir.exists()
 
 
+def test_failed_postgres_start_reports_the_log_tail(state_dir: Path) -> None:
+    devstack.up(state_dir)
+    devstack.down(state_dir)
+    with (state_dir / "pgdata" / "postgresql.conf").open("a") as conf:
+        conf.write("no_such_setting = 1\n")
+
+    with pytest.raises(DevStackError, match="starting PostgreSQL") as raised:
+        devstack.up(state_dir)
+
+    message = str(raised.value)
+    assert str(state_dir / "postgres.log") in message
+    assert "no_such_setting" in message
+    assert devstack.down(state_dir) == []
+
+
 def test_long_state_dir_puts_the_socket_in_a_short_dir(state_dir: Path) -> None:
     long_dir = state_dir / ("d" * 100)
     info = devstack.up(long_dir)
@@ -312,7 +336,9 @@ def test_up_with_prefect_serves_the_api_until_down(state_dir: Path) -> None:
     assert info.prefect is not None
     api_url = devstack.env(state_dir)["PREFECT_API_URL"]
 
-    with urllib.request.urlopen(f"{api_url}/health", timeout=5) as response:  # noqa: S310
+    health = f"{api_url}/health"
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with direct.open(health, timeout=5) as response:
         assert response.status == 200
 
     assert sorted(devstack.down(state_dir)) == ["postgres", "prefect"]

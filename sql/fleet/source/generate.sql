@@ -17,6 +17,7 @@
 
 -- Room for the hash joins below; LOCAL ends with the seed's transaction.
 SET LOCAL work_mem = '64MB';
+SET LOCAL jit = off;
 
 -- The state of this run, captured before anything is inserted.
 CREATE TEMP TABLE seed_run ON COMMIT DROP AS

@@ -1,17 +1,24 @@
--- Conflict-key audit (seed §5.3, §5.7): every incremental table's natural key must be
--- backed by a PRIMARY KEY / UNIQUE (constraint or plain unique index) on exactly those
--- columns, or ON CONFLICT cannot make a replay harmless. Lists every offender.
+-- Audit (seed §5.7): fail loudly with ONE list of everything that is wrong, so a fix
+-- is one round trip: every missing role, and every incremental table whose natural
+-- key is not backed by a PRIMARY KEY / UNIQUE (constraint or plain unique index) on
+-- exactly those columns, without which ON CONFLICT cannot make a replay harmless
+-- (seed §5.3).
 DO $audit$
 DECLARE
-    missing text[];
+    problems text[];
 BEGIN
-    SELECT array_agg(
+    SELECT array_agg(format('  - role %s does not exist', r) ORDER BY r)
+    INTO problems
+    FROM unnest({roles}::text[]) AS r
+    WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r);
+
+    SELECT coalesce(problems, '{{}}') || array_agg(
                format('  - table %s.%s: no PRIMARY KEY/UNIQUE on (%s)%s',
                       {bronze_name}, e.tbl, array_to_string(e.cols, ', '),
                       CASE WHEN to_regclass(quote_ident({bronze_name}) || '.' || quote_ident(e.tbl)) IS NULL
                            THEN ' (table missing)' ELSE '' END)
                ORDER BY e.tbl)
-    INTO missing
+    INTO problems
     FROM jsonb_to_recordset({expected_keys}::jsonb) AS e(tbl text, cols text[])
     WHERE NOT EXISTS (
         SELECT
@@ -29,9 +36,9 @@ BEGIN
               = (SELECT array_agg(c ORDER BY c) FROM unnest(e.cols) AS c)
     );
 
-    IF missing IS NOT NULL THEN
-        RAISE EXCEPTION E'conflict-key audit failed for pipeline %:\n%',
-            {pipeline}, array_to_string(missing, E'\n');
+    IF cardinality(problems) > 0 THEN
+        RAISE EXCEPTION E'audit failed for pipeline %:\n%',
+            {pipeline}, array_to_string(problems, E'\n');
     END IF;
 END
 $audit$;

@@ -1,0 +1,5 @@
+"""`python -m dwh` runs the CLI."""
+
+from dwh.cli import app
+
+app()

@@ -1,0 +1,159 @@
+"""Shared fixtures: one real PostGIS cluster, S3 API (moto server) and Prefect per session.
+
+Every test that touches data gets its own source and warehouse databases (cloned from
+a PostGIS template in milliseconds) and its own storage prefix, so tests are
+independent and can run in any order.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from dwh import devstack
+from dwh.catalog import Catalog, load_catalog
+from dwh.engine import Engine
+from dwh.migrate import migrate
+from dwh.settings import PROJECT_DIR, StorageSettings, WarehouseSettings
+from dwh.storage import open_location
+
+SQL_DIR = PROJECT_DIR / "sql"
+PIPELINES_DIR = PROJECT_DIR / "pipelines"
+
+
+@dataclass(frozen=True)
+class Stack:
+    state_dir: Path
+    env: dict[str, str]
+
+    @property
+    def admin_url(self) -> str:
+        return self.env["DWH_WAREHOUSE_ADMIN_URL"]
+
+    def admin_conninfo(self, dbname: str) -> str:
+        return psycopg.conninfo.make_conninfo(self.admin_url, dbname=dbname)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    state_dir = Path(f"/tmp/dwh-test-{os.getpid()}")
+    state_dir.mkdir(mode=0o755, exist_ok=True)
+    try:
+        devstack.up(state_dir, s3=True)
+        yield Stack(state_dir, devstack.env(state_dir))
+    finally:
+        devstack.down(state_dir, purge=True)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test server for the whole session (flow tests opt in)."""
+    from prefect.settings import temporary_settings  # noqa: PLC0415
+    from prefect.testing.utilities import prefect_test_harness  # noqa: PLC0415
+
+    with (
+        prefect_test_harness(server_startup_timeout=60),
+        temporary_settings(updates={"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": None}),  # type: ignore[dict-item]
+    ):
+        yield
+
+
+@dataclass
+class Env:
+    """One test's own databases and storage, with the DWH_* environment pointing at them."""
+
+    stack: Stack
+    source_db: str
+    warehouse_db: str
+    storage_url: str
+    pipeline: str = "fleet"
+
+    @property
+    def source_admin(self) -> str:
+        return self.stack.admin_conninfo(self.source_db)
+
+    @property
+    def warehouse_admin(self) -> str:
+        return self.stack.admin_conninfo(self.warehouse_db)
+
+    def catalog(self) -> Catalog:
+        return load_catalog(self.pipeline, Path(os.environ.get("DWH_PIPELINES_DIR", PIPELINES_DIR)))
+
+    def engine(self) -> Engine:
+        return Engine.from_settings(self.pipeline)
+
+    def migrate(self) -> None:
+        migrate(self.catalog(), WarehouseSettings(), SQL_DIR)  # type: ignore[call-arg]
+
+    def query(self, db: str, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        conninfo = self.source_admin if db == "source" else self.warehouse_admin
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            cur = conn.execute(statement, params)  # type: ignore[arg-type]
+            return cur.fetchall() if cur.description else []
+
+    def location_keys(self, *parts: str) -> list[str]:
+        location = open_location(StorageSettings())
+        return location.storage.list(location.key(*parts))
+
+
+def _create_databases(stack: Stack, source_db: str, warehouse_db: str) -> None:
+    """The source belongs to the app role (as in production); the warehouse to the admin."""
+    statement = "CREATE DATABASE {} TEMPLATE template_postgis OWNER {}"
+    with psycopg.connect(stack.admin_conninfo("postgres"), autocommit=True) as conn:
+        for name, owner in ((source_db, "source_app"), (warehouse_db, "postgres")):
+            conn.execute(sql.SQL(statement).format(sql.Identifier(name), sql.Identifier(owner)))
+
+
+def _drop_databases(stack: Stack, names: list[str]) -> None:
+    with psycopg.connect(stack.admin_conninfo("postgres"), autocommit=True) as conn:
+        for name in names:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _url_with_db(url: str, dbname: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{quote(dbname)}"
+
+
+@pytest.fixture(params=["file"])
+def storage_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def env(
+    stack: Stack, storage_kind: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Env]:
+    tag = uuid.uuid4().hex[:10]
+    source_db, warehouse_db = f"t_{tag}_src", f"t_{tag}_wh"
+    _create_databases(stack, source_db, warehouse_db)
+    if storage_kind == "s3":
+        storage_url = f"s3://dwh-dev/tests/{tag}"
+        for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+            monkeypatch.setenv(name, stack.env[name])
+    else:
+        storage_url = f"file://{tmp_path / 'storage'}"
+    monkeypatch.setenv("DWH_SOURCE_URL", _url_with_db(stack.env["DWH_SOURCE_URL"], source_db))
+    monkeypatch.setenv("DWH_WAREHOUSE_URL", _url_with_db(stack.env["DWH_WAREHOUSE_URL"], warehouse_db))
+    monkeypatch.setenv(
+        "DWH_WAREHOUSE_ADMIN_URL", _url_with_db(stack.env["DWH_WAREHOUSE_ADMIN_URL"], warehouse_db)
+    )
+    monkeypatch.setenv("DWH_WAREHOUSE_OWNER_PASSWORD", stack.env["DWH_WAREHOUSE_OWNER_PASSWORD"])
+    monkeypatch.setenv("DWH_WAREHOUSE_RO_PASSWORD", stack.env["DWH_WAREHOUSE_RO_PASSWORD"])
+    monkeypatch.setenv("DWH_STORAGE_URL", storage_url)
+    monkeypatch.setenv("DWH_PIPELINES_DIR", str(PIPELINES_DIR))
+    try:
+        yield Env(stack, source_db, warehouse_db, storage_url)
+    finally:
+        _drop_databases(stack, [source_db, warehouse_db])
+        if storage_kind == "file":
+            shutil.rmtree(tmp_path / "storage", ignore_errors=True)

@@ -1,0 +1,262 @@
+"""The ingest engine end to end: real PostGIS, local storage and the S3 API over HTTP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dwh.extract import extract_table
+from dwh.report import IngestFailedError, IngestSummary
+from dwh.seed import seed_source
+from dwh.settings import PROJECT_DIR, SourceSettings
+from flows.ingest import ingest
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+INCREMENTAL = ("position_history", "trips", "alarms")
+SNAPSHOT = ("devices", "live_positions", "geofences")
+GEOMETRY = {
+    "position_history": ("(device_id, gps_time)", ("geom",)),
+    "live_positions": ("device_id", ("geom",)),
+    "geofences": ("geofence_id", ("area",)),
+    "trips": ("trip_id", ("start_geom", "end_geom")),
+    "alarms": ("alarm_id", ("geom",)),
+}
+TEXT = {
+    "devices": ("device_id", ("name", "notes", "driver_name", "model", "sim_number")),
+    "alarms": ("alarm_id", ("message", "alarm_type")),
+    "position_history": ("(device_id, gps_time)", ("raw_payload",)),
+    "geofences": ("geofence_id", ("name", "kind")),
+}
+
+
+def _seed(rows: int) -> dict[str, int]:
+    return seed_source(SourceSettings().conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+
+
+def _count(env: Env, db: str, table: str) -> int:
+    schema = "public" if db == "source" else "fleet_bronze"
+    return int(env.query(db, f"SELECT count(*) FROM {schema}.{table}")[0][0])  # type: ignore[arg-type]  # noqa: S608
+
+
+def _fingerprint(env: Env, db: str, table: str, key: str, expressions: list[str]) -> tuple[object, ...]:
+    """An order-stable digest of the given expressions over the whole table."""
+    schema = "public" if db == "source" else "fleet_bronze"
+    cells = ", ".join(f"coalesce(quote_literal({e}), 'NULL')" for e in expressions)
+    row = env.query(
+        db,
+        f"SELECT md5(string_agg(concat_ws('|', {cells}), E'\\n' ORDER BY {key})),"  # noqa: S608
+        f" count(*) FILTER (WHERE {expressions[0]} IS NULL) FROM {schema}.{table}",
+    )
+    return tuple(row[0])
+
+
+def _loaded(summary: IngestSummary) -> dict[str, int]:
+    return {t.table: t.rows_loaded for t in summary.tables}
+
+
+def _assert_parity(env: Env, tables: tuple[str, ...] = (*SNAPSHOT, *INCREMENTAL)) -> None:
+    for table in tables:
+        assert _count(env, "wh", table) == _count(env, "source", table), table
+    for table, (key, columns) in GEOMETRY.items():
+        if table not in tables:
+            continue
+        exprs = [f"ST_AsEWKT({c})" for c in columns]
+        assert _fingerprint(env, "wh", table, key, exprs) == _fingerprint(env, "source", table, key, exprs), table
+    if "trips" not in tables:
+        return
+    # distance_m in the source arrives as distance_km in bronze (catalog expression).
+    src = env.query("source", "SELECT sum(distance_m) FROM public.trips")[0][0]
+    dst = env.query("wh", "SELECT sum(distance_km) FROM fleet_bronze.trips")[0][0]
+    assert dst * 1000 == src  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("storage_kind", ["file", "s3"], indirect=True)
+def test_first_run_backfills_everything_and_second_run_moves_nothing(env: Env) -> None:
+    env.migrate()
+    counts = _seed(3000)
+
+    first = ingest("fleet")
+
+    assert {t.status for t in first.tables} == {"loaded"}
+    assert _loaded(first) == {t: counts[t] for t in (*SNAPSHOT, *INCREMENTAL)}
+    _assert_parity(env)
+    nulls = env.query("wh", "SELECT count(*) FROM fleet_bronze.position_history WHERE geom IS NULL")
+    assert nulls[0][0] > 0
+    srids = env.query("wh", "SELECT DISTINCT ST_SRID(geom) FROM fleet_bronze.position_history WHERE geom IS NOT NULL")
+    assert srids == [(4326,)]
+    assert env.location_keys("fleet", "exports") == []
+    processed = env.location_keys("fleet", "processed")
+    assert len(processed) == 6
+    runs = env.query("wh", "SELECT status, count(*) FROM fleet_control.extract_runs GROUP BY 1")
+    assert runs == [("loaded", 6)]
+
+    second = ingest("fleet")
+
+    assert {t: _loaded(second)[t] for t in INCREMENTAL} == dict.fromkeys(INCREMENTAL, 0)
+    assert all(not t.files for t in second.tables if t.table in INCREMENTAL)
+    assert len(env.location_keys("fleet", "processed")) == 6 + len(SNAPSHOT)
+    assert env.location_keys("fleet", "exports") == []
+    _assert_parity(env)
+
+
+def test_text_round_trips_byte_exact_with_empty_string_distinct_from_null(env: Env) -> None:
+    env.migrate()
+    _seed(1000)
+    ingest("fleet")
+    for table, (key, columns) in TEXT.items():
+        for column in columns:
+            source = _fingerprint(env, "source", table, key, [column])
+            bronze = _fingerprint(env, "wh", table, key, [column])
+            assert bronze == source, f"{table}.{column}"
+    empties = env.query("wh", "SELECT count(*) FILTER (WHERE notes = ''), count(*) FILTER (WHERE notes IS NULL) FROM fleet_bronze.devices")
+    assert empties[0][0] > 0
+    assert empties[0][1] > 0
+
+
+def test_row_committed_late_below_the_upper_bound_arrives_next_run(env: Env) -> None:
+    env.migrate()
+    _seed(1000)
+    ingest("fleet", tables=["position_history"])
+    late = psycopg.connect(SourceSettings().conninfo())  # type: ignore[call-arg]
+    try:
+        # recorded_at defaults to now(): the start of this still-open transaction.
+        late.execute(
+            "INSERT INTO public.position_history (device_id, gps_time, raw_payload)"
+            " VALUES (1, '1999-01-01T00:00:00Z', 'late')"
+        )
+        run = ingest("fleet", tables=["position_history"])
+        assert _loaded(run) == {"position_history": 0}
+        late.commit()
+    finally:
+        late.close()
+    recorded = env.query("source", "SELECT recorded_at FROM public.position_history WHERE raw_payload = 'late'")[0][0]
+    watermark = env.query("wh", "SELECT last_extracted_at FROM fleet_control.extract_watermarks WHERE table_name = 'position_history'")[0][0]
+    assert watermark < recorded  # type: ignore[operator]
+
+    after = ingest("fleet", tables=["position_history"])
+
+    assert _loaded(after) == {"position_history": 1}
+    assert env.query("wh", "SELECT count(*) FROM fleet_bronze.position_history WHERE raw_payload = 'late'") == [(1,)]
+    _assert_parity(env, ("position_history",))
+
+
+def test_backfill_replays_history_without_duplicates(env: Env) -> None:
+    env.migrate()
+    counts = _seed(1000)
+    ingest("fleet", tables=list(INCREMENTAL))
+
+    replay = ingest("fleet", tables=list(INCREMENTAL), full_refresh=True)
+
+    assert _loaded(replay) == dict.fromkeys(INCREMENTAL, 0)
+    assert {t.table: t.rows_skipped for t in replay.tables} == {t: counts[t] for t in INCREMENTAL}
+    for table in INCREMENTAL:
+        assert _count(env, "wh", table) == counts[table]
+
+
+def _dwh_run_killed_at(failpoint: str, table: str) -> None:
+    from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
+
+    env = {**os.environ, "DWH_FAILPOINTS": failpoint, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "dwh", "run", "fleet", "--table", table],
+        env=env, cwd=PROJECT_DIR, capture_output=True, timeout=300, check=False,
+    )
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+
+
+def test_killed_after_commit_before_move_next_run_only_moves(env: Env) -> None:
+    env.migrate()
+    counts = _seed(1000)
+    _dwh_run_killed_at("load.after_commit", "alarms")
+    assert _count(env, "wh", "alarms") == counts["alarms"]
+    assert len(env.location_keys("fleet", "exports", "alarms")) == 1
+    assert env.query("wh", "SELECT status FROM fleet_control.extract_runs") == [("loaded",)]
+
+    after = ingest("fleet", tables=["alarms"])
+
+    assert _loaded(after) == {"alarms": 0}
+    assert _count(env, "wh", "alarms") == counts["alarms"]
+    assert env.location_keys("fleet", "exports") == []
+    assert len(env.location_keys("fleet", "processed", "alarms")) == 1
+
+
+def test_killed_before_commit_commits_nothing_and_next_run_loads(env: Env) -> None:
+    env.migrate()
+    counts = _seed(1000)
+    _dwh_run_killed_at("load.before_commit", "trips")
+    assert _count(env, "wh", "trips") == 0
+    assert env.query("wh", "SELECT status FROM fleet_control.extract_runs") == [("uploaded",)]
+    assert len(env.location_keys("fleet", "exports", "trips")) == 1
+
+    after = ingest("fleet", tables=["trips"])
+
+    assert _loaded(after) == {"trips": counts["trips"]}
+    assert env.location_keys("fleet", "exports") == []
+    _assert_parity(env, ("trips",))
+
+
+def test_malformed_part_fails_its_table_with_file_and_line_while_others_load(env: Env) -> None:
+    env.migrate()
+    counts = _seed(1000)
+    engine = env.engine()
+    extracted = extract_table(engine, engine.catalog.table("trips"))
+    (key,) = env.location_keys("fleet", "exports", "trips")
+    path = Path(env.storage_url.removeprefix("file://")) / key
+    lines = path.read_bytes().split(b"\n")
+    lines[3] = b"not-a-number" + lines[3][lines[3].index(b","):]
+    path.write_bytes(b"\n".join(lines))
+
+    with pytest.raises(IngestFailedError) as caught:
+        ingest("fleet")
+
+    by_table = {t.table: t for t in caught.value.summary.tables}
+    assert by_table["trips"].status == "failed"
+    assert key.rsplit("/", 1)[-1] in (by_table["trips"].error or "")
+    assert "line 4" in (by_table["trips"].error or "")
+    assert all(t.status == "loaded" for name, t in by_table.items() if name != "trips")
+    assert _count(env, "wh", "trips") == 0
+    assert _count(env, "wh", "alarms") == counts["alarms"]
+    status, error = env.query(
+        "wh", "SELECT status, error_message FROM fleet_control.extract_runs WHERE run_id = %s", (extracted.run_id,)
+    )[0]
+    assert status == "failed"
+    assert "line 4" in str(error)
+    assert "trip_id" in str(error)
+    assert env.location_keys("fleet", "exports", "trips") == [key]
+
+
+def test_merge_mode_updates_changed_rows_and_leaves_unchanged_rows_untouched(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    catalog = (PIPELINES_DIR / "fleet.yaml").read_text().replace(
+        "  devices:\n    mode: snapshot\n    key: [device_id]",
+        "  devices:\n    mode: merge\n    watermark: updated_at\n    key: [device_id]",
+    )
+    (pipelines / "fleet.yaml").write_text(catalog)
+    monkeypatch.setenv("DWH_PIPELINES_DIR", str(pipelines))
+    env.migrate()
+    counts = _seed(1000)
+    assert _loaded(ingest("fleet", tables=["devices"])) == {"devices": counts["devices"]}
+    before = dict(env.query("wh", "SELECT device_id, _dwh_loaded_at FROM fleet_bronze.devices"))
+    env.query("source", "UPDATE public.devices SET name = name || ' (renamed)', updated_at = clock_timestamp() WHERE device_id IN (2, 3)")
+
+    changed = ingest("fleet", tables=["devices"])
+    unchanged = ingest("fleet", tables=["devices"], backfill_from=datetime(2000, 1, 1, tzinfo=UTC))
+
+    assert _loaded(changed) == {"devices": 2}
+    assert _loaded(unchanged) == {"devices": 0}
+    assert unchanged.tables[0].rows_skipped == counts["devices"]
+    after = dict(env.query("wh", "SELECT device_id, _dwh_loaded_at FROM fleet_bronze.devices"))
+    assert {k for k in after if after[k] != before[k]} == {2, 3}
+    names = env.query("wh", "SELECT count(*) FROM fleet_bronze.devices WHERE name LIKE '%% (renamed)'")
+    assert names == [(2,)]

@@ -147,7 +147,7 @@ def _yaml_line(raw: str, table: str | None) -> str:
     return ""
 
 
-def _normalise(data: Any, path: Path) -> dict[str, Any]:
+def _normalise(data: object, path: Path) -> dict[str, Any]:
     """Accept `tables:` as a mapping name -> spec (the friendly form) or a list."""
     if not isinstance(data, dict):
         msg = f"{path}: expected a mapping at the top level"

@@ -70,14 +70,28 @@ def seed_source_command(
 
 def _print_summary(summary: IngestSummary) -> None:
     table = Table(
-        "table", "mode", "status", "extracted", "loaded", "skipped", "seconds", "files", "error",
+        "table",
+        "mode",
+        "status",
+        "extracted",
+        "loaded",
+        "skipped",
+        "seconds",
+        "files",
+        "error",
         title=f"ingest {summary.pipeline}",
     )
     for t in summary.tables:
         style = {"loaded": "green", "skipped": "yellow", "failed": "red"}[t.status]
         table.add_row(
-            t.table, t.mode, f"[{style}]{t.status}[/]", f"{t.rows_extracted:,}",
-            f"{t.rows_loaded:,}", f"{t.rows_skipped:,}", f"{t.seconds:.1f}", str(len(t.files)),
+            t.table,
+            t.mode,
+            f"[{style}]{t.status}[/]",
+            f"{t.rows_extracted:,}",
+            f"{t.rows_loaded:,}",
+            f"{t.rows_skipped:,}",
+            f"{t.seconds:.1f}",
+            str(len(t.files)),
             t.error or "",
         )
     console.print(table)
@@ -96,8 +110,7 @@ class _Bars:
             self.tasks[key] = self.progress.add_task(f"{report.phase} {report.table}", total=None)
         self.progress.update(
             self.tasks[key],
-            description=f"{report.phase} {report.table}: {report.rows:,} rows, "
-            f"{report.size / 2**20:,.0f} MB",
+            description=f"{report.phase} {report.table}: {report.rows:,} rows, {report.size / 2**20:,.0f} MB",
         )
 
 
@@ -105,7 +118,7 @@ class _Bars:
 def run_command(
     pipeline: str,
     table: Annotated[list[str] | None, typer.Option("--table", "-t", help="only these")] = None,
-    full_refresh: Annotated[bool, typer.Option(help="reseed from 2000-01-01")] = False,  # noqa: FBT002
+    full_refresh: Annotated[bool, typer.Option(help="reseed from 2000-01-01")] = False,
 ) -> None:
     """Run the ingest parent flow locally and print the per-table summary."""
     from dwh import progress as hub  # noqa: PLC0415

@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import quote
@@ -122,9 +123,7 @@ _RECORD = TypeAdapter(_Record)
 # --- library API ----------------------------------------------------------------------
 
 
-def up(
-    state_dir: Path = DEFAULT_STATE_DIR, *, s3: bool = False, prefect: bool = False
-) -> StackInfo:
+def up(state_dir: Path = DEFAULT_STATE_DIR, *, s3: bool = False, prefect: bool = False) -> StackInfo:
     """Start the stack: reuse what runs, start only the missing services asked for."""
     state_dir = state_dir.resolve()
     ensure_postgis()
@@ -174,8 +173,7 @@ def env(state_dir: Path = DEFAULT_STATE_DIR) -> dict[str, str]:
     postgres = running.get("postgres")
     if postgres is None or not _postgres_ready(postgres.port):
         raise DevStackError(
-            f"the dev stack in {state_dir} is down (PostgreSQL is not running): "
-            "run `dwh dev up`"
+            f"the dev stack in {state_dir} is down (PostgreSQL is not running): run `dwh dev up`"
         )
     variables = _postgres_env(postgres.port, record.passwords)
     variables |= _storage_env(state_dir, running.get("moto"))
@@ -203,9 +201,7 @@ def ensure_postgis() -> None:
         env=apt_env,
     )
     if not control.exists():
-        raise DevStackError(
-            f"{POSTGIS_PACKAGE} was installed but {control} is still missing"
-        )
+        raise DevStackError(f"{POSTGIS_PACKAGE} was installed but {control} is still missing")
 
 
 # --- state directory and record -------------------------------------------------------
@@ -282,9 +278,7 @@ def _live_services(record: _Record, state_dir: Path) -> dict[ServiceName, Servic
     return {name: s for name, s in record.services.items() if _is_ours(s, state_dir)}
 
 
-def _stack_info(
-    state_dir: Path, record: _Record, started: list[ServiceName]
-) -> StackInfo:
+def _stack_info(state_dir: Path, record: _Record, started: list[ServiceName]) -> StackInfo:
     return StackInfo(
         state_dir=state_dir,
         postgres=record.services["postgres"],
@@ -300,8 +294,7 @@ def _purge(state_dir: Path) -> None:
     if state_dir.exists():
         if not _stack_file(state_dir).exists() and any(state_dir.iterdir()):
             raise DevStackError(
-                f"refusing to delete {state_dir}: it holds no stack.json, "
-                "so it may not be a dev stack"
+                f"refusing to delete {state_dir}: it holds no stack.json, so it may not be a dev stack"
             )
         shutil.rmtree(state_dir)
     socket_dir = _socket_dir(state_dir)
@@ -399,9 +392,7 @@ def _run(
 ) -> str:
     """Run a command; on failure raise with its stderr and the last lines of `log`."""
     try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, check=False, env=env
-        )
+        result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     except FileNotFoundError as err:
         raise DevStackError(f"{what} failed: {command[0]} not found") from err
     if result.returncode == 0:
@@ -466,9 +457,7 @@ def _start_detached(
                 env=env,
             )
         except FileNotFoundError as err:
-            raise DevStackError(
-                f"cannot start {service}: {command[0]} not found"
-            ) from err
+            raise DevStackError(f"cannot start {service}: {command[0]} not found") from err
 
 
 def _wait_ready(
@@ -539,9 +528,7 @@ def _server_config(port: int, socket_dir: Path) -> str:
         "max_wal_senders": "0",
         "logging_collector": "off",
     }
-    quoted = {
-        name: "'" + value.replace("'", "''") + "'" for name, value in settings.items()
-    }
+    quoted = {name: "'" + value.replace("'", "''") + "'" for name, value in settings.items()}
     return "".join(f"{name} = {value}\n" for name, value in quoted.items())
 
 
@@ -606,9 +593,7 @@ def _stop_postgres(service: Service, state_dir: Path) -> None:
     stop = _pg_ctl(state_dir, "-m", "fast", "-w", "stop")
     _run(stop, "stopping PostgreSQL", log=service.log)
     if not _wait_gone(service.pid, _STOP_GRACE_SECONDS):
-        raise DevStackError(
-            f"PostgreSQL (pid {service.pid}) still runs after pg_ctl stop"
-        )
+        raise DevStackError(f"PostgreSQL (pid {service.pid}) still runs after pg_ctl stop")
 
 
 def _postgres_ready(port: int) -> bool:
@@ -625,9 +610,7 @@ def _require_ready(postgres: Service) -> None:
         )
 
 
-def _connect(
-    port: int, passwords: Passwords, dbname: str
-) -> psycopg.Connection[TupleRow]:
+def _connect(port: int, passwords: Passwords, dbname: str) -> psycopg.Connection[TupleRow]:
     return psycopg.connect(
         host=HOST,
         port=port,
@@ -650,41 +633,25 @@ def _bootstrap_databases(port: int, passwords: Passwords) -> None:
         with _connect(port, passwords, "postgres") as conn:
             name = sql.Identifier(TEMPLATE_DATABASE)
             conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE true").format(name))
-            _ensure_database(
-                conn, SOURCE_DATABASE, SOURCE_ROLE, template=TEMPLATE_DATABASE
-            )
-            _ensure_database(
-                conn, WAREHOUSE_DATABASE, SUPERUSER, template=TEMPLATE_DATABASE
-            )
+            _ensure_database(conn, SOURCE_DATABASE, SOURCE_ROLE, template=TEMPLATE_DATABASE)
+            _ensure_database(conn, WAREHOUSE_DATABASE, SUPERUSER, template=TEMPLATE_DATABASE)
         for dbname in (SOURCE_DATABASE, WAREHOUSE_DATABASE):
             with _connect(port, passwords, dbname) as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
     except psycopg.Error as err:
-        raise DevStackError(
-            f"setting up databases on {HOST}:{port} failed: {err}"
-        ) from err
+        raise DevStackError(f"setting up databases on {HOST}:{port} failed: {err}") from err
 
 
 def _ensure_source_role(conn: psycopg.Connection[TupleRow], password: str) -> None:
     role = sql.Identifier(SOURCE_ROLE)
-    exists = conn.execute(
-        "SELECT 1 FROM pg_roles WHERE rolname = %s", [SOURCE_ROLE]
-    ).fetchone()
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [SOURCE_ROLE]).fetchone()
     verb = sql.SQL("ALTER") if exists else sql.SQL("CREATE")
-    conn.execute(
-        sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(
-            verb, role, sql.Literal(password)
-        )
-    )
+    conn.execute(sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(verb, role, sql.Literal(password)))
     conn.execute(sql.SQL("GRANT pg_read_all_stats TO {}").format(role))
 
 
-def _ensure_database(
-    conn: psycopg.Connection[TupleRow], name: str, owner: str, *, template: str
-) -> None:
-    exists = conn.execute(
-        "SELECT 1 FROM pg_database WHERE datname = %s", [name]
-    ).fetchone()
+def _ensure_database(conn: psycopg.Connection[TupleRow], name: str, owner: str, *, template: str) -> None:
+    exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
     if exists:
         return
     conn.execute(
@@ -775,9 +742,7 @@ def _start_prefect(state_dir: Path) -> Service:
     process = _start_detached("prefect", command, log, env=server_env)
     service = Service(name="prefect", pid=process.pid, port=port, log=log)
     health = f"http://{HOST}:{port}/api/health"
-    _wait_ready(
-        process, service, lambda: _http_status(health) == 200, _PREFECT_READY_SECONDS
-    )
+    _wait_ready(process, service, lambda: _http_status(health) == HTTPStatus.OK, _PREFECT_READY_SECONDS)
     return service
 
 
@@ -803,9 +768,7 @@ dev_app = typer.Typer(
 
 StateDirOption = Annotated[
     Path,
-    typer.Option(
-        "--state-dir", help="Where the stack keeps data, logs and stack.json."
-    ),
+    typer.Option("--state-dir", help="Where the stack keeps data, logs and stack.json."),
 ]
 
 
@@ -821,9 +784,7 @@ def _reported_errors() -> Iterator[None]:
 
 @dev_app.command("up")
 def up_command(
-    s3: Annotated[
-        bool, typer.Option("--s3/--no-s3", help="Also run moto as local S3.")
-    ] = False,
+    s3: Annotated[bool, typer.Option("--s3/--no-s3", help="Also run moto as local S3.")] = False,
     prefect: Annotated[
         bool, typer.Option("--prefect/--no-prefect", help="Also run a Prefect server.")
     ] = False,

@@ -69,7 +69,6 @@ class Engine:
     location: Location
     sql_dir: Path
     timezone: str
-    default_chunk_rows: int | None = None
 
     @classmethod
     def from_settings(cls, pipeline: str) -> Engine:

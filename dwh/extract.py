@@ -71,7 +71,9 @@ def _columns(conn: psycopg.Connection[Any], sql_dir: Path, name: str, relation: 
     return [str(r[0]) for r in conn.execute(query, {"relation": relation}).fetchall()]
 
 
-def bronze_columns(conn: psycopg.Connection[Any], catalog: Catalog, table: TableSpec, sql_dir: Path) -> list[str]:
+def bronze_columns(
+    conn: psycopg.Connection[Any], catalog: Catalog, table: TableSpec, sql_dir: Path
+) -> list[str]:
     relation = f'"{catalog.bronze_schema}"."{table.name}"'
     columns = _columns(conn, sql_dir, "bronze_columns", relation)
     if not columns:
@@ -150,8 +152,16 @@ def source_upper_bound(source: psycopg.Connection[Any], sql_dir: Path, where: st
 class PartWriter:
     """Writes CSV parts of at most `chunk_rows` rows and publishes each in the background."""
 
-    def __init__(self, engine: Engine, table: TableSpec, run_id: int, moment: datetime,
-                 header: bytes, spool: Path, chunk_rows: int) -> None:
+    def __init__(  # noqa: PLR0917  (one writer per run: all of these are its identity)
+        self,
+        engine: Engine,
+        table: TableSpec,
+        run_id: int,
+        moment: datetime,
+        header: bytes,
+        spool: Path,
+        chunk_rows: int,
+    ) -> None:
         self.engine = engine
         self.table = table
         self.run_id = run_id
@@ -219,8 +229,12 @@ def _copy_statement(engine: Engine, table: TableSpec, plan: ColumnPlan) -> sql.C
     if table.mode.incremental:
         assert table.watermark is not None  # noqa: S101  (validated by the catalog)
         return engine_sql(
-            engine.sql_dir, "extract_incremental", catalog,
-            select=plan.select, source=source, watermark=sql.Identifier(table.watermark),
+            engine.sql_dir,
+            "extract_incremental",
+            catalog,
+            select=plan.select,
+            source=source,
+            watermark=sql.Identifier(table.watermark),
         )
     return engine_sql(engine.sql_dir, "extract_snapshot", catalog, select=plan.select, source=source)
 
@@ -258,12 +272,26 @@ def extract_table(
         )
         runlog.uploaded(run_id, rows=rows, size=writer.size, parts=writer.parts, csv_path=csv_path)
     return ExtractResult(
-        table=table.name, run_id=run_id, rows=rows, size=writer.size, parts=writer.parts,
-        lower=lower, upper=upper, seconds=time.monotonic() - started, csv_path=csv_path,
+        table=table.name,
+        run_id=run_id,
+        rows=rows,
+        size=writer.size,
+        parts=writer.parts,
+        lower=lower,
+        upper=upper,
+        seconds=time.monotonic() - started,
+        csv_path=csv_path,
     )
 
 
-def _stream(
+def _check_row_count(reported: int, received: int) -> None:
+    """Guard the one-row-per-CopyData assumption the part cutting relies on."""
+    if reported != received:
+        msg = f"COPY reported {reported} rows but {received} were received"
+        raise RuntimeError(msg)
+
+
+def _stream(  # noqa: PLR0917
     engine: Engine,
     table: TableSpec,
     plan: ColumnPlan,
@@ -288,9 +316,7 @@ def _stream(
                         if rows & 0x3FFF == 0:
                             report(rows, writer.size)
                             failpoint("extract.streaming")
-                if cur.rowcount != rows:
-                    msg = f"COPY reported {cur.rowcount} rows but {rows} were received"
-                    raise RuntimeError(msg)
+                _check_row_count(cur.rowcount, rows)
             writer.finish()
         except BaseException:
             writer.abort()

@@ -93,12 +93,14 @@ class _Loader:
         for key in keys:
             with self.conn.cursor() as cur:
                 try:
-                    with cur.copy(self.q("load_copy", target=into)) as copy:
-                        with storage.open_read(key) as handle:
-                            while chunk := handle.read(_READ_CHUNK):
-                                copy.write(chunk)
-                                self.size += len(chunk)
-                                report(rows, self.size)
+                    with (
+                        cur.copy(self.q("load_copy", target=into)) as copy,
+                        storage.open_read(key) as handle,
+                    ):
+                        while chunk := handle.read(_READ_CHUNK):
+                            copy.write(chunk)
+                            self.size += len(chunk)
+                            report(rows, self.size)
                 except psycopg.Error as exc:
                     raise LoadError(_describe_copy_error(exc, self.where, storage.url(key))) from exc
                 rows += max(cur.rowcount, 0)
@@ -175,8 +177,9 @@ def load_run(
         try:
             with conn.transaction():
                 loader = _Loader(engine, table, conn)
-                step = {Mode.SNAPSHOT: loader.snapshot, Mode.APPEND: loader.append,
-                        Mode.MERGE: loader.merge}[table.mode]
+                step = {Mode.SNAPSHOT: loader.snapshot, Mode.APPEND: loader.append, Mode.MERGE: loader.merge}[
+                    table.mode
+                ]
                 loaded, skipped = step(keys, report)
                 runlog.loaded(run.run_id, rows_loaded=loaded, rows_skipped=skipped)
                 failpoint("load.before_commit")
@@ -187,8 +190,14 @@ def load_run(
     failpoint("load.after_commit")
     moved = move_parts(engine, table, keys, processed_prefix)
     return LoadResult(
-        table=table.name, run_id=run.run_id, rows_loaded=loaded, rows_skipped=skipped,
-        parts=len(keys), size=loader.size, seconds=time.monotonic() - started, moved=tuple(moved),
+        table=table.name,
+        run_id=run.run_id,
+        rows_loaded=loaded,
+        rows_skipped=skipped,
+        parts=len(keys),
+        size=loader.size,
+        seconds=time.monotonic() - started,
+        moved=tuple(moved),
     )
 
 
@@ -216,9 +225,7 @@ def reject_parts(engine: Engine, table: TableSpec, keys: list[str]) -> list[str]
     return move_parts(engine, table, keys, rejected_prefix)
 
 
-def load_pending(
-    engine: Engine, table: TableSpec, *, progress: ProgressFn = no_progress
-) -> list[LoadResult]:
+def load_pending(engine: Engine, table: TableSpec, *, progress: ProgressFn = no_progress) -> list[LoadResult]:
     """Load every finished run waiting in exports/, oldest first (recovery, seed §11).
 
     Call it with the table lock held. A run already 'loaded' (crash between commit and

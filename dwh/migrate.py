@@ -79,9 +79,7 @@ def discover(catalog: Catalog, sql_dir: Path) -> list[Migration]:
 
 def template_parts(catalog: Catalog, database: str) -> dict[str, sql.Composable]:
     """Placeholders for every template: names plus the catalog facts the audits check."""
-    expected_keys = [
-        {"tbl": t.name, "cols": list(t.key)} for t in catalog.tables if t.mode.incremental
-    ]
+    expected_keys = [{"tbl": t.name, "cols": list(t.key)} for t in catalog.tables if t.mode.incremental]
     return {
         **pipeline_parts(catalog),
         "database": sql.Identifier(database),
@@ -105,9 +103,7 @@ def _set_password(conn: psycopg.Connection[tuple[object, ...]], role: str, passw
     """
     verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
     conn.execute(
-        sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-            sql.Identifier(role), sql.Literal(verifier.decode())
-        )
+        sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier.decode()))
     )
 
 
@@ -143,9 +139,7 @@ def _applied(
     return {str(v): (str(f), str(c), a) for v, f, c, a in rows}
 
 
-def _check_unchanged(
-    migrations: list[Migration], applied: dict[str, tuple[str, str, object]]
-) -> None:
+def _check_unchanged(migrations: list[Migration], applied: dict[str, tuple[str, str, object]]) -> None:
     by_version = {m.version: m for m in migrations}
     for version, (filename, checksum, applied_at) in sorted(applied.items()):
         migration = by_version.get(version)
@@ -178,8 +172,7 @@ def _apply(
             raise _fail(migration.path, exc) from exc
         conn.execute(
             sql.SQL(
-                "INSERT INTO {}.schema_migrations (version, filename, checksum) "
-                "VALUES (%s, %s, %s)"
+                "INSERT INTO {}.schema_migrations (version, filename, checksum) VALUES (%s, %s, %s)"
             ).format(sql.Identifier(catalog.control_schema)),
             (migration.version, migration.path.name, migration.checksum),
         )

@@ -15,9 +15,7 @@ from zoneinfo import ZoneInfo
 
 from dwh.storage import Location
 
-_PART = re.compile(
-    r"^(?P<stamp>\d{8}_\d{4})_(?P<tz>[A-Za-z0-9+-]+)_(?P<run_id>\d+)_(?P<part>\d{4,})\.csv$"
-)
+_PART = re.compile(r"^(?P<stamp>\d{8}_\d{4})_(?P<tz>[A-Za-z0-9+-]+)_(?P<run_id>\d+)_(?P<part>\d{4,})\.csv$")
 
 
 @dataclass(frozen=True, order=True)

@@ -22,9 +22,7 @@ SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-
 
 
 def _settings_config(prefix: str) -> SettingsConfigDict:
-    return SettingsConfigDict(
-        env_prefix=prefix, env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    return SettingsConfigDict(env_prefix=prefix, env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
 
 def _conninfo(url: SecretStr, sslmode: SslMode, **overrides: str | None) -> str:
@@ -73,9 +71,7 @@ class WarehouseSettings(BaseSettings):
     owner_password: SecretStr = Field(
         default=SecretStr(""), description="password set on and used by <pipeline>_owner"
     )
-    ro_password: SecretStr = Field(
-        default=SecretStr(""), description="password set on <pipeline>_ro"
-    )
+    ro_password: SecretStr = Field(default=SecretStr(""), description="password set on <pipeline>_ro")
     sslmode: SslMode = "prefer"
 
     def owner_conninfo(self, pipeline: str) -> str:
@@ -151,12 +147,14 @@ class NotificationSettings(BaseSettings):
 
 
 class RunSettings(BaseSettings):
-    """How the engine runs: parallelism, part size, naming timezone, where files live."""
+    """How the engine runs: parallelism, naming timezone, where catalogs and SQL live.
+
+    Part size is per table in the catalog (`chunk_rows`), not a global setting.
+    """
 
     model_config = _settings_config("DWH_")
 
     max_parallel_tables: int = Field(default=2, ge=1)
-    chunk_rows: int = Field(default=1_000_000, ge=1)
     timezone: str = "Africa/Nairobi"
     pipelines_dir: Path = PROJECT_DIR / "pipelines"
     sql_dir: Path = PROJECT_DIR / "sql"

@@ -8,7 +8,6 @@ is written `{{` / `}}`.
 
 from __future__ import annotations
 
-
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +15,6 @@ from psycopg import sql
 
 if TYPE_CHECKING:
     from dwh.catalog import Catalog
-
 
 
 def read_sql(path: Path) -> str:
@@ -31,7 +29,7 @@ def read_sql(path: Path) -> str:
 def render(path: Path, **parts: sql.Composable) -> sql.Composed:
     """Compose a SQL template file; a placeholder without a value names the file."""
     try:
-        return sql.SQL(read_sql(path)).format(**parts)  # type: ignore[arg-type]
+        return sql.SQL(read_sql(path)).format(**parts)
     except (KeyError, ValueError, IndexError) as exc:
         msg = f"{path}: cannot fill template placeholder {exc}"
         raise ValueError(msg) from exc

@@ -9,7 +9,6 @@ in neither (seed §4 Phase D step 8).
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import uuid
@@ -77,7 +76,7 @@ class LocalStorage:
         return target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
 
     def publish(self, staged: Path, key: str) -> None:
-        os.replace(staged, self._path(key))
+        staged.replace(self._path(key))
 
     @contextmanager
     def open_read(self, key: str) -> Iterator[IO[bytes]]:
@@ -181,9 +180,7 @@ class S3Storage:
                 return  # an earlier attempt finished the move
             msg = f"cannot move {self.url(src)}: no such object"
             raise StorageError(msg)
-        self.client.copy(
-            {"Bucket": self.bucket, "Key": src}, self.bucket, dst, Config=_MULTIPART
-        )
+        self.client.copy({"Bucket": self.bucket, "Key": src}, self.bucket, dst, Config=_MULTIPART)
         if self.size(dst) != source_size:
             msg = f"copy of {self.url(src)} to {self.url(dst)} differs in size; kept both"
             raise StorageError(msg)
@@ -209,9 +206,7 @@ def s3_client(settings: StorageSettings) -> S3Client:
     from prefect_aws import AwsClientParameters, AwsCredentials  # noqa: PLC0415  (slow import)
 
     credentials = AwsCredentials(
-        aws_access_key_id=(
-            settings.access_key_id.get_secret_value() if settings.access_key_id else None
-        ),
+        aws_access_key_id=(settings.access_key_id.get_secret_value() if settings.access_key_id else None),
         aws_secret_access_key=settings.secret_access_key,
         region_name=settings.region,
         aws_client_parameters=AwsClientParameters(endpoint_url=settings.endpoint_url),

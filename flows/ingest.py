@@ -1,6 +1,6 @@
 """Parent flow: for each catalog table, recover → extract → load, a few tables at a time.
 
-Reads like the runbook (seed §4 D–E, §11): move watermarks back when asked, then map
+Reads like the runbook (seed §4 D-E, §11): move watermarks back when asked, then map
 the table chain over the selected tables with bounded parallelism, then publish one
 summary artifact. All logic lives in `dwh`; the subflows carry the retries.
 """
@@ -53,9 +53,7 @@ def ingest_table(pipeline: str, table: str) -> TableOutcome:
             get_run_logger().warning("%s: another run holds this table; skipped", table)
             return TableOutcome(table, spec.mode.value, "skipped", error="locked by another run")
         recovered = load.with_options(result_storage=storage, persist_result=True)(pipeline, table)
-        extracted = extract.with_options(result_storage=storage, persist_result=True)(
-            pipeline, table
-        )
+        extracted = extract.with_options(result_storage=storage, persist_result=True)(pipeline, table)
         loaded = load.with_options(result_storage=storage, persist_result=True)(pipeline, table)
     rows_loaded, rows_skipped, files = _sum_loads([*recovered, *loaded])
     emit_table_loaded(pipeline, table, rows_loaded, extracted.upper)
@@ -86,12 +84,12 @@ def rewind_watermarks(pipeline: str, tables: list[str], to: datetime) -> None:
 @flow(
     name="ingest",
     flow_run_name="ingest-{pipeline}",
-    task_runner=ThreadPoolTaskRunner(max_workers=RunSettings().max_parallel_tables),
+    task_runner=ThreadPoolTaskRunner[TableOutcome](max_workers=RunSettings().max_parallel_tables),  # type: ignore[arg-type]
 )
 def ingest(
     pipeline: str,
     tables: list[str] | None = None,
-    full_refresh: bool = False,  # noqa: FBT001, FBT002  (a Prefect parameter, not a flag arg)
+    full_refresh: bool = False,
     backfill_from: datetime | None = None,
 ) -> IngestSummary:
     """Move the pipeline's tables extract → object storage → idempotent load."""

@@ -17,6 +17,10 @@ def load_pending_task(pipeline: str, table: str) -> list[LoadResult]:
     for result in results:
         logger.info(
             "%s: run %s loaded %s rows (%s skipped as duplicates or unchanged), moved %s part(s)",
-            table, result.run_id, result.rows_loaded, result.rows_skipped, len(result.moved),
+            table,
+            result.run_id,
+            result.rows_loaded,
+            result.rows_skipped,
+            len(result.moved),
         )
     return results

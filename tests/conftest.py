@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,10 @@ from dwh.engine import Engine
 from dwh.migrate import migrate
 from dwh.settings import PROJECT_DIR, StorageSettings, WarehouseSettings
 from dwh.storage import open_location
+
+# Before any test imports Prefect: a private home, no analytics.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="dwh-prefect-home-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 SQL_DIR = PROJECT_DIR / "sql"
 PIPELINES_DIR = PROJECT_DIR / "pipelines"
@@ -45,7 +50,7 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    state_dir = Path(f"/tmp/dwh-test-{os.getpid()}")
+    state_dir = Path(tempfile.gettempdir()) / f"dwh-test-{os.getpid()}"
     state_dir.mkdir(mode=0o755, exist_ok=True)
     try:
         devstack.up(state_dir, s3=True)
@@ -130,9 +135,7 @@ def storage_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def env(
-    stack: Stack, storage_kind: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[Env]:
+def env(stack: Stack, storage_kind: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Env]:
     tag = uuid.uuid4().hex[:10]
     source_db, warehouse_db = f"t_{tag}_src", f"t_{tag}_wh"
     _create_databases(stack, source_db, warehouse_db)

@@ -117,13 +117,8 @@ def test_env_exports_the_documented_variables(running_stack: StackInfo) -> None:
     assert variables["DWH_STORAGE_URL"] == f"file://{running_stack.state_dir}/storage"
     port = running_stack.postgres.port
     assert variables["DWH_WAREHOUSE_URL"] == f"postgresql://127.0.0.1:{port}/warehouse"
-    assert (
-        variables["DWH_WAREHOUSE_OWNER_PASSWORD"]
-        == running_stack.passwords.warehouse_owner
-    )
-    assert (
-        variables["DWH_WAREHOUSE_RO_PASSWORD"] == running_stack.passwords.warehouse_ro
-    )
+    assert variables["DWH_WAREHOUSE_OWNER_PASSWORD"] == running_stack.passwords.warehouse_owner
+    assert variables["DWH_WAREHOUSE_RO_PASSWORD"] == running_stack.passwords.warehouse_ro
 
 
 def test_source_and_warehouse_urls_connect_and_have_postgis(
@@ -167,9 +162,7 @@ def test_template_postgis_clones_into_a_database_with_postgis(
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute("DROP DATABASE clone_for_test")
 
-    is_template = (
-        "SELECT datistemplate FROM pg_database WHERE datname = 'template_postgis'"
-    )
+    is_template = "SELECT datistemplate FROM pg_database WHERE datname = 'template_postgis'"
     assert _scalar(admin, is_template) is True
 
 
@@ -180,9 +173,7 @@ def test_stack_file_is_readable_by_its_owner_only(running_stack: StackInfo) -> N
 
 
 def test_cli_env_prints_shell_exports_of_env(running_stack: StackInfo) -> None:
-    result = CliRunner().invoke(
-        devstack.dev_app, ["env", "--state-dir", str(running_stack.state_dir)]
-    )
+    result = CliRunner().invoke(devstack.dev_app, ["env", "--state-dir", str(running_stack.state_dir)])
 
     assert result.exit_code == 0, result.output
     exported = {}
@@ -246,9 +237,7 @@ def test_env_on_a_stack_that_is_down_raises(state_dir: Path) -> None:
 def test_cli_env_on_a_stack_that_is_down_exits_with_the_message(
     state_dir: Path,
 ) -> None:
-    result = CliRunner().invoke(
-        devstack.dev_app, ["env", "--state-dir", str(state_dir)]
-    )
+    result = CliRunner().invoke(devstack.dev_app, ["env", "--state-dir", str(state_dir)])
 
     assert result.exit_code == 1
     assert "no dev stack" in result.output
@@ -268,10 +257,7 @@ def test_up_after_down_restarts_the_same_cluster_with_the_same_passwords(
     assert second.started == ("postgres",)
     assert second.passwords == first.passwords
     admin = devstack.env(state_dir)["DWH_WAREHOUSE_ADMIN_URL"]
-    assert (
-        _scalar(admin, "SELECT to_regclass('survives_restart')::text")
-        == "survives_restart"
-    )
+    assert _scalar(admin, "SELECT to_regclass('survives_restart')::text") == "survives_restart"
 
 
 def test_down_never_signals_a_process_it_did_not_start(state_dir: Path) -> None:

@@ -43,7 +43,7 @@ def _seed(rows: int) -> dict[str, int]:
 
 def _count(env: Env, db: str, table: str) -> int:
     schema = "public" if db == "source" else "fleet_bronze"
-    return int(env.query(db, f"SELECT count(*) FROM {schema}.{table}")[0][0])  # type: ignore[arg-type]  # noqa: S608
+    return int(env.query(db, f"SELECT count(*) FROM {schema}.{table}")[0][0])  # type: ignore[arg-type]
 
 
 def _fingerprint(env: Env, db: str, table: str, key: str, expressions: list[str]) -> tuple[object, ...]:
@@ -52,7 +52,7 @@ def _fingerprint(env: Env, db: str, table: str, key: str, expressions: list[str]
     cells = ", ".join(f"coalesce(quote_literal({e}), 'NULL')" for e in expressions)
     row = env.query(
         db,
-        f"SELECT md5(string_agg(concat_ws('|', {cells}), E'\\n' ORDER BY {key})),"  # noqa: S608
+        f"SELECT md5(string_agg(concat_ws('|', {cells}), E'\\n' ORDER BY {key})),"
         f" count(*) FILTER (WHERE {expressions[0]} IS NULL) FROM {schema}.{table}",
     )
     return tuple(row[0])
@@ -69,7 +69,9 @@ def _assert_parity(env: Env, tables: tuple[str, ...] = (*SNAPSHOT, *INCREMENTAL)
         if table not in tables:
             continue
         exprs = [f"ST_AsEWKT({c})" for c in columns]
-        assert _fingerprint(env, "wh", table, key, exprs) == _fingerprint(env, "source", table, key, exprs), table
+        assert _fingerprint(env, "wh", table, key, exprs) == _fingerprint(env, "source", table, key, exprs), (
+            table
+        )
     if "trips" not in tables:
         return
     # distance_m in the source arrives as distance_km in bronze (catalog expression).
@@ -90,7 +92,9 @@ def test_first_run_backfills_everything_and_second_run_moves_nothing(env: Env) -
     _assert_parity(env)
     nulls = env.query("wh", "SELECT count(*) FROM fleet_bronze.position_history WHERE geom IS NULL")
     assert nulls[0][0] > 0
-    srids = env.query("wh", "SELECT DISTINCT ST_SRID(geom) FROM fleet_bronze.position_history WHERE geom IS NOT NULL")
+    srids = env.query(
+        "wh", "SELECT DISTINCT ST_SRID(geom) FROM fleet_bronze.position_history WHERE geom IS NOT NULL"
+    )
     assert srids == [(4326,)]
     assert env.location_keys("fleet", "exports") == []
     processed = env.location_keys("fleet", "processed")
@@ -116,7 +120,10 @@ def test_text_round_trips_byte_exact_with_empty_string_distinct_from_null(env: E
             source = _fingerprint(env, "source", table, key, [column])
             bronze = _fingerprint(env, "wh", table, key, [column])
             assert bronze == source, f"{table}.{column}"
-    empties = env.query("wh", "SELECT count(*) FILTER (WHERE notes = ''), count(*) FILTER (WHERE notes IS NULL) FROM fleet_bronze.devices")
+    empties = env.query(
+        "wh",
+        "SELECT count(*) FILTER (WHERE notes = ''), count(*) FILTER (WHERE notes IS NULL) FROM fleet_bronze.devices",
+    )
     assert empties[0][0] > 0
     assert empties[0][1] > 0
 
@@ -137,14 +144,21 @@ def test_row_committed_late_below_the_upper_bound_arrives_next_run(env: Env) -> 
         late.commit()
     finally:
         late.close()
-    recorded = env.query("source", "SELECT recorded_at FROM public.position_history WHERE raw_payload = 'late'")[0][0]
-    watermark = env.query("wh", "SELECT last_extracted_at FROM fleet_control.extract_watermarks WHERE table_name = 'position_history'")[0][0]
+    recorded = env.query(
+        "source", "SELECT recorded_at FROM public.position_history WHERE raw_payload = 'late'"
+    )[0][0]
+    watermark = env.query(
+        "wh",
+        "SELECT last_extracted_at FROM fleet_control.extract_watermarks WHERE table_name = 'position_history'",
+    )[0][0]
     assert watermark < recorded  # type: ignore[operator]
 
     after = ingest("fleet", tables=["position_history"])
 
     assert _loaded(after) == {"position_history": 1}
-    assert env.query("wh", "SELECT count(*) FROM fleet_bronze.position_history WHERE raw_payload = 'late'") == [(1,)]
+    assert env.query(
+        "wh", "SELECT count(*) FROM fleet_bronze.position_history WHERE raw_payload = 'late'"
+    ) == [(1,)]
     _assert_parity(env, ("position_history",))
 
 
@@ -165,9 +179,13 @@ def _dwh_run_killed_at(failpoint: str, table: str) -> None:
     from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
 
     env = {**os.environ, "DWH_FAILPOINTS": failpoint, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         [sys.executable, "-m", "dwh", "run", "fleet", "--table", table],
-        env=env, cwd=PROJECT_DIR, capture_output=True, timeout=300, check=False,
+        env=env,
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == -9, done.stderr.decode()[-2000:]
 
@@ -211,7 +229,7 @@ def test_malformed_part_fails_its_table_with_file_and_line_while_others_load(env
     (key,) = env.location_keys("fleet", "exports", "trips")
     path = Path(env.storage_url.removeprefix("file://")) / key
     lines = path.read_bytes().split(b"\n")
-    lines[3] = b"not-a-number" + lines[3][lines[3].index(b","):]
+    lines[3] = b"not-a-number" + lines[3][lines[3].index(b",") :]
     path.write_bytes(b"\n".join(lines))
 
     with pytest.raises(IngestFailedError) as caught:
@@ -225,7 +243,9 @@ def test_malformed_part_fails_its_table_with_file_and_line_while_others_load(env
     assert _count(env, "wh", "trips") == 0
     assert _count(env, "wh", "alarms") == counts["alarms"]
     status, error = env.query(
-        "wh", "SELECT status, error_message FROM fleet_control.extract_runs WHERE run_id = %s", (extracted.run_id,)
+        "wh",
+        "SELECT status, error_message FROM fleet_control.extract_runs WHERE run_id = %s",
+        (extracted.run_id,),
     )[0]
     assert status == "failed"
     assert "line 4" in str(error)
@@ -238,9 +258,13 @@ def test_merge_mode_updates_changed_rows_and_leaves_unchanged_rows_untouched(
 ) -> None:
     pipelines = tmp_path / "pipelines"
     pipelines.mkdir()
-    catalog = (PIPELINES_DIR / "fleet.yaml").read_text().replace(
-        "  devices:\n    mode: snapshot\n    key: [device_id]",
-        "  devices:\n    mode: merge\n    watermark: updated_at\n    key: [device_id]",
+    catalog = (
+        (PIPELINES_DIR / "fleet.yaml")
+        .read_text()
+        .replace(
+            "  devices:\n    mode: snapshot\n    key: [device_id]",
+            "  devices:\n    mode: merge\n    watermark: updated_at\n    key: [device_id]",
+        )
     )
     (pipelines / "fleet.yaml").write_text(catalog)
     monkeypatch.setenv("DWH_PIPELINES_DIR", str(pipelines))
@@ -248,7 +272,10 @@ def test_merge_mode_updates_changed_rows_and_leaves_unchanged_rows_untouched(
     counts = _seed(1000)
     assert _loaded(ingest("fleet", tables=["devices"])) == {"devices": counts["devices"]}
     before = dict(env.query("wh", "SELECT device_id, _dwh_loaded_at FROM fleet_bronze.devices"))
-    env.query("source", "UPDATE public.devices SET name = name || ' (renamed)', updated_at = clock_timestamp() WHERE device_id IN (2, 3)")
+    env.query(
+        "source",
+        "UPDATE public.devices SET name = name || ' (renamed)', updated_at = clock_timestamp() WHERE device_id IN (2, 3)",
+    )
 
     changed = ingest("fleet", tables=["devices"])
     unchanged = ingest("fleet", tables=["devices"], backfill_from=datetime(2000, 1, 1, tzinfo=UTC))

@@ -25,13 +25,18 @@ def test_migrations_apply_on_empty_warehouse_then_reapply_as_noop(env: Env) -> N
     assert second.applied == []
     assert second.already_applied == ["0001_control.sql", "0100_bronze.sql"]
 
-    tables = {r[0] for r in env.query("wh", "SELECT tablename FROM pg_tables WHERE schemaname = 'fleet_bronze'")}
+    tables = {
+        r[0] for r in env.query("wh", "SELECT tablename FROM pg_tables WHERE schemaname = 'fleet_bronze'")
+    }
     assert tables == FLEET_TABLES
-    watermarks = env.query("wh", "SELECT table_name, last_extracted_at::text FROM fleet_control.extract_watermarks")
+    watermarks = env.query(
+        "wh", "SELECT table_name, last_extracted_at::text FROM fleet_control.extract_watermarks"
+    )
     assert {t for t, _ in watermarks} == FLEET_TABLES
     assert {w for _, w in watermarks} == {"2000-01-01 00:00:00+00"}
     owners = env.query(
-        "wh", "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname IN ('fleet_bronze', 'fleet_control')"
+        "wh",
+        "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname IN ('fleet_bronze', 'fleet_control')",
     )
     assert owners == [("fleet_owner",)]
 
@@ -44,7 +49,9 @@ def test_edited_applied_migration_is_refused(env: Env, tmp_path: Path) -> None:
     bronze = sql_dir / "fleet" / "migrations" / "0100_bronze.sql"
     bronze.write_text(bronze.read_text() + "\n-- an innocent edit\n")
 
-    with pytest.raises(MigrationError, match=r"0100_bronze\.sql: was applied on .* Applied migrations are immutable"):
+    with pytest.raises(
+        MigrationError, match=r"0100_bronze\.sql: was applied on .* Applied migrations are immutable"
+    ):
         migrate(catalog, WarehouseSettings(), sql_dir)  # type: ignore[call-arg]
 
 
@@ -76,13 +83,13 @@ def test_audit_names_every_missing_role_and_conflict_key(env: Env, tmp_path: Pat
     assert "position_history" not in message
 
 
-def _ro_conninfo(env: Env) -> str:
+def _ro_conninfo() -> str:
     return WarehouseSettings().ro_conninfo("fleet")  # type: ignore[call-arg]
 
 
 def test_ro_role_reads_bronze_and_views_but_writes_nothing(env: Env) -> None:
     env.migrate()
-    with psycopg.connect(_ro_conninfo(env), autocommit=True) as conn:
+    with psycopg.connect(_ro_conninfo(), autocommit=True) as conn:
         for relation in (
             "fleet_bronze.position_history",
             "fleet_bronze.devices",
@@ -90,10 +97,12 @@ def test_ro_role_reads_bronze_and_views_but_writes_nothing(env: Env) -> None:
             "fleet_control.v_recent_failures",
             "fleet_control.v_watermark_lag",
         ):
-            conn.execute(f"SELECT count(*) FROM {relation}")  # noqa: S608  (fixed names)
+            conn.execute(f"SELECT count(*) FROM {relation}")
         for statement in (
-            "INSERT INTO fleet_bronze.devices (device_id, imei, name, is_active, created_at, updated_at)"
-            " VALUES (1, 'x', 'x', true, now(), now())",
+            (
+                "INSERT INTO fleet_bronze.devices (device_id, imei, name, is_active, created_at, updated_at)"
+                " VALUES (1, 'x', 'x', true, now(), now())"
+            ),
             "UPDATE fleet_bronze.devices SET name = 'y'",
             "DELETE FROM fleet_bronze.position_history",
             "TRUNCATE fleet_bronze.trips",

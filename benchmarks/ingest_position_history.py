@@ -1,0 +1,192 @@
+"""Benchmark: `ingest` of position_history against the raw COPY limit on the same data.
+
+One run, one machine, same cluster:
+  * raw limit  = COPY (extract SELECT) TO STDOUT piped into COPY staging FROM STDIN and
+                 INSERT … ON CONFLICT into an empty bronze copy (no storage, no Prefect);
+  * ours/local = the `ingest` flow end to end (recover → extract → load → move) with
+                 file:// storage;
+  * ours/s3    = the same through the S3 API (moto server over HTTP);
+  * peak RSS of a process running `ingest` at a small and a large table size.
+
+Usage: uv run python benchmarks/ingest_position_history.py [--rows 2000000] [--small 500000]
+The last line is machine-readable:
+  RESULT ratio_local=<x> ratio_s3=<y> rss_mb_small=<a> rss_mb_large=<b>
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dwh import devstack  # noqa: E402
+from dwh.catalog import load_catalog  # noqa: E402
+from dwh.extract import plan_columns  # noqa: E402
+from dwh.migrate import migrate  # noqa: E402
+from dwh.seed import seed_source  # noqa: E402
+from dwh.settings import SourceSettings, WarehouseSettings  # noqa: E402
+
+TABLE = "position_history"
+RUNNER = """
+import json, resource, sys, time
+from flows.ingest import ingest
+started = time.perf_counter()
+summary = ingest("fleet", tables=["position_history"])
+seconds = time.perf_counter() - started
+(table,) = summary.tables
+print(json.dumps({"seconds": seconds, "rows": table.rows_loaded,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _with_db(url: str, db: str) -> str:
+    return f"{url.rpartition('/')[0]}/{quote(db)}"
+
+
+def _databases(stack_env: dict[str, str], tag: str) -> dict[str, str]:
+    """A fresh source/warehouse pair; returns the DWH_* environment pointing at it."""
+    src, wh = f"bench_{tag}_src", f"bench_{tag}_wh"
+    admin = stack_env["DWH_WAREHOUSE_ADMIN_URL"]
+    with psycopg.connect(_with_db(admin, "postgres"), autocommit=True) as conn:
+        for name, owner in ((src, "source_app"), (wh, "postgres")):
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE template_postgis OWNER {}").format(
+                    sql.Identifier(name), sql.Identifier(owner)
+                )
+            )
+    return {
+        **stack_env,
+        "DWH_SOURCE_URL": _with_db(stack_env["DWH_SOURCE_URL"], src),
+        "DWH_WAREHOUSE_URL": _with_db(stack_env["DWH_WAREHOUSE_URL"], wh),
+        "DWH_WAREHOUSE_ADMIN_URL": _with_db(admin, wh),
+    }
+
+
+def _apply(env: dict[str, str]) -> None:
+    os.environ.update(env)
+
+
+def _prepare(stack_env: dict[str, str], rows: int) -> dict[str, str]:
+    env = _databases(stack_env, uuid.uuid4().hex[:8])
+    _apply(env)
+    migrate(load_catalog("fleet", ROOT / "pipelines"), WarehouseSettings(), ROOT / "sql")  # type: ignore[call-arg]
+    started = time.perf_counter()
+    seed_source(SourceSettings().conninfo(), "fleet", rows=rows, sql_dir=ROOT / "sql")  # type: ignore[call-arg]
+    print(f"seeded {rows:,} position rows in {time.perf_counter() - started:.1f} s", flush=True)
+    with psycopg.connect(SourceSettings().conninfo(), autocommit=True) as conn:  # type: ignore[call-arg]
+        conn.execute("VACUUM ANALYZE public.position_history")
+    return env
+
+
+def raw_limit(env: dict[str, str]) -> tuple[float, int]:
+    """COPY TO → staged COPY FROM → INSERT … ON CONFLICT, piped in memory, no storage."""
+    _apply(env)
+    catalog = load_catalog("fleet", ROOT / "pipelines")
+    table = catalog.table(TABLE)
+    admin = env["DWH_WAREHOUSE_ADMIN_URL"]
+    with (
+        psycopg.connect(SourceSettings().conninfo(), autocommit=True) as source,  # type: ignore[call-arg]
+        psycopg.connect(admin) as warehouse,
+    ):
+        plan = plan_columns(catalog, table, source, warehouse, ROOT / "sql")
+        columns = sql.SQL(", ").join(map(sql.Identifier, plan.columns))
+        warehouse.execute("CREATE TABLE raw_target (LIKE fleet_bronze.position_history INCLUDING ALL)")
+        warehouse.commit()
+        started = time.perf_counter()
+        warehouse.execute(
+            sql.SQL("CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT {} FROM raw_target WITH NO DATA").format(
+                columns
+            )
+        )
+        copy_out = sql.SQL(
+            "COPY (SELECT {} FROM public.position_history WHERE recorded_at > '2000-01-01' "
+            "AND recorded_at <= now() ORDER BY recorded_at) TO STDOUT WITH (FORMAT csv)"
+        ).format(plan.select)
+        copy_in = sql.SQL("COPY stage ({}) FROM STDIN WITH (FORMAT csv)").format(columns)
+        with (
+            source.cursor().copy(copy_out) as out,
+            warehouse.cursor().copy(copy_in) as into,
+        ):
+            for row in out:
+                into.write(row)
+        inserted = warehouse.execute(
+            sql.SQL(
+                "INSERT INTO raw_target ({0}) SELECT {0} FROM stage ON CONFLICT (device_id, gps_time) DO NOTHING"
+            ).format(columns)
+        ).rowcount
+        warehouse.commit()
+        seconds = time.perf_counter() - started
+        warehouse.execute("DROP TABLE raw_target")
+        warehouse.commit()
+    return seconds, inserted
+
+
+def ours(env: dict[str, str], storage_url: str) -> dict[str, float]:
+    """`ingest` in a child process, so its peak RSS is its own."""
+    child_env = {**env, "DWH_STORAGE_URL": storage_url}
+    done = subprocess.run(
+        [sys.executable, "-c", RUNNER], env=child_env, cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        sys.exit(f"ingest failed:\n{done.stderr[-4000:]}")
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--small", type=int, default=500_000)
+    args = parser.parse_args()
+
+    state_dir = Path(tempfile.mkdtemp(prefix="dwh-bench-", dir="/tmp"))
+    state_dir.chmod(0o755)
+    try:
+        devstack.up(state_dir, s3=True, prefect=True)
+        stack_env = devstack.env(state_dir)
+        stack_env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+        storage = Path(tempfile.mkdtemp(prefix="dwh-bench-storage-"))
+
+        small_env = _prepare(stack_env, args.small)
+        small = ours(small_env, f"file://{storage}/small")
+        print(f"ingest {args.small:,} rows (local): {small['seconds']:.1f} s, peak RSS {small['rss_mb']:.0f} MB")
+
+        large_env = _prepare(stack_env, args.rows)
+        raw_seconds, raw_rows = raw_limit(large_env)
+        print(f"raw limit {raw_rows:,} rows: {raw_seconds:.1f} s", flush=True)
+        local = ours(large_env, f"file://{storage}/large")
+        print(f"ingest {local['rows']:,.0f} rows (local): {local['seconds']:.1f} s, peak RSS {local['rss_mb']:.0f} MB")
+
+        s3_env = _databases(stack_env, uuid.uuid4().hex[:8])
+        s3_env["DWH_SOURCE_URL"] = large_env["DWH_SOURCE_URL"]  # same source data
+        _apply(s3_env)
+        migrate(load_catalog("fleet", ROOT / "pipelines"), WarehouseSettings(), ROOT / "sql")  # type: ignore[call-arg]
+        s3 = ours(s3_env, "s3://dwh-dev/bench")
+        print(f"ingest {s3['rows']:,.0f} rows (S3 API): {s3['seconds']:.1f} s, peak RSS {s3['rss_mb']:.0f} MB")
+
+        ratio_local = local["seconds"] / raw_seconds
+        ratio_s3 = s3["seconds"] / raw_seconds
+        print(f"ratio to the raw limit: local {ratio_local:.2f}, S3 {ratio_s3:.2f}")
+        print(
+            f"RESULT ratio_local={ratio_local:.3f} ratio_s3={ratio_s3:.3f} "
+            f"rss_mb_small={small['rss_mb']:.0f} rss_mb_large={local['rss_mb']:.0f}"
+        )
+    finally:
+        devstack.down(state_dir, purge=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -107,9 +107,9 @@ def raw_limit(env: dict[str, str]) -> tuple[float, int]:
         warehouse.commit()
         started = time.perf_counter()
         warehouse.execute(
-            sql.SQL("CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT {} FROM raw_target WITH NO DATA").format(
-                columns
-            )
+            sql.SQL(
+                "CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT {} FROM raw_target WITH NO DATA"
+            ).format(columns)
         )
         copy_out = sql.SQL(
             "COPY (SELECT {} FROM public.position_history WHERE recorded_at > '2000-01-01' "
@@ -162,20 +162,26 @@ def main() -> None:
 
         small_env = _prepare(stack_env, args.small)
         small = ours(small_env, f"file://{storage}/small")
-        print(f"ingest {args.small:,} rows (local): {small['seconds']:.1f} s, peak RSS {small['rss_mb']:.0f} MB")
+        print(
+            f"ingest {args.small:,} rows (local): {small['seconds']:.1f} s, peak RSS {small['rss_mb']:.0f} MB"
+        )
 
         large_env = _prepare(stack_env, args.rows)
         raw_seconds, raw_rows = raw_limit(large_env)
         print(f"raw limit {raw_rows:,} rows: {raw_seconds:.1f} s", flush=True)
         local = ours(large_env, f"file://{storage}/large")
-        print(f"ingest {local['rows']:,.0f} rows (local): {local['seconds']:.1f} s, peak RSS {local['rss_mb']:.0f} MB")
+        print(
+            f"ingest {local['rows']:,.0f} rows (local): {local['seconds']:.1f} s, peak RSS {local['rss_mb']:.0f} MB"
+        )
 
         s3_env = _databases(stack_env, uuid.uuid4().hex[:8])
         s3_env["DWH_SOURCE_URL"] = large_env["DWH_SOURCE_URL"]  # same source data
         _apply(s3_env)
         migrate(load_catalog("fleet", ROOT / "pipelines"), WarehouseSettings(), ROOT / "sql")  # type: ignore[call-arg]
         s3 = ours(s3_env, "s3://dwh-dev/bench")
-        print(f"ingest {s3['rows']:,.0f} rows (S3 API): {s3['seconds']:.1f} s, peak RSS {s3['rss_mb']:.0f} MB")
+        print(
+            f"ingest {s3['rows']:,.0f} rows (S3 API): {s3['seconds']:.1f} s, peak RSS {s3['rss_mb']:.0f} MB"
+        )
 
         ratio_local = local["seconds"] / raw_seconds
         ratio_s3 = s3["seconds"] / raw_seconds

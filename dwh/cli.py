@@ -7,6 +7,7 @@ Every command reads its configuration from the environment (see `.env.example`);
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -138,6 +139,38 @@ def run_command(
     finally:
         hub.remove_listener(listener)
     _print_summary(summary)
+
+
+@app.command("import-csv")
+def import_csv_command(
+    pipeline: str,
+    table: str,
+    path: Path,
+    load: Annotated[bool, typer.Option(help="load it now instead of on the next run")] = False,
+) -> None:
+    """Adopt an external CSV (header = bronze columns) as a run: split into parts, then load."""
+    from dwh.csv_import import CsvImportError, import_csv  # noqa: PLC0415
+    from dwh.engine import Engine  # noqa: PLC0415
+    from dwh.load import LoadError, load_pending  # noqa: PLC0415
+    from dwh.locks import table_lock  # noqa: PLC0415
+
+    try:
+        engine = Engine.from_settings(pipeline)
+        spec = engine.catalog.table(table)
+        result = import_csv(engine, spec, path)
+        console.print(
+            f"run {result.run_id}: {result.rows:,} rows in {result.parts} part(s) at {result.csv_path}"
+        )
+        if load:
+            with table_lock(engine, table) as acquired:
+                if not acquired:
+                    raise _fail(f"{pipeline}.{table} is locked by a running ingest; it loads on its next run")
+                for loaded in load_pending(engine, spec):
+                    console.print(
+                        f"run {loaded.run_id}: loaded {loaded.rows_loaded:,}, skipped {loaded.rows_skipped:,}"
+                    )
+    except (CatalogError, CsvImportError, LoadError) as exc:
+        raise _fail(str(exc)) from exc
 
 
 def main() -> None:  # pragma: no cover - console entry point

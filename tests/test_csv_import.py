@@ -1,0 +1,108 @@
+"""`dwh import-csv`: polars splits an external CSV into parts the normal load takes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dwh.csv_import import CsvImportError, import_csv
+from dwh.load import load_pending
+from dwh.seed import seed_source
+from dwh.settings import SourceSettings
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env
+
+ALARMS_CSV = (
+    "COPY (SELECT alarm_id, device_id, alarm_type, alarm_time, recorded_at,"
+    " CASE WHEN geom IS NULL THEN NULL ELSE ST_AsEWKT(geom) END AS geom, message, acknowledged"
+    " FROM public.alarms ORDER BY alarm_id) TO STDOUT WITH (FORMAT csv, HEADER)"
+)
+
+
+@pytest.fixture
+def small_parts(env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fleet catalog with 7-row parts for alarms, so one file splits into several."""
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    text = (
+        (PIPELINES_DIR / "fleet.yaml")
+        .read_text()
+        .replace("    key: [alarm_id]\n", "    key: [alarm_id]\n    chunk_rows: 7\n")
+    )
+    (pipelines / "fleet.yaml").write_text(text)
+    monkeypatch.setenv("DWH_PIPELINES_DIR", str(pipelines))  # after `env` set the default
+    assert env.catalog().table("alarms").chunk_rows == 7
+
+
+def _dump_alarms(path: Path) -> None:
+    with (
+        psycopg.connect(SourceSettings().conninfo()) as conn,  # type: ignore[call-arg]
+        path.open("wb") as out,
+        conn.cursor().copy(ALARMS_CSV) as copy,
+    ):
+        for chunk in copy:
+            out.write(chunk)
+
+
+def _digest(env: Env, db: str) -> object:
+    schema = "public" if db == "source" else "fleet_bronze"
+    return env.query(
+        db,
+        "SELECT md5(string_agg(concat_ws('|', alarm_id, coalesce(quote_literal(message), 'NULL'),"
+        f" coalesce(ST_AsEWKT(geom), 'NULL')), E'\\n' ORDER BY alarm_id)) FROM {schema}.alarms",
+    )[0][0]
+
+
+@pytest.mark.usefixtures("small_parts")
+def test_imported_file_is_split_into_parts_and_loads_byte_exact(env: Env, tmp_path: Path) -> None:
+    env.migrate()
+    counts = seed_source(SourceSettings().conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    dump = tmp_path / "20260424_1400_EAT.csv"
+    _dump_alarms(dump)
+    engine = env.engine()
+    table = engine.catalog.table("alarms")
+
+    result = import_csv(engine, table, dump)
+
+    expected_parts = -(-counts["alarms"] // 7)
+    assert (result.rows, result.parts) == (counts["alarms"], expected_parts)
+    assert len(env.location_keys("fleet", "exports", "alarms")) == expected_parts
+    loads = load_pending(engine, table)
+    assert [(r.rows_loaded, r.rows_skipped) for r in loads] == [(counts["alarms"], 0)]
+    assert _digest(env, "wh") == _digest(env, "source")
+    nulls_and_empties = env.query(
+        "wh",
+        "SELECT count(*) FILTER (WHERE message IS NULL), count(*) FILTER (WHERE message = '') FROM fleet_bronze.alarms",
+    )[0]
+    assert nulls_and_empties[0] > 0
+    assert nulls_and_empties[1] > 0
+    watermark = env.query(
+        "wh",
+        "SELECT last_extracted_at::text FROM fleet_control.extract_watermarks WHERE table_name = 'alarms'",
+    )
+    assert watermark == [("2000-01-01 00:00:00+00",)]
+
+    again = import_csv(engine, table, dump)
+    replay = load_pending(engine, table)
+    assert [(r.run_id, r.rows_loaded, r.rows_skipped) for r in replay] == [
+        (again.run_id, 0, counts["alarms"])
+    ]
+
+
+def test_header_that_does_not_match_bronze_is_refused_naming_the_column(env: Env, tmp_path: Path) -> None:
+    env.migrate()
+    bad = tmp_path / "alarms.csv"
+    bad.write_text(
+        "alarm_id,device_id,kind,alarm_time,recorded_at,geom,message,acknowledged\n1,1,x,now,now,,m,t\n"
+    )
+    engine = env.engine()
+
+    with pytest.raises(
+        CsvImportError,
+        match=r"alarms\.csv line 1 \(header\): missing column\(s\) alarm_type; unknown column\(s\) kind",
+    ):
+        import_csv(engine, engine.catalog.table("alarms"), bad)
+
+    assert env.location_keys("fleet", "exports") == []
+    assert env.query("wh", "SELECT count(*) FROM fleet_control.extract_runs") == [(0,)]

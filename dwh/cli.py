@@ -141,6 +141,27 @@ def run_command(
     _print_summary(summary)
 
 
+@app.command("verify")
+def verify_command(pipeline: str) -> None:
+    """The seed's verification gates (§9): print a table, exit 0 when every gate passes."""
+    from dwh.engine import Engine  # noqa: PLC0415
+    from dwh.verify import verify  # noqa: PLC0415
+
+    try:
+        gates = verify(Engine.from_settings(pipeline))
+    except CatalogError as exc:
+        raise _fail(str(exc)) from exc
+    table = Table("gate", "table", "result", "detail", "fix", title=f"verify {pipeline}")
+    for gate in gates:
+        result = "[green]pass[/]" if gate.ok else "[red]FAIL[/]"
+        table.add_row(gate.gate, gate.table, result, gate.detail, "" if gate.ok else gate.fix)
+    console.print(table)
+    failed = [g for g in gates if not g.ok]
+    if failed:
+        raise _fail(f"{len(failed)} of {len(gates)} gates failed")
+    console.print(f"{pipeline}: all {len(gates)} gates passed")
+
+
 @app.command("import-csv")
 def import_csv_command(
     pipeline: str,
@@ -171,6 +192,56 @@ def import_csv_command(
                     )
     except (CatalogError, CsvImportError, LoadError) as exc:
         raise _fail(str(exc)) from exc
+
+
+blocks_app = typer.Typer(help="Prefect blocks the product needs, made from settings.", no_args_is_help=True)
+automations_app = typer.Typer(help="Automations as code: deployments/automations.yaml.", no_args_is_help=True)
+app.add_typer(blocks_app, name="blocks")
+app.add_typer(automations_app, name="automations")
+
+
+@blocks_app.command("apply")
+def blocks_apply_command(
+    connections: Annotated[
+        bool, typer.Option(help="also create missing connection blocks from DWH_SOURCE_*/WAREHOUSE_*/AWS_*")
+    ] = False,
+) -> None:
+    """Save the result-storage and notification blocks from settings (idempotent)."""
+    from dwh.blocks import BlockError, apply_blocks  # noqa: PLC0415
+    from dwh.settings import NotificationSettings, StorageSettings  # noqa: PLC0415
+
+    try:
+        applied = apply_blocks(StorageSettings(), NotificationSettings(), connections=connections)
+    except BlockError as exc:
+        raise _fail(str(exc)) from exc
+    for block in applied:
+        console.print(f"{block.action:<10} {block.slug}", highlight=False)
+
+
+@automations_app.command("apply")
+def automations_apply_command() -> None:
+    """Create or update every automation by name, for every catalog table (idempotent)."""
+    from dwh.automations import (  # noqa: PLC0415
+        AutomationError,
+        apply_automations,
+        build_automations,
+        load_catalogs,
+    )
+    from dwh.blocks import BlockError, notification_block_id  # noqa: PLC0415
+    from dwh.settings import NotificationSettings  # noqa: PLC0415
+
+    notify = NotificationSettings()
+    try:
+        automations = build_automations(
+            load_catalogs(RunSettings().pipelines_dir),
+            block_id=notification_block_id(notify),
+            factor=notify.freshness_factor,
+        )
+        applied = apply_automations(automations)
+    except (AutomationError, BlockError, CatalogError) as exc:
+        raise _fail(str(exc)) from exc
+    for automation in applied:
+        console.print(f"{automation.action:<10} {automation.name}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,6 +59,34 @@ def _fingerprint(env: Env, db: str, table: str, key: str, expressions: list[str]
     return tuple(row[0])
 
 
+def _loaded_events(resource_id: str) -> list[dict[str, object]]:
+    """`dwh.table.loaded` events the Prefect server received for a table (delivery is async)."""
+    from prefect.client.orchestration import get_client  # noqa: PLC0415
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter  # noqa: PLC0415
+
+    wanted = EventFilter(
+        event=EventNameFilter(name=["dwh.table.loaded"]), resource=EventResourceFilter(id=[resource_id])
+    )
+    deadline = time.monotonic() + 20
+    with get_client(sync_client=True) as client:
+        while True:
+            events = client.read_events(filter=wanted, limit=50).events  # the server caps at 50
+            if events or time.monotonic() > deadline:
+                return [e.payload for e in events]
+            time.sleep(0.5)
+
+
+def _artifact_markdown(key: str) -> str:
+    from prefect.client.orchestration import get_client  # noqa: PLC0415
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey  # noqa: PLC0415
+
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_latest_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+    return str(artifact.data)
+
+
 def _loaded(summary: IngestSummary) -> dict[str, int]:
     return {t.table: t.rows_loaded for t in summary.tables}
 
@@ -101,6 +130,10 @@ def test_first_run_backfills_everything_and_second_run_moves_nothing(env: Env) -
     assert len(processed) == 6
     runs = env.query("wh", "SELECT status, count(*) FROM fleet_control.extract_runs GROUP BY 1")
     assert runs == [("loaded", 6)]
+    markdown = _artifact_markdown("ingest-fleet")
+    assert f"| position_history | append | loaded | {counts['position_history']:,} |" in markdown
+    payloads = _loaded_events("dwh.table.fleet.position_history")
+    assert {"rows": counts["position_history"]}.items() <= payloads[0].items()
 
     second = ingest("fleet")
 

@@ -1,23 +1,21 @@
 """The fleet source generator (`dwh seed-source fleet`) against a real PostgreSQL + PostGIS.
 
-Each test gets a fresh database on the cluster named by DWH_TEST_ADMIN_DSN (a
-superuser conninfo), with PostGIS created in it, dropped afterwards.
+Each test gets a fresh source database (the shared `env` fixture) and seeds it as the
+non-superuser role that owns it, as an application would.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from dwh.seed import SourceGeneratorMissingError, SourceSeedError, seed_source
+from dwh.settings import SourceSettings
+from tests.conftest import Env
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 ROWS = 1000
@@ -52,24 +50,9 @@ TEXT_COLUMNS = [
 
 
 @pytest.fixture
-def source_db() -> Iterator[str]:
-    """A fresh PostGIS database; yields its conninfo."""
-    admin_dsn = os.environ.get("DWH_TEST_ADMIN_DSN")
-    if not admin_dsn:
-        pytest.skip("DWH_TEST_ADMIN_DSN is unset: no PostgreSQL + PostGIS cluster to seed")
-    name = f"seed_fleet_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0").format(sql.Identifier(name))
-        )
-    conninfo = make_conninfo(admin_dsn, dbname=name)
-    try:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION postgis")
-        yield conninfo
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+def source_db(env: Env) -> str:  # noqa: ARG001  (env points DWH_SOURCE_URL at a fresh database)
+    """The test's own source database on the session cluster, as the app role that owns it."""
+    return SourceSettings().conninfo()  # type: ignore[call-arg]
 
 
 def seed(conninfo: str, rows: int = ROWS) -> dict[str, int]:

@@ -56,12 +56,12 @@ def seed_source_command(
     rows: Annotated[int, typer.Option(help="position rows to add (fleet)")] = 200_000,
 ) -> None:
     """Generate (or grow) a realistic sample source database for a reference pipeline."""
-    from dwh.seed import seed_source  # noqa: PLC0415
+    from dwh.seed import SourceSeedError, seed_source  # noqa: PLC0415
 
     run = RunSettings()
     try:
         counts = seed_source(SourceSettings().conninfo(), pipeline, rows=rows, sql_dir=run.sql_dir)  # type: ignore[call-arg]
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, SourceSeedError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     table = Table("table", "rows", title=f"source of {pipeline}")
     for name, count in counts.items():

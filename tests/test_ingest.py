@@ -320,3 +320,20 @@ def test_merge_mode_updates_changed_rows_and_leaves_unchanged_rows_untouched(
     assert {k for k in after if after[k] != before[k]} == {2, 3}
     names = env.query("wh", "SELECT count(*) FROM fleet_bronze.devices WHERE name LIKE '%% (renamed)'")
     assert names == [(2,)]
+
+
+def test_renamed_source_column_fails_that_table_by_name_and_the_others_load(env: Env) -> None:
+    env.migrate()
+    counts = _seed(1000)
+    env.query("source", "ALTER TABLE public.alarms RENAME COLUMN message TO msg")
+
+    with pytest.raises(IngestFailedError) as caught:
+        ingest("fleet")
+
+    by_table = {t.table: t for t in caught.value.summary.tables}
+    assert by_table["alarms"].status == "failed"
+    assert "table fleet.alarms: bronze column 'message' has no source column" in (by_table["alarms"].error or "")
+    assert {t for t, o in by_table.items() if o.status == "loaded"} == {*SNAPSHOT, "position_history", "trips"}
+    assert _count(env, "wh", "alarms") == 0
+    assert _count(env, "wh", "trips") == counts["trips"]
+    assert env.location_keys("fleet", "exports", "alarms") == []

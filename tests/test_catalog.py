@@ -1,0 +1,74 @@
+"""Catalog validation: a bad catalog is refused with file, table, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dwh.catalog import CatalogError, Mode, load_catalog, parse_catalog
+from tests.conftest import PIPELINES_DIR
+
+HEADER = "pipeline: shop\ntables:\n"
+
+
+def _parse(body: str) -> None:
+    parse_catalog(HEADER + body, Path("pipelines/shop.yaml"))
+
+
+def test_shipped_fleet_catalog_declares_the_seed_decisions() -> None:
+    catalog = load_catalog("fleet", PIPELINES_DIR)
+    modes = {t.name: t.mode for t in catalog.tables}
+    assert modes == {
+        "devices": Mode.SNAPSHOT,
+        "live_positions": Mode.SNAPSHOT,
+        "geofences": Mode.SNAPSHOT,
+        "position_history": Mode.APPEND,
+        "trips": Mode.APPEND,
+        "alarms": Mode.APPEND,
+    }
+    assert {t.watermark for t in catalog.tables if t.mode.incremental} == {"recorded_at"}
+    assert catalog.table("trips").columns == {"distance_km": "distance_m / 1000.0"}
+    assert (catalog.bronze_schema, catalog.control_schema, catalog.owner_role, catalog.ro_role) == (
+        "fleet_bronze",
+        "fleet_control",
+        "fleet_owner",
+        "fleet_ro",
+    )
+
+
+def test_incremental_table_without_watermark_names_table_line_and_field() -> None:
+    with pytest.raises(CatalogError) as caught:
+        _parse("  customers:\n    mode: snapshot\n  orders:\n    mode: append\n    key: [order_id]\n")
+    message = str(caught.value)
+    assert "pipelines/shop.yaml" in message
+    assert "table 'orders', line 5" in message
+    assert "needs a watermark column" in message
+
+
+def test_incremental_table_without_key_is_refused() -> None:
+    with pytest.raises(CatalogError, match=r"table 'orders'.*needs a natural key"):
+        _parse("  orders:\n    mode: merge\n    watermark: updated_at\n")
+
+
+def test_unknown_mode_and_misspelled_field_are_refused() -> None:
+    with pytest.raises(CatalogError) as caught:
+        _parse("  orders:\n    mode: upsert\n    watermrk: created_at\n")
+    message = str(caught.value)
+    assert "field mode" in message
+    assert "field watermrk: Extra inputs are not permitted" in message
+
+
+def test_watermark_must_not_be_an_expression_and_names_are_identifiers() -> None:
+    with pytest.raises(CatalogError, match="must be a plain source column"):
+        _parse("  orders:\n    mode: append\n    watermark: ts\n    key: [id]\n    columns:\n      ts: now()\n")
+    with pytest.raises(CatalogError, match=r"field key\.0"):
+        _parse('  orders:\n    mode: append\n    watermark: ts\n    key: ["id; drop table x"]\n')
+
+
+def test_unknown_table_and_missing_catalog_name_what_exists() -> None:
+    catalog = load_catalog("fleet", PIPELINES_DIR)
+    with pytest.raises(CatalogError, match=r"no table 'trucks' \(known: devices, "):
+        catalog.select(["trucks"])
+    with pytest.raises(CatalogError, match=r"no catalog for pipeline 'shop' .*available: \['fleet'"):
+        load_catalog("shop", PIPELINES_DIR)

@@ -25,6 +25,7 @@ from dwh.engine import Engine, ProgressFn, Throttle, no_progress
 from dwh.faults import failpoint
 from dwh.parts import exports_prefix, part_filename, run_glob
 from dwh.runlog import RunLog, engine_sql
+from dwh.sqlfiles import read_sql
 from dwh.storage import spool_dir
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class ExtractResult:
 
 
 def _columns(conn: psycopg.Connection[Any], sql_dir: Path, name: str, relation: str) -> list[str]:
-    query = (sql_dir / "engine" / f"{name}.sql").read_text(encoding="utf-8")
+    query = read_sql(sql_dir / "engine" / f"{name}.sql")
     return [str(r[0]) for r in conn.execute(query, {"relation": relation}).fetchall()]
 
 
@@ -133,8 +134,7 @@ def plan_columns(
 
 def source_upper_bound(source: psycopg.Connection[Any], sql_dir: Path, where: str) -> datetime:
     """The source clock, lowered below the oldest open transaction (seed §5.2, late commits)."""
-    query = (sql_dir / "engine" / "source_bounds.sql").read_text(encoding="utf-8")
-    row = source.execute(query).fetchone()
+    row = source.execute(read_sql(sql_dir / "engine" / "source_bounds.sql")).fetchone()
     assert row is not None  # noqa: S101  (an aggregate always returns a row)
     now, oldest_open, invisible = row
     if invisible:

@@ -236,7 +236,8 @@ def load_pending(engine: Engine, table: TableSpec, *, progress: ProgressFn = no_
     where = f"table {engine.catalog.pipeline}.{table.name}"
     waiting = run_parts(engine.location, engine.catalog.pipeline, table.name)
     with psycopg.connect(engine.warehouse_conninfo, autocommit=True) as conn:
-        runs = RunLog(conn, engine.catalog, engine.sql_dir).runs(table.name, list(waiting))
+        runlog = RunLog(conn, engine.catalog, engine.sql_dir)
+        runs = runlog.runs(table.name, list(waiting))
         orphans = sorted(set(waiting) - {r.run_id for r in runs})
         if orphans:
             files = ", ".join(engine.location.storage.url(k) for r in orphans for k in waiting[r])
@@ -252,8 +253,6 @@ def load_pending(engine: Engine, table: TableSpec, *, progress: ProgressFn = no_
                 results.append(load_run(engine, table, run, keys, progress=progress))
             else:
                 reason = "abandoned: its extract never finished (process killed?)"
-                RunLog(conn, engine.catalog, engine.sql_dir).failed(
-                    run.run_id, f"{where}: run {run.run_id} {reason}; parts moved to rejected/"
-                )
+                runlog.failed(run.run_id, f"{where}: run {run.run_id} {reason}; parts moved to rejected/")
                 reject_parts(engine, table, keys)
     return results

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import psycopg
 
 from dwh.engine import Engine
+from dwh.sqlfiles import read_sql
 
 
 @contextmanager
@@ -16,10 +17,10 @@ def table_lock(engine: Engine, table: str) -> Iterator[bool]:
     key = {"key": f"dwh:{engine.catalog.pipeline}:{table}"}
     folder = engine.sql_dir / "engine"
     with psycopg.connect(engine.warehouse_conninfo, autocommit=True) as conn:
-        row = conn.execute((folder / "try_table_lock.sql").read_text(), key).fetchone()
+        row = conn.execute(read_sql(folder / "try_table_lock.sql"), key).fetchone()
         acquired = bool(row and row[0])
         try:
             yield acquired
         finally:
             if acquired and not conn.closed:
-                conn.execute((folder / "table_unlock.sql").read_text(), key)
+                conn.execute(read_sql(folder / "table_unlock.sql"), key)

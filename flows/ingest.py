@@ -11,6 +11,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import TaskRunContext
@@ -72,8 +73,6 @@ def ingest_table(pipeline: str, table: str) -> TableOutcome:
 @task(name="rewind-watermarks")
 def rewind_watermarks(pipeline: str, tables: list[str], to: datetime) -> None:
     """Backfill/reseed (seed §11): next extract re-reads from `to`; ON CONFLICT dedups."""
-    import psycopg  # noqa: PLC0415
-
     engine = Engine.from_settings(pipeline)
     with psycopg.connect(engine.warehouse_conninfo, autocommit=True) as conn:
         runlog = RunLog(conn, engine.catalog, engine.sql_dir)

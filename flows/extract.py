@@ -1,4 +1,4 @@
-"""Subflow: extract one table (seed §4 Phase E). Retried as a whole on failure."""
+"""Subflow: extract one table (seed §4 Phase E); its task retries transient failures."""
 
 from __future__ import annotations
 
@@ -8,6 +8,6 @@ from dwh.extract import ExtractResult
 from tasks.extract import extract_table_task
 
 
-@flow(name="extract", flow_run_name="extract-{table}", retries=2, retry_delay_seconds=10)
+@flow(name="extract", flow_run_name="extract-{table}")
 def extract(pipeline: str, table: str) -> ExtractResult:
     return extract_table_task(pipeline, table)

@@ -1,4 +1,5 @@
-"""Subflow: load one table's waiting parts (seed §4 Phase D). Idempotent, so retried."""
+"""Subflow: load one table's waiting parts (seed §4 Phase D); idempotent, so its task
+retries transient failures."""
 
 from __future__ import annotations
 
@@ -8,6 +9,6 @@ from dwh.load import LoadResult
 from tasks.load import load_pending_task
 
 
-@flow(name="load", flow_run_name="load-{table}", retries=2, retry_delay_seconds=10)
+@flow(name="load", flow_run_name="load-{table}")
 def load(pipeline: str, table: str) -> list[LoadResult]:
     return load_pending_task(pipeline, table)

@@ -10,6 +10,7 @@ from prefect.runtime import flow_run
 from dwh.engine import Engine
 from dwh.extract import ExtractResult, extract_table
 from dwh.progress import reporter
+from tasks.retry import RETRY_DELAYS, transient_only
 
 
 def _current_flow_run_id() -> UUID | None:
@@ -18,7 +19,13 @@ def _current_flow_run_id() -> UUID | None:
     return UUID(run_id) if run_id else None
 
 
-@task(name="extract-table", task_run_name="extract-{table}")
+@task(
+    name="extract-table",
+    task_run_name="extract-{table}",
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=transient_only,
+)
 def extract_table_task(pipeline: str, table: str) -> ExtractResult:
     engine = Engine.from_settings(pipeline)
     logger = get_run_logger()

@@ -337,3 +337,27 @@ def test_renamed_source_column_fails_that_table_by_name_and_the_others_load(env:
     assert _count(env, "wh", "alarms") == 0
     assert _count(env, "wh", "trips") == counts["trips"]
     assert env.location_keys("fleet", "exports", "alarms") == []
+
+
+def test_retried_parent_does_not_redo_tables_that_finished(env: Env) -> None:
+    env.migrate()
+    counts = _seed(1000)
+    env.query("source", "ALTER TABLE public.alarms RENAME COLUMN message TO msg")
+    attempts: list[int] = []
+
+    def repair_source_on_retry(*_: object) -> None:
+        attempts.append(len(attempts) + 1)
+        if len(attempts) == 2:  # the operator fixes the drift before the retry
+            env.query("source", "ALTER TABLE public.alarms RENAME COLUMN msg TO message")
+
+    retried = ingest.with_options(retries=1, retry_delay_seconds=0, on_running=[repair_source_on_retry])
+    summary = retried("fleet")
+
+    assert attempts == [1, 2]
+    assert {t.status for t in summary.tables} == {"loaded"}
+    # One extract run per table: the five tables that finished in the first attempt
+    # came back from their persisted, cached results instead of running again.
+    runs = env.query("wh", "SELECT table_name, count(*) FROM fleet_control.extract_runs GROUP BY 1")
+    assert dict(runs) == dict.fromkeys((*SNAPSHOT, *INCREMENTAL), 1)
+    assert _loaded(summary) == {t: counts[t] for t in (*SNAPSHOT, *INCREMENTAL)}
+    _assert_parity(env)

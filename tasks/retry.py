@@ -1,0 +1,34 @@
+"""Which failures are worth retrying: the transient ones, never bad data or config.
+
+A refused connection, a dropped socket or an S3 hiccup may pass; a renamed column, a
+malformed CSV or an invalid catalog fail the same way every time, and retrying them
+only delays the clear error (and the alert) by the retry delays.
+"""
+
+from __future__ import annotations
+
+from prefect import Task
+from prefect.client.schemas.objects import State, TaskRun
+
+from dwh.catalog import CatalogError
+from dwh.csv_import import CsvImportError
+from dwh.extract import DriftError, SourceVisibilityError
+from dwh.load import LoadError
+
+DETERMINISTIC: tuple[type[BaseException], ...] = (
+    CatalogError,
+    CsvImportError,
+    DriftError,
+    LoadError,
+    SourceVisibilityError,
+    LookupError,
+    ValueError,
+)
+
+RETRY_DELAYS: list[float] = [5.0, 30.0]
+
+
+def transient_only(task: Task[..., object], task_run: TaskRun, state: State[object]) -> bool:  # noqa: ARG001
+    """Retry condition for tasks: False for errors that would fail again identically."""
+    error = state.result(raise_on_failure=False)
+    return not isinstance(error, DETERMINISTIC)

@@ -67,16 +67,19 @@ class ExtractResult:
     csv_path: str
 
 
-def _columns(conn: psycopg.Connection[Any], sql_dir: Path, name: str, relation: str) -> list[str]:
-    query = read_sql(sql_dir / "engine" / f"{name}.sql")
-    return [str(r[0]) for r in conn.execute(query, {"relation": relation}).fetchall()]
+_ENGINE_MANAGED = r"\_dwh\_%"
+
+
+def _columns(conn: psycopg.Connection[Any], sql_dir: Path, relation: str, skip: str = "") -> list[str]:
+    query = read_sql(sql_dir / "engine" / "relation_columns.sql")
+    return [str(r[0]) for r in conn.execute(query, {"relation": relation, "skip": skip}).fetchall()]
 
 
 def bronze_columns(
     conn: psycopg.Connection[Any], catalog: Catalog, table: TableSpec, sql_dir: Path
 ) -> list[str]:
     relation = f'"{catalog.bronze_schema}"."{table.name}"'
-    columns = _columns(conn, sql_dir, "bronze_columns", relation)
+    columns = _columns(conn, sql_dir, relation, skip=_ENGINE_MANAGED)
     if not columns:
         msg = (
             f"bronze table {catalog.bronze_schema}.{table.name} does not exist: "
@@ -96,7 +99,7 @@ def plan_columns(
     """Map every bronze column to a source expression, or fail naming the column (seed §8)."""
     bronze = bronze_columns(warehouse, catalog, table, sql_dir)
     relation = f'"{catalog.source_schema}"."{table.source_table}"'
-    source_cols = set(_columns(source, sql_dir, "source_columns", relation))
+    source_cols = set(_columns(source, sql_dir, relation))
     where = f"table {catalog.pipeline}.{table.name}"
     if not source_cols:
         msg = f"{where}: source table {catalog.source_schema}.{table.source_table} does not exist"

@@ -151,12 +151,13 @@ def verify_command(pipeline: str) -> None:
         gates = verify(Engine.from_settings(pipeline))
     except CatalogError as exc:
         raise _fail(str(exc)) from exc
-    table = Table("gate", "table", "result", "detail", "fix", title=f"verify {pipeline}")
+    failed = [g for g in gates if not g.ok]
+    columns = ["gate", "table", "result", "detail"] + (["fix"] if failed else [])
+    table = Table(*columns, title=f"verify {pipeline}")
     for gate in gates:
         result = "[green]pass[/]" if gate.ok else "[red]FAIL[/]"
-        table.add_row(gate.gate, gate.table, result, gate.detail, "" if gate.ok else gate.fix)
+        table.add_row(gate.gate, gate.table, result, gate.detail, *([] if gate.ok or not failed else [gate.fix]))
     console.print(table)
-    failed = [g for g in gates if not g.ok]
     if failed:
         raise _fail(f"{len(failed)} of {len(gates)} gates failed")
     console.print(f"{pipeline}: all {len(gates)} gates passed")

@@ -156,7 +156,8 @@ def verify_command(pipeline: str) -> None:
     table = Table(*columns, title=f"verify {pipeline}")
     for gate in gates:
         result = "[green]pass[/]" if gate.ok else "[red]FAIL[/]"
-        table.add_row(gate.gate, gate.table, result, gate.detail, *([] if gate.ok or not failed else [gate.fix]))
+        fix = [gate.fix] if failed and not gate.ok else []
+        table.add_row(gate.gate, gate.table, result, gate.detail, *fix)
     console.print(table)
     if failed:
         raise _fail(f"{len(failed)} of {len(gates)} gates failed")

@@ -223,6 +223,7 @@ def _dwh_run_killed_at(failpoint: str, table: str) -> None:
     assert done.returncode == -9, done.stderr.decode()[-2000:]
 
 
+@pytest.mark.parametrize("storage_kind", ["file", "s3"], indirect=True)
 def test_killed_after_commit_before_move_next_run_only_moves(env: Env) -> None:
     env.migrate()
     counts = _seed(1000)
@@ -239,6 +240,7 @@ def test_killed_after_commit_before_move_next_run_only_moves(env: Env) -> None:
     assert len(env.location_keys("fleet", "processed", "alarms")) == 1
 
 
+@pytest.mark.parametrize("storage_kind", ["file", "s3"], indirect=True)
 def test_killed_before_commit_commits_nothing_and_next_run_loads(env: Env) -> None:
     env.migrate()
     counts = _seed(1000)

@@ -24,3 +24,15 @@ SELECT
     now() - last_loaded_at AS load_lag,
     now() - last_extracted_at AS extract_lag
 FROM {control}.extract_watermarks;
+
+-- Rows loaded per day and table, for the dashboard's row-count panel (seed §4 Phase F):
+-- the ro role reads the views, never the run log itself.
+CREATE OR REPLACE VIEW {control}.v_rows_per_day AS
+SELECT
+    date_trunc('day', run_finished_at) AS day,
+    table_name,
+    sum(rows_loaded) AS rows_loaded,
+    count(*) AS loads
+FROM {control}.extract_runs
+WHERE status = 'loaded'
+GROUP BY 1, 2;

@@ -6,5 +6,6 @@ REVOKE ALL ON ALL TABLES IN SCHEMA {control} FROM {ro};
 GRANT SELECT ON
     {control}.v_table_freshness,
     {control}.v_recent_failures,
-    {control}.v_watermark_lag
+    {control}.v_watermark_lag,
+    {control}.v_rows_per_day
 TO {ro};

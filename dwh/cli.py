@@ -164,6 +164,46 @@ def verify_command(pipeline: str) -> None:
     console.print(f"{pipeline}: all {len(gates)} gates passed")
 
 
+@app.command("backup")
+def backup_command(
+    pipeline: str, keep: Annotated[int, typer.Option(help="backups to keep; older ones are deleted")] = 7
+) -> None:
+    """pg_dump the pipeline's warehouse schemas to object storage."""
+    from dwh.backup import BackupError, backup  # noqa: PLC0415
+    from dwh.engine import Engine  # noqa: PLC0415
+
+    try:
+        engine = Engine.from_settings(pipeline)
+        result = backup(engine.catalog, engine.warehouse_conninfo, engine.location, engine.sql_dir, keep=keep)
+    except (CatalogError, BackupError) as exc:
+        raise _fail(str(exc)) from exc
+    console.print(
+        f"{engine.location.storage.url(result.key)}: {result.size / 2**20:,.1f} MB, {', '.join(result.schemas)}"
+    )
+    for key in result.deleted:
+        console.print(f"deleted {key} (retention {keep})")
+
+
+@app.command("restore")
+def restore_command(
+    pipeline: str,
+    backup_key: Annotated[str, typer.Argument(help="a key from `dwh backups`, or 'latest'")] = "latest",
+) -> None:
+    """Restore a backup into the (fresh) database DWH_WAREHOUSE_ADMIN_URL names."""
+    from dwh.backup import BackupError, restore  # noqa: PLC0415
+    from dwh.engine import Engine  # noqa: PLC0415
+
+    try:
+        engine = Engine.from_settings(pipeline)
+        settings = WarehouseSettings()  # type: ignore[call-arg]
+        schemas = restore(engine.catalog, backup_key, engine.location, settings, engine.sql_dir)
+    except (CatalogError, BackupError, MigrationError) as exc:
+        raise _fail(str(exc)) from exc
+    console.print(
+        f"restored {', '.join(schemas)}; the next `dwh run {pipeline}` continues from its watermarks"
+    )
+
+
 @app.command("import-csv")
 def import_csv_command(
     pipeline: str,

@@ -1,0 +1,75 @@
+"""Restore drill: dump, drop, restore, and the next ingest continues without loss or duplicates."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from dwh.backup import BackupError, backup, list_backups, restore
+from dwh.seed import seed_source
+from dwh.settings import SourceSettings, WarehouseSettings
+from flows.ingest import ingest
+from tests.conftest import SQL_DIR, Env
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+TABLES = ("devices", "live_positions", "geofences", "position_history", "trips", "alarms")
+
+
+def _counts(env: Env, db: str) -> dict[str, int]:
+    schema = "public" if db == "source" else "fleet_bronze"
+    return {t: int(env.query(db, f"SELECT count(*) FROM {schema}.{t}")[0][0]) for t in TABLES}  # type: ignore[arg-type]
+
+
+def _recreate_warehouse(env: Env) -> None:
+    with psycopg.connect(env.stack.admin_conninfo("postgres"), autocommit=True) as conn:
+        name = sql.Identifier(env.warehouse_db)
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(name))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template_postgis").format(name))
+
+
+def test_restore_drill_continues_from_restored_watermarks(env: Env) -> None:
+    env.migrate()
+    engine = env.engine()
+    seed_source(SourceSettings().conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    ingest("fleet")
+    before = _counts(env, "wh")
+    watermarks = env.query(
+        "wh", "SELECT table_name, last_extracted_at FROM fleet_control.extract_watermarks ORDER BY 1"
+    )
+    for _ in range(3):
+        taken = backup(engine.catalog, engine.warehouse_conninfo, engine.location, SQL_DIR, keep=2)
+    assert taken.schemas == ("fleet_bronze", "fleet_control")
+    assert len(list_backups(engine.location, "fleet")) == 2  # retention deleted the oldest
+
+    seed_source(SourceSettings().conninfo(), "fleet", rows=500, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    _recreate_warehouse(env)
+    assert env.query("wh", "SELECT to_regclass('fleet_bronze.trips')") == [(None,)]
+
+    restored = restore(engine.catalog, "latest", engine.location, WarehouseSettings(), SQL_DIR)  # type: ignore[call-arg]
+
+    assert restored == ["fleet_bronze", "fleet_control"]
+    assert _counts(env, "wh") == before
+    assert (
+        env.query(
+            "wh", "SELECT table_name, last_extracted_at FROM fleet_control.extract_watermarks ORDER BY 1"
+        )
+        == watermarks
+    )
+    owners = env.query("wh", "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'fleet_bronze'")
+    assert owners == [("fleet_owner",)]
+
+    after = ingest("fleet")
+    assert {t.status for t in after.tables} == {"loaded"}
+    assert _counts(env, "wh") == _counts(env, "source")
+    duplicates = env.query(
+        "wh", "SELECT count(*) - count(DISTINCT (device_id, gps_time)) FROM fleet_bronze.position_history"
+    )
+    assert duplicates == [(0,)]
+
+
+def test_restoring_an_unknown_backup_names_what_exists(env: Env) -> None:
+    env.migrate()
+    engine = env.engine()
+    with pytest.raises(BackupError, match=r"no backup nope\.dump \(have: none\)"):
+        restore(engine.catalog, "nope.dump", engine.location, WarehouseSettings(), SQL_DIR)  # type: ignore[call-arg]

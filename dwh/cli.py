@@ -177,9 +177,8 @@ def backup_command(
         result = backup(engine.catalog, engine.warehouse_conninfo, engine.location, engine.sql_dir, keep=keep)
     except (CatalogError, BackupError) as exc:
         raise _fail(str(exc)) from exc
-    console.print(
-        f"{engine.location.storage.url(result.key)}: {result.size / 2**20:,.1f} MB, {', '.join(result.schemas)}"
-    )
+    where = engine.location.storage.url(result.key)
+    console.print(f"{where}: {result.size / 2**20:,.1f} MB of {', '.join(result.schemas)}")
     for key in result.deleted:
         console.print(f"deleted {key} (retention {keep})")
 

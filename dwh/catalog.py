@@ -85,6 +85,13 @@ class Catalog(BaseModel):
     chunk_rows: int = Field(default=1_000_000, ge=1)
     cadence_minutes: int = Field(default=180, ge=1, description="schedule cadence (freshness)")
     tables: tuple[TableSpec, ...]
+    flow_cadences: dict[str, int] = Field(
+        default_factory=dict,
+        description="flow name -> minutes between successful runs the health check expects",
+    )
+    non_empty: tuple[str, ...] = Field(
+        default=(), description="schema.table names the health check expects to hold rows"
+    )
     path: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")

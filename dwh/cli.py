@@ -164,6 +164,25 @@ def verify_command(pipeline: str) -> None:
     console.print(f"{pipeline}: all {len(gates)} gates passed")
 
 
+@app.command("health")
+def health_command(pipeline: str) -> None:
+    """Cheap hourly checks: reachability, storage, backlog, freshness, flows, disk. Exit 0/1."""
+    from dwh.engine import Engine  # noqa: PLC0415
+    from dwh.health import check_health  # noqa: PLC0415
+
+    try:
+        checks = check_health(Engine.from_settings(pipeline))
+    except CatalogError as exc:
+        raise _fail(str(exc)) from exc
+    table = Table("check", "result", "detail", title=f"health {pipeline}")
+    for check in checks:
+        table.add_row(check.check, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail)
+    console.print(table)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        raise _fail(f"{len(failed)} of {len(checks)} health checks failed")
+
+
 @app.command("backup")
 def backup_command(
     pipeline: str, keep: Annotated[int, typer.Option(help="backups to keep; older ones are deleted")] = 7

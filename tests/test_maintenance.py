@@ -1,0 +1,46 @@
+"""Weekly maintenance: vacuum, run-log retention that keeps freshness, processed/ kept by default."""
+
+from __future__ import annotations
+
+import pytest
+
+from dwh.seed import seed_source
+from dwh.settings import SourceSettings
+from flows.ingest import ingest
+from flows.maintenance import maintenance
+from tests.conftest import SQL_DIR, Env
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def test_maintenance_vacuums_prunes_old_runs_and_keeps_the_audit_trail(env: Env) -> None:
+    env.migrate()
+    seed_source(SourceSettings().conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    ingest("fleet", tables=["trips", "devices"])
+    ingest("fleet", tables=["trips", "devices"])
+    env.query("wh", "UPDATE fleet_control.extract_runs SET run_started_at = now() - interval '200 days'")
+    processed = env.location_keys("fleet", "processed")
+
+    result = maintenance("fleet")
+
+    assert "fleet_bronze.position_history" in result.vacuumed
+    vacuumed = env.query(
+        "wh",
+        "SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = 'fleet_bronze' AND last_vacuum IS NOT NULL",
+    )
+    assert vacuumed == [(6,)]
+    # Two old runs per table, only the latest loaded one stays: freshness still answers.
+    assert result.runs_deleted == 2
+    assert env.query(
+        "wh", "SELECT table_name, count(*) FROM fleet_control.extract_runs GROUP BY 1 ORDER BY 1"
+    ) == [
+        ("devices", 1),
+        ("trips", 1),
+    ]
+    assert len(env.query("wh", "SELECT * FROM fleet_control.v_table_freshness")) == 2
+    assert env.location_keys("fleet", "processed") == processed
+    assert result.processed_deleted == ()
+
+    pruned = maintenance("fleet", processed_days=0)
+    assert set(pruned.processed_deleted) == set(processed)
+    assert env.location_keys("fleet", "processed") == []

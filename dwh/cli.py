@@ -7,6 +7,7 @@ Every command reads its configuration from the environment (see `.env.example`);
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -115,11 +116,21 @@ class _Bars:
         )
 
 
+def _aware(moment: datetime | None) -> datetime | None:
+    """Typer parses naive datetimes; a naive backfill time means UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
 @app.command("run")
 def run_command(
     pipeline: str,
     table: Annotated[list[str] | None, typer.Option("--table", "-t", help="only these")] = None,
     full_refresh: Annotated[bool, typer.Option(help="reseed from 2000-01-01")] = False,
+    backfill_from: Annotated[
+        datetime | None, typer.Option(help="re-extract from this time (watermark only moves back)")
+    ] = None,
 ) -> None:
     """Run the ingest parent flow locally and print the per-table summary."""
     from dwh import progress as hub  # noqa: PLC0415
@@ -130,7 +141,9 @@ def run_command(
     hub.add_listener(listener)
     try:
         with bars:
-            summary = ingest(pipeline, tables=table or None, full_refresh=full_refresh)
+            summary = ingest(
+                pipeline, tables=table or None, full_refresh=full_refresh, backfill_from=_aware(backfill_from)
+            )
     except IngestFailedError as exc:
         _print_summary(exc.summary)
         raise _fail(str(exc)) from exc

@@ -258,7 +258,13 @@ def extract_table(
         psycopg.connect(engine.warehouse_conninfo, autocommit=True) as warehouse,
     ):
         runlog = RunLog(warehouse, catalog, engine.sql_dir)
-        plan = plan_columns(catalog, table, source, warehouse, engine.sql_dir)
+        try:
+            plan = plan_columns(catalog, table, source, warehouse, engine.sql_dir)
+        except DriftError as exc:
+            # Nothing is extracted, but the run log must say so: v_recent_failures,
+            # `dwh verify` and the Grafana panel read it, not Prefect's states.
+            runlog.failed(runlog.start(table.name, table.mode.value, None, None, flow_run_id), str(exc))
+            raise
         lower = runlog.watermark(table.name) if table.mode.incremental else None
         upper = source_upper_bound(source, engine.sql_dir, where)
         run_id = runlog.start(table.name, table.mode.value, lower, upper, flow_run_id)

@@ -339,6 +339,8 @@ def test_renamed_source_column_fails_that_table_by_name_and_the_others_load(env:
     assert _count(env, "wh", "alarms") == 0
     assert _count(env, "wh", "trips") == counts["trips"]
     assert env.location_keys("fleet", "exports", "alarms") == []
+    logged = env.query("wh", "SELECT table_name, error_message FROM fleet_control.v_recent_failures")
+    assert [(t, "bronze column 'message'" in str(e)) for t, e in logged] == [("alarms", True)]
 
 
 def test_retried_parent_does_not_redo_tables_that_finished(env: Env) -> None:
@@ -357,9 +359,15 @@ def test_retried_parent_does_not_redo_tables_that_finished(env: Env) -> None:
 
     assert attempts == [1, 2]
     assert {t.status for t in summary.tables} == {"loaded"}
-    # One extract run per table: the five tables that finished in the first attempt
-    # came back from their persisted, cached results instead of running again.
-    runs = env.query("wh", "SELECT table_name, count(*) FROM fleet_control.extract_runs GROUP BY 1")
-    assert dict(runs) == dict.fromkeys((*SNAPSHOT, *INCREMENTAL), 1)
+    # One loaded run per table: the five tables that finished in the first attempt
+    # came back from their persisted, cached results instead of running again; alarms
+    # also logged its failed first attempt, naming the column.
+    runs = env.query("wh", "SELECT table_name, status, count(*) FROM fleet_control.extract_runs GROUP BY 1, 2")
+    assert {(t, s): n for t, s, n in runs} == {
+        **{(t, "loaded"): 1 for t in (*SNAPSHOT, *INCREMENTAL)},
+        ("alarms", "failed"): 1,
+    }
+    failure = env.query("wh", "SELECT error_message FROM fleet_control.extract_runs WHERE status = 'failed'")
+    assert "bronze column 'message' has no source column" in str(failure[0][0])
     assert _loaded(summary) == {t: counts[t] for t in (*SNAPSHOT, *INCREMENTAL)}
     _assert_parity(env)

@@ -181,6 +181,7 @@ def load_run(
                     table.mode
                 ]
                 loaded, skipped = step(keys, report)
+                _check_rows_read(engine, where, run, keys, loaded + skipped)
                 runlog.loaded(run.run_id, rows_loaded=loaded, rows_skipped=skipped)
                 failpoint("load.before_commit")
         except Exception as exc:
@@ -199,6 +200,17 @@ def load_run(
         seconds=time.monotonic() - started,
         moved=tuple(moved),
     )
+
+
+def _check_rows_read(engine: Engine, where: str, run: RunRow, keys: list[str], rows: int) -> None:
+    """A part cut at a row boundary still parses: only the count the extract wrote shows it."""
+    if run.rows_extracted is not None and rows != run.rows_extracted:
+        files = ", ".join(engine.location.storage.url(k) for k in keys)
+        msg = (
+            f"{where}: run {run.run_id} extracted {run.rows_extracted} rows but its parts hold "
+            f"{rows} (a part truncated or edited?); nothing committed: {files}"
+        )
+        raise LoadError(msg)
 
 
 def record_failure(runlog: RunLog, run_id: int, error: str) -> None:
@@ -252,7 +264,9 @@ def load_pending(engine: Engine, table: TableSpec, *, progress: ProgressFn = no_
             elif run.extract_finished:
                 results.append(load_run(engine, table, run, keys, progress=progress))
             else:
-                reason = "abandoned: its extract never finished (process killed?)"
-                runlog.failed(run.run_id, f"{where}: run {run.run_id} {reason}; parts moved to rejected/")
+                # A run whose extract failed already says why; one left 'extracting' died.
+                if run.status != "failed":
+                    reason = "abandoned: its extract never finished (process killed?)"
+                    runlog.failed(run.run_id, f"{where}: run {run.run_id} {reason}; parts moved to rejected/")
                 reject_parts(engine, table, keys)
     return results

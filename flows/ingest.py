@@ -18,6 +18,7 @@ from prefect.context import TaskRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from dwh.engine import Engine
+from dwh.guard import check_roles
 from dwh.load import LoadResult
 from dwh.locks import table_lock
 from dwh.report import IngestFailedError, IngestSummary, TableOutcome, summary_markdown
@@ -93,6 +94,7 @@ def ingest(
 ) -> IngestSummary:
     """Move the pipeline's tables extract → object storage → idempotent load."""
     engine = Engine.from_settings(pipeline)
+    check_roles(engine)  # never as a superuser or with rights beyond the pipeline's (seed §12)
     selected = engine.catalog.select(tables)
     incremental = [t.name for t in selected if t.mode.incremental]
     rewind_to = RESEED_FROM if full_refresh else backfill_from

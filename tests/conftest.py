@@ -60,6 +60,22 @@ def stack() -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="session")
+def private_stack() -> Iterator[Stack]:
+    """A second throwaway stack (PostgreSQL + moto) that tests may stop, restart and reconfigure.
+
+    Only the fault and security tests that take a server down use it (see
+    tests/outages.py), so the session's `stack` stays up for every other test.
+    """
+    state_dir = Path(tempfile.mkdtemp(prefix="dwh-private-"))
+    state_dir.chmod(0o755)  # the postgres OS user must reach it
+    try:
+        devstack.up(state_dir, s3=True)
+        yield Stack(state_dir, devstack.env(state_dir))
+    finally:
+        devstack.down(state_dir, purge=True)
+
+
+@pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """One Prefect test server for the whole session (flow tests opt in)."""
     from prefect.settings import temporary_settings  # noqa: PLC0415

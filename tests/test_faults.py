@@ -1,0 +1,591 @@
+"""Fault matrix: real services fail at the worst moments; nothing is lost, nothing doubles.
+
+Every test ends by comparing bronze with the source (row count plus a digest of the
+natural keys: same count and same digest means no row lost and none duplicated) and
+by reading the control tables, which must say what really happened.
+
+| fault | proven by |
+|---|---|
+| a row committed late (transaction open across an extract) | test_ingest.py::test_row_committed_late_below_the_upper_bound_arrives_next_run |
+| SIGKILL during extract | test_killed_during_extract_next_run_rejects_its_parts_and_loads_once |
+| SIGKILL during load, before commit | test_ingest.py::test_killed_before_commit_commits_nothing_and_next_run_loads |
+| SIGKILL after commit, before the move | test_ingest.py::test_killed_after_commit_before_move_next_run_only_moves |
+| S3 server stopped during upload, then back | test_s3_server_killed_during_upload_then_back_next_run_loads_once |
+| S3 unreachable mid-upload (parts already published) | test_s3_unreachable_mid_upload_next_run_rejects_published_parts_and_loads_once |
+| S3 unreachable during the move, after commit | test_s3_unreachable_during_move_after_commit_next_run_only_moves |
+| warehouse stopped during load, then back | test_warehouse_stopped_during_load_parts_wait_in_exports_and_load_next_run |
+| source restarted mid-extract | test_source_restarted_mid_extract_the_retry_loads_everything_once |
+| truncated part (mid-row, or at a row boundary) | test_truncated_part_fails_its_table_commits_nothing_and_names_the_file |
+| malformed part | test_ingest.py::test_malformed_part_fails_its_table_with_file_and_line_while_others_load |
+| two parent runs at the same time | test_two_parent_runs_at_once_the_second_skips_the_held_table_and_nothing_doubles |
+| source drift: column renamed | test_ingest.py::test_renamed_source_column_fails_that_table_by_name_and_the_others_load |
+| source drift: column added | test_column_added_in_the_source_is_ignored_because_bronze_columns_drive_the_extract |
+| source drift: type changed | test_type_changed_in_the_source_fails_its_table_naming_file_line_and_column |
+| orchestrator clock skewed by hours | test_orchestrator_clock_five_hours_ahead_never_moves_the_bounds |
+
+Servers are only stopped on the private stack (tests/outages.py); S3 outages that must
+keep the parts already uploaded cut the TCP path to moto instead of stopping it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import boto3
+import psycopg
+import pytest
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import BotoCoreError
+
+from dwh.extract import extract_table
+from dwh.load import load_pending
+from dwh.parts import parse_part
+from dwh.report import IngestFailedError, IngestSummary
+from dwh.seed import seed_source
+from dwh.settings import PROJECT_DIR, SourceSettings
+from dwh.storage import StorageError
+from flows.ingest import ingest
+from tests.conftest import SQL_DIR, Env, Stack
+from tests.outages import (
+    TcpCut,
+    endpoint_port,
+    moto_kill,
+    moto_start,
+    postgres_restart,
+    postgres_start,
+    postgres_stop,
+    small_parts_catalog,
+    split_env,
+)
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+KEYS = {"position_history": "device_id, gps_time", "trips": "trip_id", "alarms": "alarm_id"}
+# The streaming failpoint fires every 16,384 rows: seed enough positions to reach it,
+# and cut parts small so several are published before it fires.
+STREAMED_ROWS = 20_000
+SMALL_PARTS = 2_000
+
+
+def _seed(rows: int) -> dict[str, int]:
+    return seed_source(SourceSettings().conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+
+
+def _keys(env: Env, db: str, table: str) -> tuple[object, ...]:
+    """Row count and a digest of the natural keys: equal on both sides = nothing lost or doubled."""
+    schema = "public" if db == "source" else "fleet_bronze"
+    key = KEYS[table]
+    row = env.query(
+        db,
+        f"SELECT count(*), md5(string_agg(({key})::text, ',' ORDER BY {key})) FROM {schema}.{table}",
+    )
+    return tuple(row[0])
+
+
+def _assert_exactly_once(env: Env, table: str) -> None:
+    source = _keys(env, "source", table)
+    assert source[0] > 0
+    assert _keys(env, "wh", table) == source, table
+
+
+def _runs(env: Env, table: str) -> list[tuple[object, ...]]:
+    return env.query(
+        "wh",
+        "SELECT run_id, status, rows_extracted, rows_loaded, coalesce(error_message, '')"
+        " FROM fleet_control.extract_runs WHERE table_name = %s ORDER BY run_id",
+        (table,),
+    )
+
+
+def _watermark(env: Env, table: str) -> datetime:
+    row = env.query(
+        "wh", "SELECT last_extracted_at FROM fleet_control.extract_watermarks WHERE table_name = %s", (table,)
+    )
+    return row[0][0]  # type: ignore[return-value]
+
+
+def _names(keys: list[str]) -> set[str]:
+    return {k.rsplit("/", 1)[-1] for k in keys}
+
+
+def _run_of(key: str) -> int:
+    name = parse_part(key.rsplit("/", 1)[-1])
+    assert name is not None, key
+    return name.run_id
+
+
+def _loaded(summary: IngestSummary) -> dict[str, int]:
+    return {t.table: t.rows_loaded for t in summary.tables}
+
+
+def _dwh_run(table: str, *, prefix: tuple[str, ...] = (), extra: dict[str, str] | None = None) -> int:
+    """`dwh run fleet --table <table>` in a child process reporting to the session's Prefect."""
+    from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
+
+    variables = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), **(extra or {})}
+    done = subprocess.run(
+        [*prefix, sys.executable, "-m", "dwh", "run", "fleet", "--table", table],
+        env=variables,
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode not in {0, -9}:
+        pytest.fail(f"dwh run exited {done.returncode}:\n{done.stderr.decode()[-3000:]}")
+    return done.returncode
+
+
+def _wait_for(what: str, condition: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def _on_failpoint(
+    monkeypatch: pytest.MonkeyPatch, module: str, name: str, action: Callable[[], None]
+) -> None:
+    """Run `action` in-process, once, when the engine reaches failpoint `name`."""
+    fired: list[bool] = []
+
+    def hook(reached: str) -> None:
+        if reached == name and not fired:
+            fired.append(True)
+            action()
+
+    monkeypatch.setattr(f"{module}.failpoint", hook)
+
+
+# --- process killed --------------------------------------------------------------------
+
+
+def test_killed_during_extract_next_run_rejects_its_parts_and_loads_once(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_parts_catalog(tmp_path, monkeypatch, SMALL_PARTS)
+    env.migrate()
+    _seed(STREAMED_ROWS)
+
+    assert _dwh_run("position_history", extra={"DWH_FAILPOINTS": "extract.streaming"}) == -9
+
+    # Killed mid-stream: the run row still says 'extracting', some parts were published.
+    ((killed, status, *_),) = _runs(env, "position_history")
+    assert status == "extracting"
+    published = env.location_keys("fleet", "exports", "position_history")
+    assert published, "the kill came before any part was published: nothing to recover"
+    assert {_run_of(k) for k in published} == {killed}
+    assert _keys(env, "wh", "position_history")[0] == 0
+
+    after = ingest("fleet", tables=["position_history"])
+
+    assert _loaded(after) == {"position_history": STREAMED_ROWS}
+    _assert_exactly_once(env, "position_history")
+    runs = _runs(env, "position_history")
+    assert [r[1] for r in runs] == ["failed", "loaded"]
+    assert "abandoned: its extract never finished" in str(runs[0][4])
+    assert runs[1][2:4] == (STREAMED_ROWS, STREAMED_ROWS)
+    assert _names(env.location_keys("fleet", "rejected", "position_history")) == _names(published)
+    assert env.location_keys("fleet", "exports") == []
+    assert len(env.location_keys("fleet", "processed", "position_history")) == STREAMED_ROWS // SMALL_PARTS
+
+
+# --- object storage unavailable ----------------------------------------------------------
+
+
+@pytest.fixture
+def s3_cut(env: Env, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> TcpCut:
+    """The engine reaches the session's moto only through a path the test can cut."""
+    assert env.storage_url.startswith("s3://")
+    cut = TcpCut(endpoint_port(stack.env["AWS_ENDPOINT_URL"]))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", cut.url)
+    # botocore would retry a refused connection for seconds; production keeps that.
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    return cut
+
+
+def _s3_keys(stack: Stack, env: Env, *parts: str) -> list[str]:
+    """What really is in the bucket, read past the cut."""
+    client = boto3.client(
+        "s3",
+        endpoint_url=stack.env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=stack.env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=stack.env["AWS_SECRET_ACCESS_KEY"],
+        region_name=stack.env["AWS_DEFAULT_REGION"],
+    )
+    bucket, _, prefix = env.storage_url.removeprefix("s3://").partition("/")
+    listed = client.list_objects_v2(Bucket=bucket, Prefix="/".join((prefix, *parts)) + "/")
+    return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+@pytest.mark.parametrize("storage_kind", ["s3"], indirect=True)
+def test_s3_unreachable_mid_upload_next_run_rejects_published_parts_and_loads_once(
+    env: Env, stack: Stack, s3_cut: TcpCut, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_parts_catalog(tmp_path, monkeypatch, SMALL_PARTS)
+    env.migrate()
+    _seed(STREAMED_ROWS)
+    engine = env.engine()
+
+    def cut_after_the_first_part() -> None:
+        _wait_for("a published part", lambda: bool(_s3_keys(stack, env, "fleet", "exports")))
+        s3_cut.cut()
+
+    _on_failpoint(monkeypatch, "dwh.extract", "extract.streaming", cut_after_the_first_part)
+    with pytest.raises((S3UploadFailedError, StorageError), match="upload") as caught:
+        extract_table(engine, engine.catalog.table("position_history"))
+
+    published = _s3_keys(stack, env, "fleet", "exports", "position_history")
+    assert 0 < len(published) < STREAMED_ROWS // SMALL_PARTS
+    ((run_id, status, _, _, error),) = _runs(env, "position_history")
+    assert status == "failed"
+    assert "extract of table fleet.position_history failed" in str(error)
+    assert str(caught.value) in str(error)
+    assert _watermark(env, "position_history") == datetime(2000, 1, 1, tzinfo=UTC)
+
+    s3_cut.restore()
+    after = ingest("fleet", tables=["position_history"])
+
+    assert _loaded(after) == {"position_history": STREAMED_ROWS}
+    _assert_exactly_once(env, "position_history")
+    runs = _runs(env, "position_history")
+    assert [r[1] for r in runs] == ["failed", "loaded"]
+    assert runs[0][4] == error, "recovery must keep the failed run's own error"
+    assert _names(env.location_keys("fleet", "rejected", "position_history")) == _names(published)
+    assert env.location_keys("fleet", "exports") == []
+    assert run_id not in {_run_of(k) for k in env.location_keys("fleet", "processed")}
+
+
+@pytest.mark.parametrize("storage_kind", ["s3"], indirect=True)
+def test_s3_unreachable_during_move_after_commit_next_run_only_moves(
+    env: Env, stack: Stack, s3_cut: TcpCut, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.migrate()
+    counts = _seed(1000)
+    engine = env.engine()
+    extract_table(engine, engine.catalog.table("alarms"))
+    (part,) = _s3_keys(stack, env, "fleet", "exports", "alarms")
+
+    _on_failpoint(monkeypatch, "dwh.load", "load.after_commit", s3_cut.cut)
+    with pytest.raises((BotoCoreError, StorageError)):
+        load_pending(engine, engine.catalog.table("alarms"))
+
+    # Committed before the outage: rows, watermark and run log; the part did not move.
+    _assert_exactly_once(env, "alarms")
+    assert [r[1] for r in _runs(env, "alarms")] == ["loaded"]
+    assert _s3_keys(stack, env, "fleet", "exports", "alarms") == [part]
+    assert _s3_keys(stack, env, "fleet", "processed", "alarms") == []
+
+    s3_cut.restore()
+    after = ingest("fleet", tables=["alarms"])
+
+    assert _loaded(after) == {"alarms": 0}
+    _assert_exactly_once(env, "alarms")
+    assert _keys(env, "wh", "alarms")[0] == counts["alarms"]
+    assert env.location_keys("fleet", "exports") == []
+    assert _names(env.location_keys("fleet", "processed", "alarms")) == _names([part])
+    runs = _runs(env, "alarms")
+    assert [r[1] for r in runs] == ["loaded", "loaded"]
+    assert runs[1][2:4] == (0, 0)
+
+
+@pytest.mark.parametrize("storage_kind", ["s3"], indirect=True)
+def test_s3_server_killed_during_upload_then_back_next_run_loads_once(
+    env: Env, private_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", private_stack.env["AWS_ENDPOINT_URL"])
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    env.migrate()
+    counts = _seed(1000)
+    engine = env.engine()
+
+    moto_kill(private_stack)
+    try:
+        with pytest.raises((S3UploadFailedError, StorageError), match="upload") as caught:
+            extract_table(engine, engine.catalog.table("trips"))
+    finally:
+        moto_start(private_stack)
+
+    ((_, status, _, _, error),) = _runs(env, "trips")
+    assert status == "failed"
+    assert str(caught.value) in str(error)
+    assert _watermark(env, "trips") == datetime(2000, 1, 1, tzinfo=UTC)
+
+    after = ingest("fleet", tables=["trips"])
+
+    assert _loaded(after) == {"trips": counts["trips"]}
+    _assert_exactly_once(env, "trips")
+    assert [r[1] for r in _runs(env, "trips")] == ["failed", "loaded"]
+    assert env.location_keys("fleet", "exports") == []
+
+
+# --- databases unavailable ---------------------------------------------------------------
+
+
+def test_warehouse_stopped_during_load_parts_wait_in_exports_and_load_next_run(
+    stack: Stack, private_stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = f"file://{tmp_path / 'storage'}"
+    with split_env(monkeypatch, storage, source=stack, warehouse=private_stack) as env:
+        env.migrate()
+        counts = _seed(1000)
+        engine = env.engine()
+        extract_table(engine, engine.catalog.table("trips"))
+        (part,) = env.location_keys("fleet", "exports", "trips")
+
+        # The cluster stops inside the load transaction, after the rows went in.
+        _on_failpoint(monkeypatch, "dwh.load", "load.before_commit", lambda: postgres_stop(private_stack))
+        try:
+            with pytest.raises(psycopg.OperationalError):
+                load_pending(engine, engine.catalog.table("trips"))
+        finally:
+            postgres_start(private_stack)
+
+        assert env.location_keys("fleet", "exports", "trips") == [part]
+        assert _keys(env, "wh", "trips")[0] == 0
+        # The failed attempt could not be written (the warehouse was down): the run
+        # truthfully still says 'uploaded', and the next run picks it up.
+        assert [r[1] for r in _runs(env, "trips")] == ["uploaded"]
+
+        after = ingest("fleet", tables=["trips"])
+
+        assert _loaded(after) == {"trips": counts["trips"]}
+        _assert_exactly_once(env, "trips")
+        runs = _runs(env, "trips")
+        assert [r[1] for r in runs] == ["loaded", "loaded"]
+        assert runs[0][2:4] == (counts["trips"], counts["trips"])
+        assert env.location_keys("fleet", "exports") == []
+        assert _names(env.location_keys("fleet", "processed", "trips")) == _names([part])
+
+
+def test_source_restarted_mid_extract_the_retry_loads_everything_once(
+    stack: Stack, private_stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ~19 MB of CSV: more than the socket buffers can hold, so when the source goes
+    # away at row 16,384 the rest of the COPY is really lost in transit.
+    rows, chunk_rows = 100_000, 10_000
+    small_parts_catalog(tmp_path, monkeypatch, chunk_rows)
+    storage = f"file://{tmp_path / 'storage'}"
+    with split_env(monkeypatch, storage, source=private_stack, warehouse=stack) as env:
+        env.migrate()
+        _seed(rows)
+
+        def restart_after_the_first_part() -> None:
+            _wait_for("a published part", lambda: bool(env.location_keys("fleet", "exports")))
+            postgres_restart(private_stack)
+
+        _on_failpoint(monkeypatch, "dwh.extract", "extract.streaming", restart_after_the_first_part)
+
+        # The extract task fails on the dropped connection, retries (transient) and succeeds.
+        summary = ingest("fleet", tables=["position_history"])
+
+        assert _loaded(summary) == {"position_history": rows}
+        _assert_exactly_once(env, "position_history")
+        runs = _runs(env, "position_history")
+        assert [r[1] for r in runs] == ["failed", "loaded"]
+        assert "extract of table fleet.position_history failed" in str(runs[0][4])
+        assert "administrator command" in str(runs[0][4]) or "closed" in str(runs[0][4])
+        rejected = env.location_keys("fleet", "rejected", "position_history")
+        assert rejected
+        assert {_run_of(k) for k in rejected} == {runs[0][0]}
+        assert env.location_keys("fleet", "exports") == []
+
+
+# --- bad parts -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cut", ["mid-row", "row-boundary"])
+def test_truncated_part_fails_its_table_commits_nothing_and_names_the_file(env: Env, cut: str) -> None:
+    env.migrate()
+    counts = _seed(1000)
+    engine = env.engine()
+    extracted = extract_table(engine, engine.catalog.table("trips"))
+    (key,) = env.location_keys("fleet", "exports", "trips")
+    path = Path(env.storage_url.removeprefix("file://")) / key
+    lines = path.read_bytes().rstrip(b"\n").split(b"\n")
+    assert len(lines) == counts["trips"] + 1  # header; trips hold no multi-line text
+    if cut == "mid-row":
+        # The last row loses everything after its third field, as a cut-off upload would.
+        last = lines[-1]
+        third_comma = [i for i, c in enumerate(last) if c == ord(",")][2]
+        path.write_bytes(b"\n".join([*lines[:-1], last[: third_comma + 1]]))
+        expected = [f"line {len(lines)}", 'missing data for column "distance_km"']
+    else:
+        # Five whole rows gone: every line still parses, only the count can tell.
+        path.write_bytes(b"\n".join(lines[:-5]) + b"\n")
+        expected = [f"extracted {counts['trips']} rows but its parts hold {counts['trips'] - 5}"]
+
+    with pytest.raises(IngestFailedError) as caught:
+        ingest("fleet", tables=["trips"])
+
+    (outcome,) = caught.value.summary.tables
+    assert outcome.status == "failed"
+    ((run_id, status, _, rows_loaded, error),) = _runs(env, "trips")
+    assert (run_id, status, rows_loaded) == (extracted.run_id, "failed", None)
+    for text in (str(outcome.error), str(error)):
+        assert key.rsplit("/", 1)[-1] in text
+        assert "table fleet.trips" in text
+        for fragment in expected:
+            assert fragment in text
+    assert _keys(env, "wh", "trips")[0] == 0
+    assert _watermark(env, "trips") == datetime(2000, 1, 1, tzinfo=UTC)
+    assert env.location_keys("fleet", "exports", "trips") == [key]
+
+
+# --- concurrency ---------------------------------------------------------------------------
+
+
+def test_two_parent_runs_at_once_the_second_skips_the_held_table_and_nothing_doubles(env: Env) -> None:
+    from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
+
+    env.migrate()
+    counts = _seed(1000)
+    with psycopg.connect(env.warehouse_admin) as blocker:
+        # Hold run A inside its trips load (it has the table lock by then) while B starts.
+        blocker.execute("LOCK TABLE fleet_bronze.trips IN ACCESS EXCLUSIVE MODE")
+        first = subprocess.Popen(
+            [sys.executable, "-m", "dwh", "run", "fleet", "--table", "trips"],
+            env={**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())},
+            cwd=PROJECT_DIR,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            _wait_for(
+                "run A to wait inside its trips load",
+                lambda: (
+                    env.query(
+                        "wh",
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND application_name = 'dwh-fleet' AND wait_event_type = 'Lock'",
+                    )
+                    == [(1,)]
+                ),
+                timeout=240,
+            )
+
+            second = ingest("fleet", tables=["trips", "alarms"])
+
+            by_table = {t.table: t for t in second.tables}
+            assert by_table["trips"].status == "skipped"
+            assert by_table["trips"].error == "locked by another run"
+            assert (by_table["alarms"].status, by_table["alarms"].rows_loaded) == ("loaded", counts["alarms"])
+            # B touched nothing of trips: A's run is the only one, still in flight.
+            assert [r[1] for r in _runs(env, "trips")] == ["uploaded"]
+        finally:
+            blocker.rollback()
+            _, stderr = first.communicate(timeout=240)
+    assert first.returncode == 0, stderr.decode()[-3000:]
+
+    _assert_exactly_once(env, "trips")
+    _assert_exactly_once(env, "alarms")
+    assert [r[1:4] for r in _runs(env, "trips")] == [("loaded", counts["trips"], counts["trips"])]
+    assert [r[1:4] for r in _runs(env, "alarms")] == [("loaded", counts["alarms"], counts["alarms"])]
+
+    third = ingest("fleet", tables=["trips", "alarms"])
+
+    assert _loaded(third) == {"trips": 0, "alarms": 0}
+    _assert_exactly_once(env, "trips")
+    _assert_exactly_once(env, "alarms")
+
+
+# --- source drift ----------------------------------------------------------------------------
+
+
+def test_column_added_in_the_source_is_ignored_because_bronze_columns_drive_the_extract(env: Env) -> None:
+    env.migrate()
+    counts = _seed(1000)
+    env.query("source", "ALTER TABLE public.alarms ADD COLUMN severity smallint NOT NULL DEFAULT 3")
+
+    summary = ingest("fleet", tables=["alarms"])
+
+    assert _loaded(summary) == {"alarms": counts["alarms"]}
+    _assert_exactly_once(env, "alarms")
+    bronze = {
+        r[0]
+        for r in env.query(
+            "wh",
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = 'fleet_bronze' AND table_name = 'alarms'",
+        )
+    }
+    assert "severity" not in bronze
+    (part,) = env.location_keys("fleet", "processed", "alarms")
+    header = (Path(env.storage_url.removeprefix("file://")) / part).read_bytes().split(b"\n", 1)[0]
+    assert b"severity" not in header
+    assert set(header.decode().split(",")) == bronze - {"_dwh_loaded_at"}
+
+
+def test_type_changed_in_the_source_fails_its_table_naming_file_line_and_column(env: Env) -> None:
+    env.migrate()
+    counts = _seed(1000)
+    env.query("source", "ALTER TABLE public.trips ALTER COLUMN max_speed_kmh TYPE text")
+    env.query("source", "UPDATE public.trips SET max_speed_kmh = 'fast' WHERE trip_id = 5")
+
+    with pytest.raises(IngestFailedError) as caught:
+        ingest("fleet", tables=["trips", "alarms"])
+
+    by_table = {t.table: t for t in caught.value.summary.tables}
+    assert by_table["alarms"].status == "loaded"
+    assert by_table["trips"].status == "failed"
+    (key,) = env.location_keys("fleet", "exports", "trips")
+    lines = (Path(env.storage_url.removeprefix("file://")) / key).read_bytes().split(b"\n")
+    line = 1 + next(i for i, text in enumerate(lines) if b",fast," in text)
+    ((_, status, rows_extracted, _, error),) = _runs(env, "trips")
+    assert (status, rows_extracted) == ("failed", counts["trips"])
+    for text in (str(by_table["trips"].error), str(error)):
+        assert key.rsplit("/", 1)[-1] in text
+        assert 'invalid input syntax for type numeric: "fast"' in text
+        assert f"line {line}, column max_speed_kmh" in text
+    assert _keys(env, "wh", "trips")[0] == 0
+    assert _watermark(env, "trips") == datetime(2000, 1, 1, tzinfo=UTC)
+    _assert_exactly_once(env, "alarms")
+
+
+# --- clocks ------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("faketime") is None, reason="faketime is not installed (scripts/bootstrap)")
+def test_orchestrator_clock_five_hours_ahead_never_moves_the_bounds(env: Env) -> None:
+    env.migrate()
+    counts = _seed(1000)
+
+    def source_clock() -> datetime:
+        return env.query("source", "SELECT clock_timestamp()")[0][0]  # type: ignore[return-value]
+
+    skewed = ("faketime", "-f", "+5h")  # the whole process: Python, Prefect, libpq
+    extra = {"FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    probe = [*skewed, sys.executable, "-c", "import time; print(time.time())"]
+    ahead = float(subprocess.check_output(probe, env={**os.environ, **extra})) - time.time()
+    assert 4.9 * 3600 < ahead < 5.1 * 3600, "faketime does not skew this Python"
+
+    before = source_clock()
+    assert _dwh_run("alarms", prefix=skewed, extra=extra) == 0
+    after = source_clock()
+
+    (upper,) = env.query("wh", "SELECT upper_bound FROM fleet_control.extract_runs")[0]
+    assert before <= upper <= after  # type: ignore[operator]
+    assert _watermark(env, "alarms") == upper
+    (part,) = env.location_keys("fleet", "processed", "alarms")
+    stamp = upper.astimezone(ZoneInfo("Africa/Nairobi")).strftime("%Y%m%d_%H%M")  # type: ignore[attr-defined]
+    assert part.rsplit("/", 1)[-1].startswith(stamp)
+    _assert_exactly_once(env, "alarms")
+
+    # Rows stamped by the source after that run arrive next run: a watermark taken
+    # from the skewed clock (5 h ahead) would have skipped them for five hours, or for
+    # good once the clock was fixed.
+    grown = _seed(1000)
+    assert grown["alarms"] > counts["alarms"]
+    next_run = ingest("fleet", tables=["alarms"])
+
+    assert _loaded(next_run) == {"alarms": grown["alarms"] - counts["alarms"]}
+    _assert_exactly_once(env, "alarms")

@@ -280,10 +280,11 @@ def blocks_apply_command(
     ] = False,
 ) -> None:
     """Save the result-storage and notification blocks from settings (idempotent)."""
-    from dwh.blocks import BlockError, apply_blocks  # noqa: PLC0415
+    from dwh.blocks import BlockError, apply_blocks, require_prefect_api  # noqa: PLC0415
     from dwh.settings import NotificationSettings, StorageSettings  # noqa: PLC0415
 
     try:
+        require_prefect_api("dwh blocks apply")
         applied = apply_blocks(StorageSettings(), NotificationSettings(), connections=connections)
     except BlockError as exc:
         raise _fail(str(exc)) from exc
@@ -300,11 +301,12 @@ def automations_apply_command() -> None:
         build_automations,
         load_catalogs,
     )
-    from dwh.blocks import BlockError, notification_block_id  # noqa: PLC0415
+    from dwh.blocks import BlockError, notification_block_id, require_prefect_api  # noqa: PLC0415
     from dwh.settings import NotificationSettings  # noqa: PLC0415
 
     notify = NotificationSettings()
     try:
+        require_prefect_api("dwh automations apply")
         automations = build_automations(
             load_catalogs(RunSettings().pipelines_dir),
             block_id=notification_block_id(notify),

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dwh.blocks import source_settings, warehouse_settings
 from dwh.catalog import Catalog, load_catalog
-from dwh.settings import RunSettings, SourceSettings, StorageSettings, WarehouseSettings
+from dwh.settings import RunSettings, StorageSettings
 from dwh.storage import Location, open_location
 
 
@@ -76,8 +77,9 @@ class Engine:
         catalog = load_catalog(pipeline, run.pipelines_dir)
         return cls(
             catalog=catalog,
-            source_conninfo=SourceSettings().conninfo(),  # type: ignore[call-arg]
-            warehouse_conninfo=WarehouseSettings().owner_conninfo(pipeline),  # type: ignore[call-arg]
+            # From the environment, or from the Prefect blocks DWH_*_BLOCK names.
+            source_conninfo=source_settings().conninfo(),
+            warehouse_conninfo=warehouse_settings().owner_conninfo(pipeline),
             location=open_location(StorageSettings()),
             sql_dir=run.sql_dir,
             timezone=run.timezone,

@@ -17,21 +17,15 @@ from dwh.settings import StorageSettings
 def result_storage(settings: StorageSettings) -> WritableFileSystem:
     parsed = urlparse(settings.url)
     if settings.scheme == "s3":
-        from prefect_aws import AwsClientParameters, AwsCredentials, S3Bucket  # noqa: PLC0415
+        from prefect_aws import S3Bucket  # noqa: PLC0415
+
+        from dwh.blocks import aws_credentials  # noqa: PLC0415
 
         folder = "/".join(p for p in (parsed.path.strip("/"), "prefect-results") if p)
-        return S3Bucket(
-            bucket_name=parsed.netloc,
-            bucket_folder=folder,
-            credentials=AwsCredentials(
-                aws_access_key_id=(
-                    settings.access_key_id.get_secret_value() if settings.access_key_id else None
-                ),
-                aws_secret_access_key=settings.secret_access_key,
-                region_name=settings.region,
-                aws_client_parameters=AwsClientParameters(endpoint_url=settings.endpoint_url),
-            ),
-        )
+        # A credentials block (DWH_STORAGE_CREDENTIALS_BLOCK) is saved as a reference, so
+        # rotating it in the UI also reaches the result storage.
+        credentials = aws_credentials(settings)
+        return S3Bucket(bucket_name=parsed.netloc, bucket_folder=folder, credentials=credentials)
     return LocalFileSystem(basepath=str(Path(parsed.path) / "prefect-results"))
 
 

@@ -121,6 +121,10 @@ class StorageSettings(BaseSettings):
         default="us-east-1",
         validation_alias=AliasChoices("DWH_STORAGE_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
     )
+    credentials_block: str | None = Field(
+        default=None,
+        description="prefect-aws AwsCredentials block that replaces the key, region and endpoint above",
+    )
 
     @field_validator("url")
     @classmethod
@@ -144,6 +148,32 @@ class NotificationSettings(BaseSettings):
     kind: Literal["webhook", "slack", "email"] = "webhook"
     webhook_url: SecretStr | None = None
     email_to: str | None = None
+    email_from: str | None = Field(default=None, description="sender address (kind=email)")
+    email_api_key: SecretStr | None = Field(default=None, description="SendGrid API key (kind=email)")
+    block: str = Field(
+        default="dwh-notify",
+        description="notification block the automations use: a name (`dwh blocks apply` creates it "
+        "from kind) or `<block-type-slug>/<name>` of a block managed elsewhere (left alone)",
+    )
+    freshness_factor: float = Field(
+        default=2.0, gt=0, description="a table is stale after this many cadences without a load"
+    )
+
+
+class ConnectionBlockSettings(BaseSettings):
+    """Prefect blocks that, when named, supply the database URLs instead of the environment.
+
+    Separate from `SourceSettings`/`WarehouseSettings` because those require a URL, and
+    with a block the environment has none. An operator then rotates a credential in the
+    Prefect UI and the next flow run uses it, without a redeploy.
+    """
+
+    model_config = _settings_config("DWH_")
+
+    source_block: str | None = Field(default=None, description="SqlAlchemyConnector block for the source")
+    warehouse_block: str | None = Field(
+        default=None, description="SqlAlchemyConnector block for the warehouse (replaces DWH_WAREHOUSE_URL)"
+    )
 
 
 class RunSettings(BaseSettings):

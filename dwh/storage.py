@@ -203,15 +203,9 @@ class Location:
 
 def s3_client(settings: StorageSettings) -> S3Client:
     """A boto3 S3 client built through prefect-aws, so a credentials block can replace env."""
-    from prefect_aws import AwsClientParameters, AwsCredentials  # noqa: PLC0415  (slow import)
+    from dwh.blocks import aws_credentials  # noqa: PLC0415  (imports prefect-aws: slow)
 
-    credentials = AwsCredentials(
-        aws_access_key_id=(settings.access_key_id.get_secret_value() if settings.access_key_id else None),
-        aws_secret_access_key=settings.secret_access_key,
-        region_name=settings.region,
-        aws_client_parameters=AwsClientParameters(endpoint_url=settings.endpoint_url),
-    )
-    return credentials.get_s3_client()
+    return aws_credentials(settings).get_s3_client()
 
 
 def open_location(settings: StorageSettings) -> Location:

@@ -39,13 +39,13 @@ def test_health_is_green_after_a_run_and_names_each_problem(env: Env) -> None:
         "free disk (spool)",
     }
 
-    # A table that stopped loading 10 hours ago, a part stuck as long, a failed run.
+    # A table that stopped loading 13 hours ago (limit 2 x 6 h), a part stuck as long, a failed run.
     seed_source(SourceSettings().conninfo(), "fleet", rows=500, sql_dir=SQL_DIR)  # type: ignore[call-arg]
     extracted = extract_table(engine, engine.catalog.table("trips"))
     env.query(
         "wh",
-        "UPDATE fleet_control.extract_runs SET run_started_at = now() - interval '10 hours',"
-        " run_finished_at = now() - interval '10 hours' WHERE table_name = 'trips'",
+        "UPDATE fleet_control.extract_runs SET run_started_at = now() - interval '13 hours',"
+        " run_finished_at = now() - interval '13 hours' WHERE table_name = 'trips'",
     )
     env.query(
         "wh", "UPDATE fleet_control.extract_runs SET status = 'failed' WHERE run_id = %s", (extracted.run_id,)
@@ -56,12 +56,12 @@ def test_health_is_green_after_a_run_and_names_each_problem(env: Env) -> None:
         (extracted.run_id,),
     )
     problems = _failed(check_health(engine))
-    assert problems["tables fresh (< 2x cadence)"] == "trips (10.0 h)"
+    assert problems["tables fresh (< 2x cadence)"] == "trips (13.0 h)"
     assert problems["no failures in 24 h"] == "trips (1)"
 
     env.query(
         "wh",
-        "UPDATE fleet_control.extract_runs SET run_started_at = now() - interval '7 hours' WHERE run_id = %s",
+        "UPDATE fleet_control.extract_runs SET run_started_at = now() - interval '13 hours' WHERE run_id = %s",
         (extracted.run_id,),
     )
     assert _failed(check_health(engine))["exports/ backlog"] == "stuck: trips (1 part(s))"

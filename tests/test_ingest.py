@@ -59,13 +59,20 @@ def _fingerprint(env: Env, db: str, table: str, key: str, expressions: list[str]
     return tuple(row[0])
 
 
-def _loaded_events(resource_id: str) -> list[dict[str, object]]:
-    """`dwh.table.loaded` events the Prefect server received for a table (delivery is async)."""
+def _loaded_events(resource_id: str, since: datetime) -> list[dict[str, object]]:
+    """`dwh.table.loaded` events for a table since `since` (the server is shared; delivery is async)."""
     from prefect.client.orchestration import get_client  # noqa: PLC0415
-    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter  # noqa: PLC0415
+    from prefect.events.filters import (  # noqa: PLC0415
+        EventFilter,
+        EventNameFilter,
+        EventOccurredFilter,
+        EventResourceFilter,
+    )
 
     wanted = EventFilter(
-        event=EventNameFilter(name=["dwh.table.loaded"]), resource=EventResourceFilter(id=[resource_id])
+        occurred=EventOccurredFilter(since=since),
+        event=EventNameFilter(name=["dwh.table.loaded"]),
+        resource=EventResourceFilter(id=[resource_id]),
     )
     deadline = time.monotonic() + 20
     with get_client(sync_client=True) as client:
@@ -113,6 +120,7 @@ def _assert_parity(env: Env, tables: tuple[str, ...] = (*SNAPSHOT, *INCREMENTAL)
 def test_first_run_backfills_everything_and_second_run_moves_nothing(env: Env) -> None:
     env.migrate()
     counts = _seed(3000)
+    started = datetime.now(UTC)
 
     first = ingest("fleet")
 
@@ -132,7 +140,7 @@ def test_first_run_backfills_everything_and_second_run_moves_nothing(env: Env) -
     assert runs == [("loaded", 6)]
     markdown = _artifact_markdown("ingest-fleet")
     assert f"| position_history | append | loaded | {counts['position_history']:,} |" in markdown
-    payloads = _loaded_events("dwh.table.fleet.position_history")
+    payloads = _loaded_events("dwh.table.fleet.position_history", started)
     assert {"rows": counts["position_history"]}.items() <= payloads[0].items()
 
     second = ingest("fleet")

@@ -1,0 +1,46 @@
+# The image Prefect docker, kubernetes and ECS workers run flow runs in: the locked
+# environment, installed by the same `uv sync --frozen` CI runs (scripts/bootstrap)
+# without the dev tools, plus the code, SQL and catalogs, run as a non-root user.
+# No secret is baked in: connections come from the job's environment or from Prefect
+# blocks at run time (README "Deploying").
+#
+#   docker build -t dwh-kit .        (or `prefect deploy --all`, which builds and pushes)
+
+FROM ghcr.io/astral-sh/uv:0.13.9 AS uv
+
+FROM python:3.11.7-slim-bookworm AS build
+COPY --from=uv /uv /usr/local/bin/uv
+# Bytecode compiled at build time (faster starts); the base image's interpreter, never a
+# downloaded one. No BuildKit-only syntax: prefect-docker's default builder is the classic
+# one, and the build stage (with uv's cache) is thrown away anyway.
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=/usr/local/bin/python3.11
+WORKDIR /opt/dwh
+# Dependencies first, alone: this layer is rebuilt only when the lock changes.
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --quiet --no-dev --no-install-project
+COPY dwh ./dwh
+COPY flows ./flows
+COPY tasks ./tasks
+RUN uv sync --frozen --quiet --no-dev
+
+FROM python:3.11.7-slim-bookworm
+# A fixed numeric uid, so Kubernetes' runAsNonRoot can verify it. /var/tmp/dwh is the
+# spool for CSV parts (prefect.yaml mounts a volume there; a new volume inherits the owner).
+RUN groupadd --system --gid 10001 dwh \
+    && useradd --system --uid 10001 --gid dwh --create-home --home-dir /home/dwh dwh \
+    && install -d -o dwh -g dwh /var/tmp/dwh
+WORKDIR /opt/dwh
+# Same path as in the build stage: the venv's scripts and the editable install point here.
+# Code stays root-owned: the flow runs can read it, not change it.
+COPY --from=build /opt/dwh /opt/dwh
+COPY sql ./sql
+COPY pipelines ./pipelines
+COPY prefect.yaml ./
+ENV PATH=/opt/dwh/.venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    TMPDIR=/var/tmp/dwh
+USER 10001
+# Workers replace the command with `prefect flow-run execute`; by hand, `dwh` answers.
+CMD ["dwh", "--help"]

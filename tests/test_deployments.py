@@ -1,0 +1,797 @@
+"""Deployments as Prefect users run them, against a real `prefect server start`.
+
+One server and one process worker serve the whole module: `prefect deploy --all` with
+the shipped prefect.yaml (only the infrastructure swapped: no Docker daemon runs here),
+`prefect deployment run` picked up by `prefect worker start`, the CANCEL_NEW lock, and
+automations delivering to a webhook receiver on localhost. Each test that touches data
+gets its own databases (the `env` fixture) and passes them to its flow runs as the
+run's `env` job variable, so tests stay independent while sharing the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+import yaml
+
+from dwh import devstack
+from dwh.automations import (
+    MANAGED_TAG,
+    AutomationError,
+    apply_automations,
+    build_automations,
+    describe_window,
+    freshness_windows,
+    load_catalogs,
+)
+from dwh.catalog import load_catalog
+from dwh.seed import seed_source
+from dwh.settings import PROJECT_DIR, SourceSettings
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, Stack
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+
+pytestmark = [
+    pytest.mark.devstack,
+    pytest.mark.skipif(
+        not (devstack.PG_BIN / "initdb").exists(),
+        reason=f"PostgreSQL 15 binaries are not in {devstack.PG_BIN}",
+    ),
+]
+
+BIN = Path(sys.executable).parent
+PREFECT = str(BIN / "prefect")
+DWH = str(BIN / "dwh")
+PREFECT_YAML = PROJECT_DIR / "prefect.yaml"
+K8S_TEMPLATE = PROJECT_DIR / "deployments" / "work-pools" / "kubernetes.json"
+POOL = "dwh-test-process"
+FLEET_CRON = "0 5,8,11,14,17,20,23 * * *"
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def _wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
+    """Poll until `probe` returns something truthy; fail naming what never happened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+# --- the server, the deployments, the worker -----------------------------------------------
+
+
+@dataclass
+class Server:
+    """The module's Prefect server, and how to run the CLIs against it."""
+
+    api_url: str
+    env: dict[str, str]  # for subprocesses: this server, a private PREFECT_HOME, no DWH_*
+
+    def run(self, *command: str, extra_env: dict[str, str] | None = None, timeout: float = 180) -> str:
+        result = subprocess.run(
+            command,
+            env={**self.env, **(extra_env or {})},
+            cwd=PROJECT_DIR,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            pytest.fail(
+                f"{' '.join(command[:4])} … exited {result.returncode}:\n{result.stdout[-3000:]}\n"
+                f"{result.stderr[-3000:]}"
+            )
+        return result.stdout
+
+    def client(self) -> SyncPrefectClient:
+        from prefect.client.orchestration import SyncPrefectClient  # noqa: PLC0415
+
+        return SyncPrefectClient(self.api_url)
+
+    def state(self, flow_run_id: str) -> str:
+        with self.client() as client:
+            state = client.read_flow_run(uuid.UUID(flow_run_id)).state
+        return state.type.value if state else "NONE"
+
+    def wait_terminal(self, flow_run_id: str, timeout: float = 180) -> str:
+        return str(
+            _wait_for(
+                f"flow run {flow_run_id} to finish",
+                lambda: (s := self.state(flow_run_id)) in TERMINAL and s,
+                timeout,
+            )
+        )
+
+    def run_deployment(self, name: str, *params: str, job_env: dict[str, str], cli: bool = False) -> str:
+        """A flow run of deployment NAME with `--param k=v`s and the test's databases as job env.
+
+        `cli` goes through `prefect deployment run`, as an operator would; otherwise the
+        same API call is made from here, which spares a CLI start (seconds on 2 cores).
+        """
+        if not cli:
+            with self.client() as client:
+                deployment = client.read_deployment_by_name(name)
+                flow_run = client.create_flow_run_from_deployment(
+                    deployment.id,
+                    parameters={k: json.loads(v) for k, v in (p.split("=", 1) for p in params)},
+                    job_variables={"env": job_env},
+                )
+            return str(flow_run.id)
+        command = [PREFECT, "deployment", "run", name]
+        for param in params:
+            command += ["--param", param]
+        command += ["--job-variable", f"env={json.dumps(job_env)}"]
+        output = self.run(*command)
+        match = re.search(r"UUID: ([0-9a-f-]{36})", output)
+        assert match, f"no flow run id in the output of prefect deployment run:\n{output}"
+        return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Server:
+    """Adds a real `prefect server start` to the session's stack (stopped with it)."""
+    devstack.up(stack.state_dir, s3=True, prefect=True)
+    api_url = devstack.env(stack.state_dir)["PREFECT_API_URL"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DWH_", "AWS_"))}
+    env |= {
+        "PREFECT_API_URL": api_url,
+        "PREFECT_HOME": str(tmp_path_factory.mktemp("prefect-home")),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_CLI_PROMPT": "false",
+        "PREFECT_CLI_COLORS": "false",
+        "PREFECT_CLI_WRAP_LINES": "false",
+    }
+    return Server(api_url, env)
+
+
+def _local_prefect_yaml(path: Path) -> Path:
+    """The shipped prefect.yaml with only its infrastructure swapped for this machine.
+
+    No Docker daemon runs here, so no image build/push and a process pool instead of
+    the docker one; the checkout instead of the image's /opt/dwh; and schedules left
+    inactive, so no 05:00-Nairobi run lands in the middle of a test. Everything else
+    (schedules' cron and timezone, parameters, concurrency, tags, descriptions) is the
+    file's own, and is what the read-back test checks.
+    """
+    config = yaml.safe_load(PREFECT_YAML.read_text(encoding="utf-8"))
+    del config["build"], config["push"]
+    config["pull"] = [{"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_DIR)}}]
+    for deployment in config["deployments"]:
+        deployment["work_pool"] = {"name": POOL, "job_variables": {}}
+        for schedule in deployment.get("schedules") or []:
+            schedule["active"] = False
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def deployed(server: Server, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """`prefect deploy --all` onto a local process pool; returns the declared deployments."""
+    from prefect.client.schemas.actions import WorkPoolCreate  # noqa: PLC0415
+
+    with server.client() as client:
+        client.create_work_pool(WorkPoolCreate(name=POOL, type="process"), overwrite=True)
+    prefect_file = _local_prefect_yaml(tmp_path_factory.mktemp("deploy") / "prefect.yaml")
+    server.run(PREFECT, "deploy", "--all", "--prefect-file", str(prefect_file))
+    return list(yaml.safe_load(PREFECT_YAML.read_text(encoding="utf-8"))["deployments"])
+
+
+@pytest.fixture(scope="module")
+def worker(
+    server: Server,
+    deployed: list[dict[str, Any]],  # noqa: ARG001 - the pool and deployments must exist first
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """One `prefect worker start --pool` for the module, stopped with SIGINT like a person would."""
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [PREFECT, "worker", "start", "--pool", POOL, "--type", "process"],
+            env={**server.env, "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "2"},
+            cwd=PROJECT_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+
+        def online() -> bool:
+            if process.poll() is not None:
+                pytest.fail(f"the worker exited {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            with server.client() as client:
+                return bool(client.read_workers_for_work_pool(POOL))
+
+        _wait_for("the process worker to register with the server", online, timeout=90)
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _job_env() -> dict[str, str]:
+    """The test's own databases and storage (set by the `env` fixture) for a flow run."""
+    return {k: v for k, v in os.environ.items() if k.startswith("DWH_")}
+
+
+def _seeded(env: Env, rows: int = 300) -> None:
+    env.migrate()
+    seed_source(SourceSettings().conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+
+
+def _count(env: Env, db: str, table: str) -> int:
+    schema = "public" if db == "source" else "fleet_bronze"
+    return int(env.query(db, f"SELECT count(*) FROM {schema}.{table}")[0][0])  # type: ignore[arg-type]
+
+
+# --- webhook receiver and notification block -----------------------------------------------
+
+
+@dataclass
+class Receiver:
+    """A tiny HTTP server the notification block posts to; keeps every JSON body."""
+
+    url: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def received(self, text: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [m for m in self.messages if text in json.dumps(m)]
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    box: list[Receiver] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            with box[0].lock:
+                box[0].messages.append(json.loads(body or b"{}"))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    box.append(Receiver(f"http://127.0.0.1:{http.server_port}/hook"))
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield box[0]
+    finally:
+        http.shutdown()
+        http.server_close()
+
+
+@pytest.fixture(scope="module")
+def notify_env(
+    server: Server, receiver: Receiver, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """`dwh blocks apply` with a webhook to the receiver; the env later CLI calls reuse."""
+    notify_env = {
+        "DWH_NOTIFY_WEBHOOK_URL": receiver.url,
+        "DWH_STORAGE_URL": f"file://{tmp_path_factory.mktemp('storage')}",
+    }
+    server.run(DWH, "blocks", "apply", extra_env=notify_env)
+    return notify_env
+
+
+def _apply_automations(server: Server, notify_env: dict[str, str], pipelines_dir: Path, **extra: str) -> str:
+    return server.run(
+        DWH,
+        "automations",
+        "apply",
+        extra_env={**notify_env, "DWH_PIPELINES_DIR": str(pipelines_dir), **extra},
+    )
+
+
+@pytest.fixture
+def prefect_api(server: Server) -> Iterator[None]:
+    """In-process Prefect calls (Block.load/save, automations) against the module's server.
+
+    Loading a block emits an event through Prefect's process-wide events worker, which
+    binds to the first API it sees and keeps it: other modules' flows (on the test
+    harness) would then send their events here. A null events client for the duration
+    keeps that worker untouched.
+    """
+    from prefect.events.clients import NullEventsClient  # noqa: PLC0415
+    from prefect.events.worker import EventsWorker  # noqa: PLC0415
+    from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: PLC0415
+
+    EventsWorker.set_client_override(NullEventsClient)
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield
+    finally:
+        EventsWorker.set_client_override(None)
+
+
+def _apply_in_process(catalogs: list[Any]) -> set[tuple[str, str]]:
+    """What `dwh automations apply` does, without a CLI start (needs `prefect_api`)."""
+    from dwh.blocks import notification_block_id  # noqa: PLC0415
+    from dwh.settings import NotificationSettings  # noqa: PLC0415
+
+    automations = build_automations(catalogs, block_id=notification_block_id(NotificationSettings()))
+    return {(a.name, a.action) for a in apply_automations(automations)}
+
+
+def _delete_automations(server: Server, names: list[str]) -> None:
+    with server.client() as client:
+        for name in names:
+            for automation in client.read_automations_by_name(name):
+                client.delete_automation(automation.id)
+
+
+# --- prefect deploy --all ------------------------------------------------------------------
+
+
+def test_deploy_all_creates_every_declared_deployment_as_written(
+    server: Server, deployed: list[dict[str, Any]]
+) -> None:
+    """Read back from the API: Prefect silently ignores a misspelled key in prefect.yaml."""
+    with server.client() as client:
+        on_server = {d.name: d for d in client.read_deployments()}
+        flow_names = {d.name: client.read_flow(d.flow_id).name for d in on_server.values()}
+    assert {d["name"] for d in deployed} >= {"fleet", "fleet-backfill", "fleet-reseed"}
+    for declared in deployed:
+        name = declared["name"]
+        assert name in on_server, f"{name} was not deployed"
+        deployment = on_server[name]
+        assert deployment.entrypoint == declared["entrypoint"]
+        assert sorted(deployment.tags) == sorted(declared["tags"])
+        assert "dwh" in deployment.tags, f"{name}: the failure automation keys on the tag dwh"
+        assert deployment.description == declared["description"]
+        assert deployment.description
+        assert deployment.parameters == declared["parameters"]
+        assert deployment.enforce_parameter_schema is True
+        declared_schedules = [(s["cron"], s["timezone"]) for s in declared.get("schedules") or []]
+        assert [(s.schedule.cron, s.schedule.timezone) for s in deployment.schedules] == declared_schedules
+        if declared.get("concurrency_limit"):
+            assert deployment.global_concurrency_limit is not None, name
+            assert deployment.global_concurrency_limit.limit == declared["concurrency_limit"]["limit"]
+            assert deployment.concurrency_options is not None, name
+            assert deployment.concurrency_options.collision_strategy.value == "CANCEL_NEW"
+
+    # What the issue asks for, spelled out rather than taken from the file.
+    fleet = on_server["fleet"]
+    assert flow_names["fleet"] == "ingest"
+    assert [(s.schedule.cron, s.schedule.timezone) for s in fleet.schedules] == [
+        (FLEET_CRON, "Africa/Nairobi")
+    ]
+    for name in ("fleet", "fleet-backfill", "fleet-reseed"):
+        limit = on_server[name].global_concurrency_limit
+        options = on_server[name].concurrency_options
+        assert limit is not None, name
+        assert limit.limit == 1, name
+        assert options is not None, name
+        assert options.collision_strategy.value == "CANCEL_NEW", name
+    for name in ("fleet-backfill", "fleet-reseed"):
+        assert on_server[name].schedules == [], f"{name} is manual only"
+    assert on_server["fleet-reseed"].parameters == {"pipeline": "fleet", "full_refresh": True}
+
+    properties = fleet.parameter_openapi_schema["properties"]
+    assert properties["pipeline"]["type"] == "string"
+    assert {"items": {"type": "string"}, "type": "array"} in properties["tables"]["anyOf"]
+    assert properties["full_refresh"]["type"] == "boolean"
+    assert {"format": "date-time", "type": "string"} in properties["backfill_from"]["anyOf"]
+    assert fleet.parameter_openapi_schema["required"] == ["pipeline"]
+
+
+def test_every_work_pool_job_variable_exists_in_its_pool_template_and_none_is_a_secret() -> None:
+    """A job variable the pool's template lacks would be dropped without a word."""
+    from prefect_docker.worker import DockerWorker  # noqa: PLC0415
+
+    templates = {
+        "docker": DockerWorker.get_default_base_job_template(),
+        "kubernetes": json.loads(K8S_TEMPLATE.read_text(encoding="utf-8")),
+    }
+    pools = yaml.safe_load(PREFECT_YAML.read_text(encoding="utf-8"))["definitions"]["work_pools"]
+    assert set(pools) == set(templates)
+    for kind, pool in pools.items():
+        known = set(templates[kind]["variables"]["properties"])
+        assert set(pool["job_variables"]) <= known, f"{kind}: {set(pool['job_variables']) - known}"
+        for key, value in pool["job_variables"].get("env", {}).items():
+            assert not re.search(r"PASSWORD|SECRET|TOKEN|API_KEY|ACCESS_KEY", key), (
+                f"{kind}: {key} in plaintext"
+            )
+            assert not re.search(r"://[^/\s]*@", value), f"{kind}: {key} carries credentials"
+    docker = pools["docker"]["job_variables"]
+    assert {"image", "env", "volumes", "networks"} <= set(docker)
+
+
+def test_kubernetes_base_job_template_is_accepted_by_the_server(server: Server) -> None:
+    """The server validates a base job template when a pool is created from it."""
+    name = f"dwh-k8s-{uuid.uuid4().hex[:6]}"
+    server.run(
+        PREFECT, "work-pool", "create", name, "--type", "kubernetes", "--base-job-template", str(K8S_TEMPLATE)
+    )
+    with server.client() as client:
+        pool = client.read_work_pool(name)
+        client.delete_work_pool(name)
+    pod = pool.base_job_template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "{{ secret_name }}"}}]
+    assert pool.base_job_template["variables"]["properties"]["secret_name"]["default"] == "dwh-env"
+
+
+# --- the worker ----------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("worker")
+def test_process_worker_runs_ingest_fleet_deployment_and_rows_land_in_bronze(
+    server: Server, env: Env
+) -> None:
+    _seeded(env)
+    flow_run = server.run_deployment("ingest/fleet", 'tables=["devices"]', job_env=_job_env(), cli=True)
+    assert server.wait_terminal(flow_run) == "COMPLETED"
+    assert _count(env, "wh", "devices") == _count(env, "source", "devices") > 0
+    assert _count(env, "wh", "trips") == 0, "only the table asked for ran"
+
+
+@pytest.mark.usefixtures("worker")
+def test_second_concurrent_run_of_a_locked_deployment_is_cancelled_not_run(server: Server, env: Env) -> None:
+    _seeded(env)
+    # Hold the first run inside its extract: the source table stays locked until we commit.
+    with psycopg.connect(env.source_admin) as blocker:
+        blocker.execute("LOCK TABLE public.devices IN ACCESS EXCLUSIVE MODE")
+        first = server.run_deployment("ingest/fleet", 'tables=["devices"]', job_env=_job_env())
+        _wait_for("the first run to be running", lambda: server.state(first) == "RUNNING", timeout=120)
+        second = server.run_deployment("ingest/fleet", 'tables=["devices"]', job_env=_job_env())
+        assert server.wait_terminal(second, timeout=60) == "CANCELLED"
+        assert server.state(first) == "RUNNING", "the first run must not be disturbed"
+        blocker.commit()
+    assert server.wait_terminal(first) == "COMPLETED"
+    with server.client() as client:
+        cancelled = client.read_flow_run(uuid.UUID(second)).state
+        history = {s.type.value for s in client.read_flow_run_states(uuid.UUID(second))}
+        task_runs = client.read_task_runs(flow_run_filter=_flow_run_filter(second))
+    assert cancelled is not None
+    assert cancelled.message == "Deployment concurrency limit reached."
+    assert "RUNNING" not in history, f"the second run ran: {history}"
+    assert task_runs == []
+    assert _count(env, "wh", "devices") == _count(env, "source", "devices")
+
+
+def _flow_run_filter(flow_run_id: str) -> Any:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId  # noqa: PLC0415
+
+    return FlowRunFilter(id=FlowRunFilterId(any_=[uuid.UUID(flow_run_id)]))
+
+
+# --- automations ---------------------------------------------------------------------------
+
+
+def _write_catalog(directory: Path, pipeline: str, tables: list[str], cadence_minutes: int = 1) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    catalog = {
+        "pipeline": pipeline,
+        "cadence_minutes": cadence_minutes,
+        "tables": {table: {"mode": "snapshot", "key": ["id"]} for table in tables},
+    }
+    (directory / f"{pipeline}.yaml").write_text(yaml.safe_dump(catalog), encoding="utf-8")
+    return directory
+
+
+def test_freshness_automation_notifies_for_a_stale_table_and_not_for_a_fresh_one(
+    server: Server, receiver: Receiver, notify_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Cadence 1 min x factor 0.2 = a 12 s window; a fresh table is loaded every 2 s."""
+    pipeline = f"t{uuid.uuid4().hex[:8]}"
+    pipelines_dir = _write_catalog(tmp_path / "pipelines", pipeline, ["stale_table", "fresh_table"])
+    # The flows' own emitter, in its own process (Prefect's events client is per process).
+    emitter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import time\n"
+                "from tasks.events import emit_table_loaded\n"
+                "while True:\n"
+                f"    emit_table_loaded.fn({pipeline!r}, 'fresh_table', 1, None)\n"
+                "    print('emitted', flush=True)\n"
+                "    time.sleep(2)\n"
+            ),
+        ],
+        env=server.env,
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    names: list[str] = []
+    try:
+        assert emitter.stdout is not None
+        assert emitter.stdout.readline().strip() == "emitted"
+        output = _apply_automations(server, notify_env, pipelines_dir, DWH_NOTIFY_FRESHNESS_FACTOR="0.2")
+        applied_at = time.monotonic()
+        names = [f"dwh freshness: {pipeline}.{table}" for table in ("stale_table", "fresh_table")]
+        for name in names:
+            assert name in output
+        stale = _wait_for(
+            "a notification for the stale table",
+            lambda: receiver.received(f"{pipeline}.stale_table is stale"),
+            timeout=60,
+        )
+        assert "within 12 s" in stale[0]["body"]
+        # At least two full windows of the fresh table, then not a word about it.
+        time.sleep(max(0.0, 30 - (time.monotonic() - applied_at)))
+        assert receiver.received(f"{pipeline}.fresh_table") == []
+    finally:
+        emitter.terminate()
+        emitter.wait(timeout=10)
+        _delete_automations(server, names)
+
+
+@pytest.mark.usefixtures("worker", "notify_env", "prefect_api")
+def test_failure_automation_notifies_for_a_failing_run_and_not_for_a_successful_one(
+    server: Server, receiver: Receiver, env: Env
+) -> None:
+    _seeded(env)
+    applied = dict(_apply_in_process(catalogs=[]))
+    assert applied["dwh: flow run failed or crashed"] in {"created", "updated"}
+    succeeding = server.run_deployment("ingest/fleet", 'tables=["devices"]', job_env=_job_env())
+    failing = server.run_deployment("ingest/fleet-backfill", 'tables=["no_such_table"]', job_env=_job_env())
+    assert server.wait_terminal(failing) == "FAILED"
+    assert server.wait_terminal(succeeding) == "COMPLETED"
+    message = _wait_for("a notification for the failed run", lambda: receiver.received(failing), timeout=60)
+    assert "ingest/fleet-backfill" in message[0]["subject"]
+    assert "Failed" in message[0]["subject"]
+    assert "no_such_table" in message[0]["body"], "the run's own error reaches the notification"
+    time.sleep(3)  # the successful run's events were processed before the failing run's
+    assert receiver.received(succeeding) == []
+
+
+@pytest.mark.usefixtures("notify_env", "prefect_api")
+def test_automations_apply_is_idempotent_by_name_and_removes_what_it_no_longer_declares(
+    server: Server, tmp_path: Path
+) -> None:
+    from prefect.events.schemas.automations import AutomationCore  # noqa: PLC0415
+
+    from dwh.blocks import notification_block_id  # noqa: PLC0415
+    from dwh.settings import NotificationSettings  # noqa: PLC0415
+
+    pipeline = f"t{uuid.uuid4().hex[:8]}"
+    catalogs = [
+        load_catalog(pipeline, _write_catalog(tmp_path / "p", pipeline, ["a", "b"], cadence_minutes=60))
+    ]
+    block_id = notification_block_id(NotificationSettings())
+    automations = build_automations(catalogs, block_id=block_id)
+    first = apply_automations(automations)
+    with server.client() as client:
+        # Someone clicked a second one with the same name together in the UI.
+        client.create_automation(AutomationCore.model_validate(automations[0].model_dump()))
+        ids = {a.name: [x.id for x in client.read_automations_by_name(a.name)] for a in automations}
+    second = apply_automations(automations)
+    # Table b leaves the catalog.
+    _write_catalog(tmp_path / "p", pipeline, ["a"], cadence_minutes=60)
+    third = apply_automations(build_automations(load_catalogs(tmp_path / "p"), block_id=block_id))
+    with server.client() as client:
+        after = {a.name: [x.id for x in client.read_automations_by_name(a.name)] for a in automations}
+    gone = f"dwh freshness: {pipeline}.b"
+    assert {a.action for a in first if pipeline in a.name} == {"created"}
+    assert [a.action for a in second if a.name == automations[0].name] == [
+        "updated",
+        "removed (duplicate name)",
+    ]
+    assert ("removed (no longer declared)", gone) in {(a.action, a.name) for a in third}
+    for automation in automations:
+        if automation.name == gone:
+            assert after[automation.name] == []
+        else:
+            assert after[automation.name] == ids[automation.name][:1], automation.name
+    _delete_automations(server, [a.name for a in automations])
+
+
+def test_freshness_window_is_twice_each_tables_cadence_by_default() -> None:
+    fleet = load_catalog("fleet", PIPELINES_DIR)
+    windows = freshness_windows([fleet], factor=2.0)
+    assert {w.table for w in windows} == {t.name for t in fleet.tables}
+    for window in windows:
+        assert window.within == 2 * timedelta(minutes=fleet.cadence_for(fleet.table(window.table)))
+    assert describe_window(windows[0].within) == "6 h"
+    # Prefect refuses proactive windows under 10 s: clamp instead of failing to apply.
+    assert freshness_windows([fleet], factor=0.0001)[0].within == timedelta(seconds=10)
+
+
+def test_shipped_automations_cover_every_table_failures_and_the_json_export() -> None:
+    automations = build_automations([load_catalog("fleet", PIPELINES_DIR)], block_id=uuid.uuid4())
+    by_name = {a.name: a for a in automations}
+    fresh = by_name["dwh freshness: fleet.trips"]
+    assert fresh.trigger.posture == "Proactive"
+    assert fresh.trigger.expect == {"dwh.table.loaded"}
+    assert fresh.trigger.match.root == {"prefect.resource.id": "dwh.table.fleet.trips"}
+    failed = by_name["dwh: flow run failed or crashed"]
+    assert failed.trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
+    export = by_name["dwh: export_json has not completed for an hour"]
+    assert export.trigger.posture == "Proactive"
+    assert export.trigger.within == timedelta(hours=1)
+    assert "export_json" in json.dumps(export.trigger.model_dump(mode="json"))
+    for automation in automations:
+        assert MANAGED_TAG in automation.tags
+        assert [a.type for a in automation.actions] == ["send-notification"]
+
+
+def test_a_misspelled_automation_key_is_refused_with_its_name(tmp_path: Path) -> None:
+    shipped = yaml.safe_load((PROJECT_DIR / "deployments" / "automations.yaml").read_text(encoding="utf-8"))
+    shipped["automations"][1]["trigger"]["withn"] = 5
+    path = tmp_path / "automations.yaml"
+    path.write_text(yaml.safe_dump(shipped), encoding="utf-8")
+    with pytest.raises(AutomationError, match=r"flow run failed or crashed.*trigger\.withn"):
+        build_automations([], block_id=uuid.uuid4(), path=path)
+
+
+# --- blocks --------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_blocks_apply_is_idempotent_and_its_webhook_block_delivers(
+    server: Server, receiver: Receiver, notify_env: dict[str, str]
+) -> None:
+    from prefect.blocks.core import Block  # noqa: PLC0415
+
+    def ids() -> tuple[uuid.UUID, uuid.UUID]:
+        with server.client() as client:
+            notify = client.read_block_document_by_name("dwh-notify", "custom-webhook")
+            results = client.read_block_document_by_name("dwh-results", "local-file-system")
+        return notify.id, results.id
+
+    before = ids()
+    output = server.run(DWH, "blocks", "apply", extra_env=notify_env)
+    assert "custom-webhook/dwh-notify" in output
+    assert ids() == before, "apply again updates the same blocks in place"
+    with server.client() as client:
+        masked = client.read_block_document_by_name("dwh-notify", "custom-webhook", include_secrets=False)
+        document = client.read_block_document_by_name("dwh-notify", "custom-webhook")
+    assert masked.data["url"] == "{{webhook_url}}"
+    assert receiver.url not in json.dumps(masked.data), "the webhook URL is kept as a secret"
+    marker = uuid.uuid4().hex
+    Block._from_block_document(document).notify(f"ping {marker}", subject="test")  # type: ignore[attr-defined]
+    assert receiver.received(marker)[0]["subject"] == "test"
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_database_urls_come_from_the_sqlalchemy_blocks_named_in_settings(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector  # noqa: PLC0415
+
+    from dwh.engine import Engine  # noqa: PLC0415
+
+    env.migrate()
+    tag = uuid.uuid4().hex[:8]
+    source = psycopg.conninfo.conninfo_to_dict(os.environ["DWH_SOURCE_URL"])
+    SqlAlchemyConnector(
+        connection_info=os.environ["DWH_SOURCE_URL"].replace("postgresql://", "postgresql+psycopg://")
+    ).save(f"src-{tag}")
+    warehouse = psycopg.conninfo.conninfo_to_dict(os.environ["DWH_WAREHOUSE_URL"])
+    SqlAlchemyConnector(
+        connection_info=ConnectionComponents(
+            driver="postgresql+psycopg",
+            host=str(warehouse["host"]),
+            port=int(str(warehouse["port"])),
+            database=str(warehouse["dbname"]),
+            password=os.environ["DWH_WAREHOUSE_OWNER_PASSWORD"],  # no user: <pipeline>_owner
+        )
+    ).save(f"wh-{tag}")
+    # The environment now points nowhere: only the blocks can make these connections work.
+    nowhere = "postgresql://nobody:wrong@127.0.0.1:1/nowhere"
+    monkeypatch.setenv("DWH_SOURCE_URL", nowhere)
+    monkeypatch.setenv("DWH_WAREHOUSE_URL", nowhere)
+    monkeypatch.delenv("DWH_WAREHOUSE_OWNER_PASSWORD")
+    monkeypatch.setenv("DWH_SOURCE_BLOCK", f"src-{tag}")
+    monkeypatch.setenv("DWH_WAREHOUSE_BLOCK", f"wh-{tag}")
+
+    engine = Engine.from_settings("fleet")
+    with psycopg.connect(engine.source_conninfo) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == (source["dbname"],)
+    with psycopg.connect(engine.warehouse_conninfo) as conn:
+        assert conn.execute("SELECT current_database(), current_user").fetchone() == (
+            warehouse["dbname"],
+            "fleet_owner",
+        )
+
+
+@pytest.mark.usefixtures("prefect_api")
+@pytest.mark.parametrize("storage_kind", ["s3"])
+def test_s3_credentials_come_from_the_aws_credentials_block_named_in_settings(
+    env: Env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from prefect_aws import AwsClientParameters, AwsCredentials  # noqa: PLC0415
+
+    from dwh.results import result_storage  # noqa: PLC0415
+    from dwh.settings import StorageSettings  # noqa: PLC0415
+    from dwh.storage import open_location  # noqa: PLC0415
+
+    name = f"s3-{uuid.uuid4().hex[:8]}"
+    AwsCredentials(
+        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+        region_name=os.environ["AWS_DEFAULT_REGION"],
+        aws_client_parameters=AwsClientParameters(endpoint_url=os.environ["AWS_ENDPOINT_URL"]),
+    ).save(name)
+    # Without the block the client would go to real AWS (no endpoint) with no keys.
+    for variable in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv("DWH_STORAGE_CREDENTIALS_BLOCK", name)
+
+    location = open_location(StorageSettings())
+    assert env.storage_url.startswith("s3://")
+    spool = tmp_path / "part.csv"
+    spool.write_bytes(b"id\n1\n")
+    location.storage.publish(spool, location.key("probe", "part.csv"))
+    assert location.storage.list(location.key("probe")) == [location.key("probe", "part.csv")]
+    # The result storage references the block instead of copying its keys.
+    credentials = result_storage(StorageSettings()).credentials  # type: ignore[attr-defined]
+    assert credentials._block_document_name == name
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_missing_connection_block_is_an_error_naming_setting_and_block(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dwh.blocks import BlockError, source_settings  # noqa: PLC0415
+
+    assert env.source_db
+    monkeypatch.setenv("DWH_SOURCE_BLOCK", "no-such-block")
+    with pytest.raises(BlockError, match=r"DWH_SOURCE_BLOCK='no-such-block'.*sqlalchemy-connector"):
+        source_settings()
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_blocks_apply_with_connections_creates_missing_ones_once_and_never_overwrites(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dwh.blocks import apply_blocks  # noqa: PLC0415
+    from dwh.engine import Engine  # noqa: PLC0415
+    from dwh.settings import NotificationSettings, StorageSettings  # noqa: PLC0415
+
+    env.migrate()
+    tag = uuid.uuid4().hex[:8]
+    monkeypatch.setenv("DWH_SOURCE_BLOCK", f"src-{tag}")
+    monkeypatch.setenv("DWH_WAREHOUSE_BLOCK", f"wh-{tag}")
+    settings = NotificationSettings(block=f"notify-{tag}")
+    first = apply_blocks(StorageSettings(), settings, connections=True)
+    assert {(a.slug, a.action) for a in first} >= {
+        (f"sqlalchemy-connector/src-{tag}", "created"),
+        (f"sqlalchemy-connector/wh-{tag}", "created"),
+    }
+    # An operator rotates in the UI; running apply again with an old env must not undo it.
+    monkeypatch.setenv("DWH_SOURCE_URL", "postgresql://old:old@127.0.0.1:1/old")
+    second = apply_blocks(StorageSettings(), settings, connections=True)
+    assert (f"sqlalchemy-connector/src-{tag}", "kept (exists; rotate it in the UI)") in {
+        (a.slug, a.action) for a in second
+    }
+    monkeypatch.setenv("DWH_WAREHOUSE_URL", "postgresql://127.0.0.1:1/old")
+    monkeypatch.delenv("DWH_WAREHOUSE_OWNER_PASSWORD")
+    engine = Engine.from_settings("fleet")
+    with psycopg.connect(engine.source_conninfo) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == (env.source_db,)
+    with psycopg.connect(engine.warehouse_conninfo) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("fleet_owner",)

@@ -393,6 +393,15 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
         assert limit.limit == 1, name
         assert options is not None, name
         assert options.collision_strategy.value == "CANCEL_NEW", name
+    operations = {
+        "fleet-health": ("health", [("0 * * * *", "Africa/Nairobi")]),
+        "fleet-backup": ("backup", [("30 1 * * *", "Africa/Nairobi")]),
+        "fleet-maintenance": ("maintenance", [("0 3 * * 0", "Africa/Nairobi")]),
+        "fleet-verify": ("verify", []),
+    }
+    for name, (flow_name, schedules) in operations.items():
+        assert flow_names[name] == flow_name, name
+        assert [(s.schedule.cron, s.schedule.timezone) for s in on_server[name].schedules] == schedules
     for name in ("fleet-backfill", "fleet-reseed"):
         assert on_server[name].schedules == [], f"{name} is manual only"
     assert on_server["fleet-reseed"].parameters == {"pipeline": "fleet", "full_refresh": True}

@@ -624,7 +624,7 @@ def test_freshness_window_is_twice_each_tables_cadence_by_default() -> None:
     assert {w.table for w in windows} == {t.name for t in fleet.tables}
     for window in windows:
         assert window.within == 2 * timedelta(minutes=fleet.cadence_for(fleet.table(window.table)))
-    assert describe_window(windows[0].within) == "6 h"
+    assert describe_window(windows[0].within) == "12 h"  # fleet cadence: the 6 h night gap
     # Prefect refuses proactive windows under 10 s: clamp instead of failing to apply.
     assert freshness_windows([fleet], factor=0.0001)[0].within == timedelta(seconds=10)
 

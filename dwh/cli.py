@@ -134,6 +134,7 @@ def run_command(
 ) -> None:
     """Run the ingest parent flow locally and print the per-table summary."""
     from dwh import progress as hub  # noqa: PLC0415
+    from dwh.guard import RoleRightsError  # noqa: PLC0415
     from flows.ingest import ingest  # noqa: PLC0415  (imports Prefect: slow)
 
     bars = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err)
@@ -147,7 +148,7 @@ def run_command(
     except IngestFailedError as exc:
         _print_summary(exc.summary)
         raise _fail(str(exc)) from exc
-    except CatalogError as exc:
+    except (CatalogError, RoleRightsError) as exc:
         raise _fail(str(exc)) from exc
     finally:
         hub.remove_listener(listener)

@@ -55,13 +55,20 @@ def migrate_command(pipeline: str) -> None:
 def seed_source_command(
     pipeline: str,
     rows: Annotated[int, typer.Option(help="position rows to add (fleet)")] = 200_000,
+    notes: Annotated[int, typer.Option(help="notes to add, ~2.6 actions each (osm_notes)")] = 10_000,
 ) -> None:
     """Generate (or grow) a realistic sample source database for a reference pipeline."""
     from dwh.seed import SourceSeedError, seed_source  # noqa: PLC0415
 
     run = RunSettings()
     try:
-        counts = seed_source(SourceSettings().conninfo(), pipeline, rows=rows, sql_dir=run.sql_dir)  # type: ignore[call-arg]
+        counts = seed_source(
+            SourceSettings().conninfo(),  # type: ignore[call-arg]
+            pipeline,
+            rows=rows,
+            sql_dir=run.sql_dir,
+            notes=notes,
+        )
     except (FileNotFoundError, SourceSeedError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     table = Table("table", "rows", title=f"source of {pipeline}")
@@ -132,27 +139,70 @@ def run_command(
         datetime | None, typer.Option(help="re-extract from this time (watermark only moves back)")
     ] = None,
 ) -> None:
-    """Run the ingest parent flow locally and print the per-table summary."""
+    """Run the ingest parent flow locally and print the per-table summary.
+
+    A pipeline with a star schema (`sql/<pipeline>/transform/`) runs its ETL flow
+    instead: the same ingest, then the transform.
+    """
     from dwh import progress as hub  # noqa: PLC0415
     from dwh.guard import RoleRightsError  # noqa: PLC0415
+    from dwh.transform import TransformError  # noqa: PLC0415
     from flows.ingest import ingest  # noqa: PLC0415  (imports Prefect: slow)
 
     bars = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err)
     listener = _Bars(bars)
     hub.add_listener(listener)
+    tables, since = table or None, _aware(backfill_from)
+    etl = None
     try:
         with bars:
-            summary = ingest(
-                pipeline, tables=table or None, full_refresh=full_refresh, backfill_from=_aware(backfill_from)
-            )
+            if (RunSettings().sql_dir / pipeline / "transform").is_dir():
+                from flows.osm_notes import etl_outcome, osm_notes_etl  # noqa: PLC0415
+
+                etl = etl_outcome(osm_notes_etl(pipeline, tables, full_refresh, since, return_state=True))
+                summary = etl.ingest
+            else:
+                summary = ingest(pipeline, tables=tables, full_refresh=full_refresh, backfill_from=since)
     except IngestFailedError as exc:
         _print_summary(exc.summary)
         raise _fail(str(exc)) from exc
-    except (CatalogError, RoleRightsError) as exc:
+    except (CatalogError, RoleRightsError, TransformError) as exc:
         raise _fail(str(exc)) from exc
     finally:
         hub.remove_listener(listener)
-    _print_summary(summary)
+    if summary is not None:
+        _print_summary(summary)
+    if etl is not None:
+        console.print(f"[yellow]{etl.message}[/]" if etl.skipped else etl.message, highlight=False)
+
+
+@app.command("datamarts")
+def datamarts_command(
+    pipeline: str,
+    full_rebuild: Annotated[bool, typer.Option(help="recompute every row, not only marked ones")] = False,
+) -> None:
+    """Refresh the pipeline's datamarts (the `datamarts` flow) and print what each did."""
+    from dwh.transform import TransformError  # noqa: PLC0415
+    from flows.datamarts import datamarts, datamarts_outcome  # noqa: PLC0415  (imports Prefect: slow)
+
+    try:
+        outcome = datamarts_outcome(datamarts(pipeline, full_rebuild=full_rebuild, return_state=True))
+    except (CatalogError, FileNotFoundError, TransformError) as exc:
+        raise _fail(str(exc)) from exc
+    if outcome.skipped:
+        console.print(f"[yellow]{outcome.message}[/]", highlight=False)
+        return
+    table = Table("datamart", "mode", "refreshed", "rows", "seconds", title=f"datamarts {pipeline}")
+    for result in outcome.results:
+        mode = "full rebuild" if result.full_rebuild else "marked"
+        table.add_row(
+            result.datamart,
+            mode,
+            f"{result.rows_refreshed:,}",
+            f"{result.rows_total:,}",
+            f"{result.seconds:.1f}",
+        )
+    console.print(table)
 
 
 @app.command("verify")

@@ -82,6 +82,8 @@ def template_parts(catalog: Catalog, database: str) -> dict[str, sql.Composable]
     expected_keys = [{"tbl": t.name, "cols": list(t.key)} for t in catalog.tables if t.mode.incremental]
     return {
         **pipeline_parts(catalog),
+        # The pipeline's own analytical schema (star schema, datamarts), when it has one.
+        "dwh": sql.Identifier(f"{catalog.pipeline}_dwh"),
         "database": sql.Identifier(database),
         "tables": sql.Literal([t.name for t in catalog.tables]),
         "roles": sql.Literal([catalog.owner_role, catalog.ro_role]),
@@ -114,12 +116,17 @@ def _bootstrap(
     sql_dir: Path,
     parts: dict[str, sql.Composable],
 ) -> None:
-    path = sql_dir / "common" / "bootstrap.sql"
+    paths = [sql_dir / "common" / "bootstrap.sql"]
+    # A pipeline may add its own admin-only step (e.g. a schema the owner cannot create).
+    own = sql_dir / catalog.pipeline / "bootstrap.sql"
+    if own.is_file():
+        paths.append(own)
     with conn.transaction():
-        try:
-            conn.execute(render(path, **parts))
-        except psycopg.Error as exc:
-            raise _fail(path, exc) from exc
+        for path in paths:
+            try:
+                conn.execute(render(path, **parts))
+            except psycopg.Error as exc:
+                raise _fail(path, exc) from exc
         for role, secret in (
             (catalog.owner_role, settings.owner_password),
             (catalog.ro_role, settings.ro_password),

@@ -1,0 +1,183 @@
+"""Benchmark: the osm_notes star-schema ETL, first build and a ~10k-action increment.
+
+One run, one machine, a throwaway cluster of its own:
+  * seed ~1M note actions (`--notes`, ~2.56 actions a note) and ingest them to bronze
+    with the engine (extract → local storage → load, no Prefect);
+  * transform, first build (facts empty): every note, dimension and mark;
+  * datamarts: full refresh of the marked (= all) entities;
+  * seed an increment (`--increment-notes`: new notes, closes/reopens of existing ones,
+    back-filled comments, renames), ingest, transform incrementally, refresh the marked
+    datamart rows, then a full rebuild, and check both give the same tables.
+
+Usage: uv run python benchmarks/osm_notes_etl.py [--notes 390000] [--increment-notes 3300]
+The last line is machine-readable:
+  RESULT first_rows=<n> first_s=<s> first_rows_per_s=<r> incr_rows=<n> incr_s=<s>
+         incr_rows_per_s=<r> marts_full_s=<s> marts_incr_s=<s>
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dwh import devstack  # noqa: E402
+from dwh.catalog import load_catalog  # noqa: E402
+from dwh.datamarts import refresh_datamarts  # noqa: E402
+from dwh.engine import Engine  # noqa: E402
+from dwh.extract import extract_table  # noqa: E402
+from dwh.load import load_pending  # noqa: E402
+from dwh.migrate import migrate  # noqa: E402
+from dwh.seed import seed_source  # noqa: E402
+from dwh.settings import SourceSettings, WarehouseSettings  # noqa: E402
+from dwh.transform import TransformResult, run_transform  # noqa: E402
+
+PIPELINE = "osm_notes"
+SQL_DIR = ROOT / "sql"
+DATAMARTS = ("datamart_users", "datamart_countries", "datamart_global")
+
+
+def _with_db(url: str, db: str) -> str:
+    return f"{url.rpartition('/')[0]}/{quote(db)}"
+
+
+def _databases(stack_env: dict[str, str], storage: Path) -> None:
+    """A fresh source/warehouse pair; points the DWH_* environment at it."""
+    tag = uuid.uuid4().hex[:8]
+    src, wh = f"bench_{tag}_src", f"bench_{tag}_wh"
+    admin = stack_env["DWH_WAREHOUSE_ADMIN_URL"]
+    with psycopg.connect(_with_db(admin, "postgres"), autocommit=True) as conn:
+        for name, owner in ((src, "source_app"), (wh, "postgres")):
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE template_postgis OWNER {}").format(
+                    sql.Identifier(name), sql.Identifier(owner)
+                )
+            )
+    os.environ.update(
+        {
+            **stack_env,
+            "DWH_SOURCE_URL": _with_db(stack_env["DWH_SOURCE_URL"], src),
+            "DWH_WAREHOUSE_URL": _with_db(stack_env["DWH_WAREHOUSE_URL"], wh),
+            "DWH_WAREHOUSE_ADMIN_URL": _with_db(admin, wh),
+            "DWH_STORAGE_URL": f"file://{storage}",
+        }
+    )
+
+
+def _seed(notes: int) -> dict[str, int]:
+    started = time.perf_counter()
+    counts = seed_source(SourceSettings().conninfo(), PIPELINE, rows=0, sql_dir=SQL_DIR, notes=notes)  # type: ignore[call-arg]
+    print(
+        f"seeded {notes:,} notes: {counts['note_comments']:,} comments in total, "
+        f"{time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+    return counts
+
+
+def _ingest() -> None:
+    started = time.perf_counter()
+    engine = Engine.from_settings(PIPELINE)
+    for table in engine.catalog.tables:
+        extract_table(engine, table)
+        load_pending(engine, table)
+    print(f"ingested to bronze in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def _transform() -> TransformResult:
+    catalog = load_catalog(PIPELINE, ROOT / "pipelines")
+    result = run_transform(catalog, WarehouseSettings().owner_conninfo(PIPELINE), SQL_DIR)  # type: ignore[call-arg]
+    print(result.describe(), flush=True)
+    for step in result.steps:
+        print(f"    {step.seconds:7.2f} s  {step.name}")
+    return result
+
+
+def _datamarts(*, full_rebuild: bool) -> float:
+    catalog = load_catalog(PIPELINE, ROOT / "pipelines")
+    started = time.perf_counter()
+    for result in refresh_datamarts(
+        catalog,
+        WarehouseSettings().owner_conninfo(PIPELINE),  # type: ignore[call-arg]
+        SQL_DIR,
+        full_rebuild=full_rebuild,
+    ):
+        print(f"    {result.describe()}", flush=True)
+    return time.perf_counter() - started
+
+
+def _datamart_digest() -> dict[str, str]:
+    """An order-independent digest of every datamart table's rows."""
+    digests = {}
+    with psycopg.connect(os.environ["DWH_WAREHOUSE_ADMIN_URL"]) as conn:
+        for table in DATAMARTS:
+            row = conn.execute(
+                sql.SQL("SELECT md5(string_agg(t::text, E'\\n' ORDER BY t::text)) FROM {} AS t").format(
+                    sql.Identifier(f"{PIPELINE}_dwh", table)
+                )
+            ).fetchone()
+            digests[table] = str(row[0] if row else None)
+    return digests
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "--notes", type=int, default=390_000, help="notes of the first build (~2.56 actions each)"
+    )
+    parser.add_argument("--increment-notes", type=int, default=3_300, help="new notes of the increment")
+    args = parser.parse_args()
+
+    state_dir = Path(tempfile.mkdtemp(prefix="dwh-bench-", dir="/tmp"))
+    state_dir.chmod(0o755)
+    storage = Path(tempfile.mkdtemp(prefix="dwh-bench-storage-"))
+    try:
+        devstack.up(state_dir)
+        _databases(devstack.env(state_dir), storage)
+        migrate(load_catalog(PIPELINE, ROOT / "pipelines"), WarehouseSettings(), SQL_DIR)  # type: ignore[call-arg]
+
+        _seed(args.notes)
+        _ingest()
+        first = _transform()
+        print("datamarts after the first build (every entity is marked):")
+        marts_full = _datamarts(full_rebuild=False)
+
+        _seed(args.increment_notes)
+        _ingest()
+        incr = _transform()
+        print("datamarts, marked entities:")
+        marts_incr = _datamarts(full_rebuild=False)
+        incremental = _datamart_digest()
+        print("datamarts, full rebuild:")
+        _datamarts(full_rebuild=True)
+        same = _datamart_digest() == incremental
+        print(f"incremental refresh == full rebuild: {same}")
+        if not same:
+            sys.exit("datamarts differ between the incremental refresh and the full rebuild")
+
+        first_rate = first.facts_inserted / first.seconds
+        incr_rate = incr.comments_in_window / incr.seconds
+        print(
+            f"RESULT first_rows={first.facts_inserted} first_s={first.seconds:.1f} "
+            f"first_rows_per_s={first_rate:.0f} incr_rows={incr.comments_in_window} incr_s={incr.seconds:.2f} "
+            f"incr_rows_per_s={incr_rate:.0f} marts_full_s={marts_full:.1f} marts_incr_s={marts_incr:.1f}"
+        )
+    finally:
+        devstack.down(state_dir, purge=True)
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Flow `datamarts` (nightly): refresh the users, countries and global datamarts.
+
+Only the users and countries the ETL marked since the last refresh are recomputed,
+unless `full_rebuild`; both give the same rows. Like the ETL, a refresh that overlaps
+another one is skipped with a state message saying so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import State
+from prefect.states import Completed
+
+from dwh.datamarts import DatamartResult, datamart_names
+from dwh.settings import RunSettings, WarehouseSettings
+from dwh.transform import exclusive_run
+from tasks.datamarts import refresh_datamart_task
+
+
+@dataclass(frozen=True)
+class DatamartsOutcome:
+    pipeline: str
+    skipped: bool
+    results: tuple[DatamartResult, ...] = field(default_factory=tuple)
+
+    @property
+    def message(self) -> str:
+        if self.skipped:
+            return f"skipped: another datamarts run of {self.pipeline} is in progress"
+        return "; ".join(r.describe() for r in self.results)
+
+
+@flow(name="datamarts", flow_run_name="datamarts-{pipeline}")
+def datamarts(pipeline: str = "osm_notes", full_rebuild: bool = False) -> State[Any]:
+    """Refresh every datamart of the pipeline, one transaction each."""
+    conninfo = WarehouseSettings().owner_conninfo(pipeline)  # type: ignore[call-arg]
+    with exclusive_run(conninfo, f"dwh:{pipeline}:datamarts") as acquired:
+        if not acquired:
+            outcome = DatamartsOutcome(pipeline, skipped=True)
+            get_run_logger().warning("%s", outcome.message)
+            return Completed(message=outcome.message, data=outcome)
+        results = tuple(
+            refresh_datamart_task(pipeline, name, full_rebuild=full_rebuild)
+            for name in datamart_names(pipeline, RunSettings().sql_dir)
+        )
+    outcome = DatamartsOutcome(pipeline, skipped=False, results=results)
+    return Completed(message=outcome.message, data=outcome)
+
+
+def datamarts_outcome(state: State[Any]) -> DatamartsOutcome:
+    """The outcome of a finished `datamarts` run (raises what the run raised)."""
+    outcome = state.result()
+    if not isinstance(outcome, DatamartsOutcome):
+        msg = f"datamarts returned {type(outcome).__name__}, expected DatamartsOutcome"
+        raise TypeError(msg)
+    return outcome

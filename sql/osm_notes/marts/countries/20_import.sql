@@ -1,0 +1,23 @@
+-- Import step: the facts and notes of the target countries, in analysed temp tables
+-- (the metric queries of 30_refresh.sql then plan with real row counts and read facts
+-- once).
+CREATE TEMP TABLE dm_country_rows ON COMMIT DROP AS
+SELECT c.country_key, c.country_id, c.name, c.name_en, c.iso_alpha2, c.iso_alpha3
+FROM {dwh}.dim_countries AS c
+JOIN dm_targets AS t ON t.id = c.country_id;
+
+CREATE TEMP TABLE dm_actions ON COMMIT DROP AS
+SELECT
+    c.country_id, f.fact_id, f.action, f.action_at, f.action_date_key, f.action_time_of_week_key,
+    f.actor_user_key, f.days_to_resolution
+FROM {dwh}.facts AS f
+JOIN dm_country_rows AS c USING (country_key);
+
+CREATE TEMP TABLE dm_notes ON COMMIT DROP AS
+SELECT c.country_id, n.status
+FROM {dwh}.dim_notes AS n
+JOIN dm_country_rows AS c USING (country_key);
+
+ANALYZE dm_country_rows;
+ANALYZE dm_actions;
+ANALYZE dm_notes;

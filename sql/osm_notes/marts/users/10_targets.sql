@@ -1,0 +1,31 @@
+-- LOCAL: ends with the refresh. The aggregates stay in memory; the facts of a few
+-- thousand marked entities are fetched by index (SSD-like page costs), not by a scan.
+SET LOCAL work_mem = '256MB';
+SET LOCAL jit = off;
+SET LOCAL random_page_cost = 1.1;
+
+-- The users to refresh: those the ETL marked, or every user (anonymous excluded) for a full
+-- rebuild. `mark` is kept so 50_clear_marks.sql clears only marks that did not change
+-- while this refresh ran.
+CREATE TEMP TABLE dm_targets ON COMMIT DROP AS
+SELECT m.user_id AS id, m.mark
+FROM {dwh}.datamart_dirty_users AS m
+UNION ALL
+SELECT u.user_id, NULL::bigint
+FROM {dwh}.dim_users AS u, dm_run AS r
+WHERE r.full_rebuild
+    AND u.is_current
+    AND u.user_id <> -1
+    AND NOT EXISTS (SELECT FROM {dwh}.datamart_dirty_users AS m WHERE m.user_id = u.user_id);
+
+ALTER TABLE dm_targets ADD PRIMARY KEY (id);
+ANALYZE dm_targets;
+
+-- A full rebuild starts from an empty table (rows of entities without facts go too).
+DO $full_rebuild$
+BEGIN
+    IF (SELECT full_rebuild FROM dm_run) THEN
+        TRUNCATE {dwh}.datamart_users;
+    END IF;
+END
+$full_rebuild$;

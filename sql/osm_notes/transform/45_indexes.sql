@@ -1,0 +1,20 @@
+-- The secondary indexes 35_first_build_indexes_off.sql dropped, as declared in
+-- migrations/0200_star_schema.sql (a no-op on incremental runs), and statistics for
+-- what a first build filled.
+CREATE INDEX IF NOT EXISTS facts_actor_user_key_idx ON {dwh}.facts (actor_user_key);
+CREATE INDEX IF NOT EXISTS facts_country_key_idx ON {dwh}.facts (country_key);
+CREATE INDEX IF NOT EXISTS fact_hashtags_hashtag_key_idx ON {dwh}.fact_hashtags (hashtag_key);
+CREATE INDEX IF NOT EXISTS dim_notes_country_key_idx ON {dwh}.dim_notes (country_key);
+CREATE INDEX IF NOT EXISTS dim_notes_opener_user_key_idx ON {dwh}.dim_notes (opener_user_key);
+
+DO $first_build$
+BEGIN
+    IF (SELECT first_run FROM etl_batch) THEN
+        ANALYZE {dwh}.facts;
+        ANALYZE {dwh}.fact_hashtags;
+        ANALYZE {dwh}.dim_notes;
+        ANALYZE {dwh}.dim_hashtags;
+        ANALYZE {dwh}.dim_dates;
+    END IF;
+END
+$first_build$;

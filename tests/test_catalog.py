@@ -61,7 +61,9 @@ def test_unknown_mode_and_misspelled_field_are_refused() -> None:
 
 def test_watermark_must_not_be_an_expression_and_names_are_identifiers() -> None:
     with pytest.raises(CatalogError, match="must be a plain source column"):
-        _parse("  orders:\n    mode: append\n    watermark: ts\n    key: [id]\n    columns:\n      ts: now()\n")
+        _parse(
+            "  orders:\n    mode: append\n    watermark: ts\n    key: [id]\n    columns:\n      ts: now()\n"
+        )
     with pytest.raises(CatalogError, match=r"field key\.0"):
         _parse('  orders:\n    mode: append\n    watermark: ts\n    key: ["id; drop table x"]\n')
 

@@ -386,7 +386,7 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
     assert [(s.schedule.cron, s.schedule.timezone) for s in fleet.schedules] == [
         (FLEET_CRON, "Africa/Nairobi")
     ]
-    for name in ("fleet", "fleet-backfill", "fleet-reseed"):
+    for name in ("fleet", "fleet-backfill", "fleet-reseed", "osm-notes-etl", "osm-notes-datamarts"):
         limit = on_server[name].global_concurrency_limit
         options = on_server[name].concurrency_options
         assert limit is not None, name
@@ -398,6 +398,8 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
         "fleet-backup": ("backup", [("30 1 * * *", "Africa/Nairobi")]),
         "fleet-maintenance": ("maintenance", [("0 3 * * 0", "Africa/Nairobi")]),
         "fleet-verify": ("verify", []),
+        "osm-notes-etl": ("osm_notes_etl", [("*/15 * * * *", "UTC")]),
+        "osm-notes-datamarts": ("datamarts", [("0 2 * * *", "UTC")]),
     }
     for name, (flow_name, schedules) in operations.items():
         assert flow_names[name] == flow_name, name
@@ -405,6 +407,9 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
     for name in ("fleet-backfill", "fleet-reseed"):
         assert on_server[name].schedules == [], f"{name} is manual only"
     assert on_server["fleet-reseed"].parameters == {"pipeline": "fleet", "full_refresh": True}
+    assert on_server["osm-notes-etl"].parameters == {"pipeline": "osm_notes"}
+    datamart_properties = on_server["osm-notes-datamarts"].parameter_openapi_schema["properties"]
+    assert datamart_properties["full_rebuild"]["type"] == "boolean"
 
     properties = fleet.parameter_openapi_schema["properties"]
     assert properties["pipeline"]["type"] == "string"

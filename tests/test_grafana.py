@@ -20,7 +20,10 @@ def test_every_panel_query_answers_as_the_ro_role_after_a_run(env: Env) -> None:
     env.migrate()
     counts = seed_source(SourceSettings().conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
     ingest("fleet", tables=["devices", "trips"])
-    env.query("wh", "UPDATE fleet_control.extract_runs SET status = 'failed', error_message = 'boom' WHERE table_name = 'devices'")
+    env.query(
+        "wh",
+        "UPDATE fleet_control.extract_runs SET status = 'failed', error_message = 'boom' WHERE table_name = 'devices'",
+    )
     panels = json.loads(DASHBOARD.read_text())["panels"]
     assert [p["title"].split(" ")[0] for p in panels] == ["Freshness", "Recent", "Rows"]
 

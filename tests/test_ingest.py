@@ -342,8 +342,14 @@ def test_renamed_source_column_fails_that_table_by_name_and_the_others_load(env:
 
     by_table = {t.table: t for t in caught.value.summary.tables}
     assert by_table["alarms"].status == "failed"
-    assert "table fleet.alarms: bronze column 'message' has no source column" in (by_table["alarms"].error or "")
-    assert {t for t, o in by_table.items() if o.status == "loaded"} == {*SNAPSHOT, "position_history", "trips"}
+    assert "table fleet.alarms: bronze column 'message' has no source column" in (
+        by_table["alarms"].error or ""
+    )
+    assert {t for t, o in by_table.items() if o.status == "loaded"} == {
+        *SNAPSHOT,
+        "position_history",
+        "trips",
+    }
     assert _count(env, "wh", "alarms") == 0
     assert _count(env, "wh", "trips") == counts["trips"]
     assert env.location_keys("fleet", "exports", "alarms") == []
@@ -370,7 +376,9 @@ def test_retried_parent_does_not_redo_tables_that_finished(env: Env) -> None:
     # One loaded run per table: the five tables that finished in the first attempt
     # came back from their persisted, cached results instead of running again; alarms
     # also logged its failed first attempt, naming the column.
-    runs = env.query("wh", "SELECT table_name, status, count(*) FROM fleet_control.extract_runs GROUP BY 1, 2")
+    runs = env.query(
+        "wh", "SELECT table_name, status, count(*) FROM fleet_control.extract_runs GROUP BY 1, 2"
+    )
     assert {(t, s): n for t, s, n in runs} == {
         **{(t, "loaded"): 1 for t in (*SNAPSHOT, *INCREMENTAL)},
         ("alarms", "failed"): 1,

@@ -40,12 +40,18 @@ def test_gates_pass_after_a_run_and_fail_naming_table_and_gate(env: Env) -> None
     seed_source(SourceSettings().conninfo(), "fleet", rows=500, sql_dir=SQL_DIR)  # type: ignore[call-arg]
     assert _failed(verify(engine)) == set()
 
-    env.query("wh", "DELETE FROM fleet_bronze.alarms WHERE alarm_id = (SELECT min(alarm_id) FROM fleet_bronze.alarms)")
+    env.query(
+        "wh",
+        "DELETE FROM fleet_bronze.alarms WHERE alarm_id = (SELECT min(alarm_id) FROM fleet_bronze.alarms)",
+    )
     env.query(
         "wh",
         "UPDATE fleet_bronze.trips SET start_geom = NULL WHERE trip_id = (SELECT min(trip_id) FROM fleet_bronze.trips)",
     )
-    env.query("wh", "UPDATE fleet_control.extract_runs SET status = 'failed', error_message = 'boom' WHERE table_name = 'devices'")
+    env.query(
+        "wh",
+        "UPDATE fleet_control.extract_runs SET status = 'failed', error_message = 'boom' WHERE table_name = 'devices'",
+    )
     extract_table(engine, engine.catalog.table("geofences"))
 
     assert _failed(verify(engine)) == {

@@ -74,6 +74,65 @@ class TableSpec(BaseModel):
         return self.source or self.name
 
 
+_PATH_FIELDS = {"id", "fanout"}
+
+
+class ExportDocument(BaseModel):
+    """One kind of exported JSON document: `sql/<p>/export/<name>.sql` + `<name>.schema.json`.
+
+    A `path` with `{id}` makes one document per row of the SQL (a user, a country);
+    `{fanout}` adds a fixed hashed sub-directory so no folder holds ~300k files.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Ident
+    path: str = Field(pattern=r"^[a-z0-9_{}][a-z0-9_{}/.-]*\.json$", max_length=200)
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> ExportDocument:
+        used = set(re.findall(r"{([^{}]*)}", self.path))
+        if used - _PATH_FIELDS:
+            msg = f"path {self.path!r} uses {sorted(used - _PATH_FIELDS)}; only {{id}} and {{fanout}} exist"
+            raise ValueError(msg)
+        if "fanout" in used and "id" not in used:
+            msg = f"path {self.path!r} has {{fanout}} without {{id}}"
+            raise ValueError(msg)
+        if ".." in self.path.split("/") or self.path in {"manifest.json", "SHA256SUMS"}:
+            msg = f"path {self.path!r} is reserved or leaves the export"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def per_entity(self) -> bool:
+        return "{id}" in self.path
+
+
+class ExportSpec(BaseModel):
+    """The JSON documents `export_json` publishes for readers (a static viewer, an API)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    documents: tuple[ExportDocument, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mapping_form(cls, data: object) -> object:
+        """Accept `documents: {name: path}`, the friendly form, as well as a list."""
+        if isinstance(data, dict) and isinstance(data.get("documents"), dict):
+            data = {**data, "documents": [{"name": k, "path": v} for k, v in data["documents"].items()]}
+        return data
+
+    @model_validator(mode="after")
+    def _unique(self) -> ExportSpec:
+        for attr in ("name", "path"):
+            values = [getattr(d, attr) for d in self.documents]
+            if len(values) != len(set(values)):
+                msg = f"export documents repeat a {attr}: {values}"
+                raise ValueError(msg)
+        return self
+
+
 class Catalog(BaseModel):
     """All tables of one pipeline plus the names derived from the pipeline's name."""
 
@@ -92,6 +151,7 @@ class Catalog(BaseModel):
     non_empty: tuple[str, ...] = Field(
         default=(), description="schema.table names the health check expects to hold rows"
     )
+    export: ExportSpec | None = Field(default=None, description="JSON documents `export_json` publishes")
     path: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")

@@ -205,6 +205,26 @@ def datamarts_command(
     console.print(table)
 
 
+@app.command("export-json")
+def export_json_command(
+    pipeline: str,
+    full: Annotated[
+        bool, typer.Option("--full", help="render every document, not only changed ones")
+    ] = False,
+) -> None:
+    """Publish the pipeline's datamarts as validated JSON (the `export_json` flow) to DWH_EXPORT_URL."""
+    from dwh.export import ExportError  # noqa: PLC0415
+    from dwh.publish import PublishError  # noqa: PLC0415
+    from flows.export_json import export_json, export_outcome  # noqa: PLC0415  (imports Prefect: slow)
+
+    try:
+        outcome = export_outcome(export_json(pipeline, full=full, return_state=True))
+    except (CatalogError, ExportError, PublishError) as exc:
+        raise _fail(str(exc)) from exc
+    colour = "yellow" if outcome.result is None or outcome.result.version is None else "green"
+    console.print(f"[{colour}]{outcome.message}[/]", highlight=False)
+
+
 @app.command("verify")
 def verify_command(pipeline: str) -> None:
     """The seed's verification gates (§9): print a table, exit 0 when every gate passes."""

@@ -188,3 +188,26 @@ class RunSettings(BaseSettings):
     timezone: str = "Africa/Nairobi"
     pipelines_dir: Path = PROJECT_DIR / "pipelines"
     sql_dir: Path = PROJECT_DIR / "sql"
+
+
+class ExportSettings(BaseSettings):
+    """Where `export_json` publishes: `file:///dir` or `s3://bucket/prefix`, and how many versions stay.
+
+    S3 endpoint and keys are those of `StorageSettings` (the usual AWS variables).
+    """
+
+    model_config = _settings_config("DWH_EXPORT_")
+
+    url: str = Field(default=f"file://{PROJECT_DIR / 'output' / 'json'}")
+    keep_versions: int = Field(
+        default=5, ge=1, description="published versions kept, the current one included"
+    )
+    copy_workers: int = Field(default=16, ge=1, description="parallel server-side copies on S3")
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if urlparse(value).scheme not in {"file", "s3"}:
+            msg = f"DWH_EXPORT_URL must start with file:// or s3://, got {value!r}"
+            raise ValueError(msg)
+        return value

@@ -1,0 +1,27 @@
+"""Task: export a pipeline's datamarts as validated JSON and publish it (thin wrapper over dwh.export)."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+
+from dwh.catalog import load_catalog
+from dwh.export import ExportResult, export_json
+from dwh.publish import open_target
+from dwh.settings import ExportSettings, RunSettings, WarehouseSettings
+from tasks.transform import current_flow_run_id
+
+
+@task(name="export-json", task_run_name="export-json-{pipeline}")
+def export_json_task(pipeline: str, full: bool = False) -> ExportResult:
+    """One version: changed documents rendered, validated, published atomically, old ones pruned."""
+    run, export = RunSettings(), ExportSettings()
+    return export_json(
+        load_catalog(pipeline, run.pipelines_dir),
+        WarehouseSettings().owner_conninfo(pipeline),  # type: ignore[call-arg]
+        run.sql_dir,
+        open_target(export, pipeline),
+        full=full,
+        keep_versions=export.keep_versions,
+        flow_run_id=current_flow_run_id(),
+        logger=get_run_logger(),
+    )

@@ -84,11 +84,54 @@ class Target(Protocol):
         ...
 
 
+@dataclass
+class _Workers:
+    """A thread pool with at most `2 x size` calls in flight, so memory stays flat.
+
+    S3 writes are network round trips: threads overlap them while the caller renders
+    the next document. The first failure is raised by `submit` or `join`.
+    """
+
+    size: int
+    _pool: ThreadPoolExecutor = field(init=False)
+    _slots: threading.BoundedSemaphore = field(init=False)
+    _pending: list[Future[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="dwh-export")
+        self._slots = threading.BoundedSemaphore(2 * self.size)
+
+    def submit(self, call: Callable[[], None]) -> None:
+        self._slots.acquire()
+        future = self._pool.submit(call)
+        future.add_done_callback(lambda _: self._slots.release())
+        self._pending.append(future)
+        if len(self._pending) >= 4 * self.size:
+            self._collect(wait_all=False)
+
+    def _collect(self, *, wait_all: bool) -> None:
+        still: list[Future[None]] = []
+        for future in self._pending:
+            if wait_all or future.done():
+                future.result()  # raises the first failure
+            else:
+                still.append(future)
+        self._pending = still
+
+    def join(self) -> None:
+        try:
+            self._collect(wait_all=True)
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 # --- a directory ---------------------------------------------------------------------
 
 
 @dataclass
 class _LocalWriter:
+    """Writes in the caller's thread: file creation does not overlap on one disk (measured)."""
+
     staging: Path
     root: Path
     _dirs: set[Path] = field(default_factory=set)
@@ -173,52 +216,29 @@ class LocalTarget:
 
 @dataclass
 class _S3Writer:
-    """Puts and server-side copies on a thread pool, at most `2 x workers` in flight."""
+    """Puts and server-side copies, `workers` at a time."""
 
     target: S3Target
     version: str
     workers: int
-    _pool: ThreadPoolExecutor = field(init=False)
-    _slots: threading.BoundedSemaphore = field(init=False)
-    _pending: list[Future[None]] = field(default_factory=list)
+    _workers: _Workers = field(init=False)
 
     def __post_init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="dwh-export")
-        self._slots = threading.BoundedSemaphore(2 * self.workers)
-
-    def _submit(self, call: Callable[[], None]) -> None:
-        self._slots.acquire()
-        future = self._pool.submit(call)
-        future.add_done_callback(lambda _: self._slots.release())
-        self._pending.append(future)
-        if len(self._pending) >= 4 * self.workers:
-            self._collect(wait_all=False)
-
-    def _collect(self, *, wait_all: bool) -> None:
-        still: list[Future[None]] = []
-        for future in self._pending:
-            if wait_all or future.done():
-                future.result()  # raises the first failure
-            else:
-                still.append(future)
-        self._pending = still
+        self._workers = _Workers(self.workers)
 
     def write(self, path: str, data: bytes) -> None:
-        self._submit(partial(self.target.put, self.target.key(self.version, path), data))
+        self._workers.submit(partial(self.target.put, self.target.key(self.version, path), data))
 
     def carry(self, paths: Iterable[str], from_version: str) -> int:
         count = 0
         for path in paths:
             source, key = self.target.key(from_version, path), self.target.key(self.version, path)
-            self._submit(partial(self.target.copy, source, key))
+            self._workers.submit(partial(self.target.copy, source, key))
             count += 1
         return count
 
     def flush(self) -> None:
-        try:
-            self._collect(wait_all=True)
-        finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._workers.join()
 
 
 @dataclass
@@ -299,6 +319,6 @@ def open_target(settings: ExportSettings, pipeline: str) -> Target:
     parsed = urlparse(settings.url)
     if parsed.scheme == "s3":
         prefix = "/".join(p for p in (parsed.path.strip("/"), pipeline) if p)
-        client = s3_client(StorageSettings())
+        client = s3_client(StorageSettings(), max_pool_connections=settings.copy_workers)
         return S3Target(parsed.netloc, prefix, client, settings.copy_workers)
     return LocalTarget(Path(parsed.path) / pipeline)

@@ -201,11 +201,21 @@ class Location:
         return "/".join(p.strip("/") for p in (self.prefix, *parts) if p.strip("/"))
 
 
-def s3_client(settings: StorageSettings) -> S3Client:
-    """A boto3 S3 client built through prefect-aws, so a credentials block can replace env."""
+def s3_client(settings: StorageSettings, *, max_pool_connections: int | None = None) -> S3Client:
+    """A boto3 S3 client built through prefect-aws, so a credentials block can replace env.
+
+    `max_pool_connections` sizes the HTTP pool for callers that use the client from
+    that many threads at once (botocore keeps 10 and discards the rest otherwise).
+    """
     from dwh.blocks import aws_credentials  # noqa: PLC0415  (imports prefect-aws: slow)
 
-    return aws_credentials(settings).get_s3_client()
+    credentials = aws_credentials(settings)
+    if max_pool_connections is not None:
+        parameters = credentials.aws_client_parameters
+        config = {**(parameters.config or {}), "max_pool_connections": max_pool_connections}
+        update = {"aws_client_parameters": parameters.model_copy(update={"config": config})}
+        credentials = credentials.model_copy(update=update)
+    return credentials.get_s3_client()
 
 
 def open_location(settings: StorageSettings) -> Location:

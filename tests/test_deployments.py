@@ -386,7 +386,14 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
     assert [(s.schedule.cron, s.schedule.timezone) for s in fleet.schedules] == [
         (FLEET_CRON, "Africa/Nairobi")
     ]
-    for name in ("fleet", "fleet-backfill", "fleet-reseed", "osm-notes-etl", "osm-notes-datamarts"):
+    for name in (
+        "fleet",
+        "fleet-backfill",
+        "fleet-reseed",
+        "osm-notes-etl",
+        "osm-notes-datamarts",
+        "osm-notes-export",
+    ):
         limit = on_server[name].global_concurrency_limit
         options = on_server[name].concurrency_options
         assert limit is not None, name
@@ -400,6 +407,7 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
         "fleet-verify": ("verify", []),
         "osm-notes-etl": ("osm_notes_etl", [("*/15 * * * *", "UTC")]),
         "osm-notes-datamarts": ("datamarts", [("0 2 * * *", "UTC")]),
+        "osm-notes-export": ("export_json", [("*/15 * * * *", "UTC")]),
     }
     for name, (flow_name, schedules) in operations.items():
         assert flow_names[name] == flow_name, name
@@ -410,6 +418,7 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
     assert on_server["osm-notes-etl"].parameters == {"pipeline": "osm_notes"}
     datamart_properties = on_server["osm-notes-datamarts"].parameter_openapi_schema["properties"]
     assert datamart_properties["full_rebuild"]["type"] == "boolean"
+    assert on_server["osm-notes-export"].parameter_openapi_schema["properties"]["full"]["type"] == "boolean"
 
     properties = fleet.parameter_openapi_schema["properties"]
     assert properties["pipeline"]["type"] == "string"

@@ -13,4 +13,7 @@ FROM export_hashes AS h
 LEFT JOIN {control}.export_documents AS s
     ON s.document = h.document AND s.id = h.id
 WHERE h.document = {document}
-  AND ({full} OR s.row_hash IS DISTINCT FROM h.row_hash)
+  AND ({full} OR s.row_hash IS DISTINCT FROM h.row_hash);
+
+-- Fresh statistics, so the render's semi-join is planned on real counts.
+ANALYZE export_hashes, export_changed

@@ -1,7 +1,9 @@
--- The documents to render of one per-entity document, built by the database.
-SELECT d.id::text, c.row_hash, d.doc::text
+-- The documents to render of one per-entity document, built by the database: only
+-- the entities export_hash_entities picked (a hash semi-join, so no other document is built).
+SELECT d.id::text, d.row_hash::text, d.doc::text
 FROM (
 {query}
 ) AS d
-JOIN export_changed AS x ON x.document = {document} AND x.id = d.id::text
-JOIN export_hashes AS c ON c.document = {document} AND c.id = x.id
+WHERE d.id::text IN (
+    SELECT x.id FROM export_changed AS x WHERE x.document = {document}
+)

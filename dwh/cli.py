@@ -426,8 +426,12 @@ def init_command(
         raise _fail(f"dwh init {pipeline}: {exc}") from exc
     if path.exists() and not write:
         diff = catalog_diff(path.read_text(encoding="utf-8"), text, path)
-        console.print(diff or f"{path}: the proposal matches the catalog", highlight=False, markup=False)
-        console.print(f"{path} exists and was not changed; --write replaces it", highlight=False)
+        console.print(
+            diff or f"{path}: the proposal matches the catalog", highlight=False, markup=False, soft_wrap=True
+        )
+        console.print(
+            f"{path} exists and was not changed; --write replaces it", highlight=False, soft_wrap=True
+        )
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")

@@ -31,9 +31,8 @@ def _entry(text: str, table: str) -> str:
     return text.split(f"\n  {table}:\n", 1)[1].split("\n  # ", 1)[0]
 
 
-def test_init_on_fleet_source_proposes_the_shipped_modes_keys_watermarks_and_geometry(
-    env: Env, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("env")
+def test_init_on_fleet_source_proposes_the_shipped_modes_keys_watermarks_and_geometry(tmp_path: Path) -> None:
     _seed_fleet()
     out = tmp_path / "fleet.yaml"
 
@@ -52,7 +51,8 @@ def test_init_on_fleet_source_proposes_the_shipped_modes_keys_watermarks_and_geo
         ), table.name
     # The one difference, the unit conversion, is explained where it applies.
     text = out.read_text()
-    assert shipped.table("trips").columns and not proposed.table("trips").columns
+    assert shipped.table("trips").columns
+    assert not proposed.table("trips").columns
     assert "declare by hand" in _entry(text, "trips")
     assert "distance_m" in _entry(text, "trips")
     # Every decision says why.
@@ -65,9 +65,8 @@ def test_init_on_fleet_source_proposes_the_shipped_modes_keys_watermarks_and_geo
     assert "Polygon SRID 4326" in _entry(text, "geofences")
 
 
-def test_init_on_an_existing_catalog_prints_the_diff_and_changes_nothing_unless_asked(
-    env: Env, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("env")
+def test_init_on_an_existing_catalog_prints_the_diff_and_changes_nothing_unless_asked(tmp_path: Path) -> None:
     _seed_fleet()
     out = tmp_path / "fleet.yaml"
     shutil.copyfile(PIPELINES_DIR / "fleet.yaml", out)
@@ -157,7 +156,8 @@ def test_generated_bronze_ddl_migrates_passes_the_audit_and_loads(
             " WHERE table_schema = 'fleet_bronze' AND table_name = 'trips'",
         )
     )
-    assert trips["distance_km"] == "numeric" and "distance_m" not in trips
+    assert trips["distance_km"] == "numeric"
+    assert "distance_m" not in trips
     src_m = env.query("source", "SELECT sum(distance_m) FROM public.trips")[0][0]
     dst_km = env.query("wh", "SELECT sum(distance_km) FROM fleet_bronze.trips")[0][0]
     assert dst_km * 1000 == src_m  # type: ignore[operator]
@@ -179,9 +179,8 @@ def test_generated_bronze_ddl_migrates_passes_the_audit_and_loads(
     assert migrate(catalog, WarehouseSettings(), sql_dir).applied == ["0200_bronze_changes.sql"]  # type: ignore[call-arg]
 
 
-def test_generate_refuses_while_an_earlier_migration_is_not_applied(
-    env: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("env")
+def test_generate_refuses_while_an_earlier_migration_is_not_applied(monkeypatch: pytest.MonkeyPatch) -> None:
     _seed_fleet()
     monkeypatch.setenv("DWH_SQL_DIR", str(SQL_DIR))
 

@@ -8,7 +8,7 @@ WHERE NOT EXISTS (
     FROM pg_index AS i
     JOIN pg_class AS r ON r.oid = i.indrelid
     JOIN pg_namespace AS n ON n.oid = r.relnamespace
-    WHERE n.nspname = %(bronze)s
+    WHERE n.nspname = %(bronze)s::text
       AND r.relname = e.tbl
       AND i.indisunique
       AND i.indpred IS NULL

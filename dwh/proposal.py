@@ -262,8 +262,6 @@ def render_catalog(pipeline: str, schemas: list[str], proposals: list[TablePropo
     ]
     for proposal in proposals:
         lines.extend(_entry(proposal, schemas[0]))
-    if not proposals:
-        lines.append("  {}  # the source schema(s) hold no tables")
     return "\n".join(lines) + "\n"
 
 
@@ -272,6 +270,9 @@ def propose_from_source(
 ) -> str:
     """Introspect the source and return the catalog text; it is validated before anyone writes it."""
     tables = introspect_source(conn, sql_dir, schemas)
+    if not tables:
+        msg = f"source schema(s) {', '.join(schemas)} hold no tables: check --schema and DWH_SOURCE_URL"
+        raise ValueError(msg)
     return render_catalog(pipeline, schemas, propose_catalog(tables))
 
 

@@ -188,3 +188,16 @@ def test_generate_refuses_while_an_earlier_migration_is_not_applied(monkeypatch:
 
     assert result.exit_code == 1
     assert "0100_bronze.sql not applied yet: run `dwh migrate fleet` first" in " ".join(result.output.split())
+
+
+@pytest.mark.usefixtures("env")
+def test_init_on_a_schema_without_tables_fails_naming_it_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "fleet.yaml"
+
+    result = runner.invoke(
+        app, ["init", "fleet", "--from-source", "--schema", "nothing_here", "--out", str(out)]
+    )
+
+    assert result.exit_code == 1
+    assert "source schema(s) nothing_here hold no tables" in " ".join(result.output.split())
+    assert not out.exists()

@@ -44,6 +44,9 @@ class TableSpec(BaseModel):
     name: Ident
     mode: Mode
     source: Ident | None = Field(default=None, description="source table name; defaults to name")
+    source_schema: Ident | None = Field(
+        default=None, description="source schema of this table; defaults to the catalog's source_schema"
+    )
     watermark: Ident | None = Field(
         default=None, description="DB-insertion (or update) time column, never device time"
     )
@@ -194,6 +197,10 @@ class Catalog(BaseModel):
             return list(self.tables)
         wanted = {self.table(n).name for n in names}
         return [t for t in self.tables if t.name in wanted]
+
+    def source_schema_of(self, table: TableSpec) -> str:
+        """The schema a table is read from: its own override, else the catalog's."""
+        return table.source_schema or self.source_schema
 
     def chunk_rows_for(self, table: TableSpec) -> int:
         return table.chunk_rows or self.chunk_rows

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from dwh.engine import Progress as EngineProgress
 from dwh.migrate import MigrationError, migrate
 from dwh.report import IngestFailedError, IngestSummary
 from dwh.settings import RunSettings, SourceSettings, WarehouseSettings
+
+if TYPE_CHECKING:
+    from dwh.verify import Gate
 
 app = typer.Typer(help="Prefect-native extract → object storage → load pipelines.", no_args_is_help=True)
 app.add_typer(dev_app, name="dev", help="A throwaway local stack (PostGIS, S3 API, Prefect).")
@@ -388,6 +391,149 @@ def automations_apply_command() -> None:
         raise _fail(str(exc)) from exc
     for automation in applied:
         console.print(f"{automation.action:<10} {automation.name}", highlight=False)
+
+
+# --- a new pipeline: init, migrations generate, drift, preflight (issue 11) ------------------
+
+migrations_app = typer.Typer(help="Bronze migrations generated from the catalog.", no_args_is_help=True)
+app.add_typer(migrations_app, name="migrations")
+
+
+def _gate_table(title: str, gates: list[Gate]) -> Table:
+    """Pass/fail rows in the shape `dwh verify` prints, with the fix of each failure."""
+    failed = any(not g.ok for g in gates)
+    table = Table("gate", "table", "result", "detail", *(["fix"] if failed else []), title=title)
+    for gate in gates:
+        result = "[green]pass[/]" if gate.ok else "[red]FAIL[/]"
+        table.add_row(
+            gate.gate, gate.table, result, gate.detail, *([gate.fix if not gate.ok else ""] if failed else [])
+        )
+    return table
+
+
+@app.command("init")
+def init_command(
+    pipeline: str,
+    from_source: Annotated[
+        bool, typer.Option("--from-source", help="introspect the source database")
+    ] = False,
+    schema: Annotated[
+        list[str] | None, typer.Option("--schema", help="source schema(s); default public")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="catalog file; default <pipelines dir>/<pipeline>.yaml")
+    ] = None,
+    write: Annotated[bool, typer.Option("--write", "--force", help="replace an existing catalog")] = False,
+) -> None:
+    """Propose a catalog from the live source, with the reason for every decision as a comment.
+
+    An existing catalog is never changed unless --write is given: the diff is printed instead.
+    """
+    import psycopg  # noqa: PLC0415
+
+    from dwh.proposal import catalog_diff, check_proposal, propose_from_source  # noqa: PLC0415
+
+    if not from_source:
+        raise _fail("only --from-source is supported: dwh init <pipeline> --from-source")
+    run = RunSettings()
+    schemas = schema or ["public"]
+    path = out or run.pipelines_dir / f"{pipeline}.yaml"
+    try:
+        with psycopg.connect(SourceSettings().conninfo(), autocommit=True) as conn:  # type: ignore[call-arg]
+            text = propose_from_source(conn, run.sql_dir, pipeline, schemas)
+        check_proposal(text, path)
+    except (psycopg.Error, CatalogError, ValueError) as exc:
+        raise _fail(f"dwh init {pipeline}: {exc}") from exc
+    if path.exists() and not write:
+        diff = catalog_diff(path.read_text(encoding="utf-8"), text, path)
+        console.print(
+            diff or f"{path}: the proposal matches the catalog", highlight=False, markup=False, soft_wrap=True
+        )
+        console.print(
+            f"{path} exists and was not changed; --write replaces it", highlight=False, soft_wrap=True
+        )
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    console.print(
+        f"wrote {path}; review the comments, then `dwh migrations generate {pipeline}`", highlight=False
+    )
+
+
+@migrations_app.command("generate")
+def migrations_generate_command(pipeline: str) -> None:
+    """Write the next numbered bronze migration from the catalog and the source's column types."""
+    import psycopg  # noqa: PLC0415
+
+    from dwh.bronze_ddl import GenerateError, generate_bronze_migration  # noqa: PLC0415
+
+    run = RunSettings()
+    try:
+        catalog = load_catalog(pipeline, run.pipelines_dir)
+        with (
+            psycopg.connect(SourceSettings().conninfo(), autocommit=True) as source,  # type: ignore[call-arg]
+            psycopg.connect(WarehouseSettings().admin_conninfo(), autocommit=True) as warehouse,  # type: ignore[call-arg]
+        ):
+            result = generate_bronze_migration(catalog, source, warehouse, run.sql_dir)
+    except (CatalogError, GenerateError, MigrationError, psycopg.Error) as exc:
+        raise _fail(str(exc)) from exc
+    if result is None:
+        console.print(f"{pipeline}: bronze already has every catalog table and source column")
+        return
+    console.print(
+        f"wrote {result.path}: creates {', '.join(result.created) or 'no table'}, "
+        f"adds {', '.join(result.added) or 'no column'}; apply it with `dwh migrate {pipeline}`",
+        highlight=False,
+    )
+
+
+@app.command("drift")
+def drift_command(pipeline: str) -> None:
+    """Compare source, catalog and bronze; exit 1 when a difference would lose or corrupt data."""
+    import psycopg  # noqa: PLC0415
+
+    from dwh.drift import pipeline_drift  # noqa: PLC0415
+    from dwh.engine import Engine  # noqa: PLC0415
+
+    try:
+        engine = Engine.from_settings(pipeline)
+        with (
+            psycopg.connect(engine.source_conninfo, autocommit=True) as source,
+            psycopg.connect(engine.warehouse_conninfo, autocommit=True) as warehouse,
+        ):
+            findings = pipeline_drift(engine.catalog, source, warehouse, engine.sql_dir)
+    except (CatalogError, psycopg.Error) as exc:
+        raise _fail(str(exc)) from exc
+    table = Table("table", "column", "change", "severity", "detail", "fix", title=f"drift {pipeline}")
+    style = {"error": "red", "warn": "yellow", "info": "dim"}
+    for f in findings:
+        table.add_row(f.table, f.column, f.change, f"[{style[f.severity]}]{f.severity}[/]", f.detail, f.fix)
+    if findings:
+        console.print(table)
+    lossy = [f for f in findings if f.loses_data]
+    if lossy:
+        raise _fail(
+            f"{len(lossy)} difference(s) would lose or corrupt data; the extract refuses those tables"
+        )
+    console.print(f"{pipeline}: no difference that loses data ({len(findings)} finding(s) listed)")
+
+
+@app.command("preflight")
+def preflight_command(pipeline: str) -> None:
+    """The seed's pre-flight and pre-deploy gates (§3, §9): a pass/fail table, exit 0 when all pass."""
+    from dwh.engine import Engine  # noqa: PLC0415
+    from dwh.preflight import preflight  # noqa: PLC0415
+
+    try:
+        gates = preflight(Engine.from_settings(pipeline))
+    except CatalogError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(_gate_table(f"preflight {pipeline}", gates))
+    failed = [g for g in gates if not g.ok]
+    if failed:
+        names = ", ".join(sorted({g.gate for g in failed}))
+        raise _fail(f"{len(failed)} of {len(gates)} gates failed: {names}")
+    console.print(f"{pipeline}: all {len(gates)} pre-deploy gates passed")
 
 
 def main() -> None:  # pragma: no cover - console entry point

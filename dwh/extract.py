@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from dwh.catalog import Catalog, TableSpec
+from dwh.drift import ENGINE_MANAGED, DriftError, check_table, quoted, relation_columns
 from dwh.engine import Engine, ProgressFn, Throttle, no_progress
 from dwh.faults import failpoint
 from dwh.parts import exports_prefix, part_filename, run_glob
@@ -32,10 +33,6 @@ log = logging.getLogger(__name__)
 
 _ONE_TICK = timedelta(microseconds=1)
 _WRITE_BUFFER = 1 << 20
-
-
-class DriftError(ValueError):
-    """Source, catalog and bronze disagree; the message names table and column."""
 
 
 class SourceVisibilityError(RuntimeError):
@@ -67,19 +64,11 @@ class ExtractResult:
     csv_path: str
 
 
-_ENGINE_MANAGED = r"\_dwh\_%"
-
-
-def _columns(conn: psycopg.Connection[Any], sql_dir: Path, relation: str, skip: str = "") -> list[str]:
-    query = read_sql(sql_dir / "engine" / "relation_columns.sql")
-    return [str(r[0]) for r in conn.execute(query, {"relation": relation, "skip": skip}).fetchall()]
-
-
 def bronze_columns(
     conn: psycopg.Connection[Any], catalog: Catalog, table: TableSpec, sql_dir: Path
 ) -> list[str]:
-    relation = f'"{catalog.bronze_schema}"."{table.name}"'
-    columns = _columns(conn, sql_dir, relation, skip=_ENGINE_MANAGED)
+    relation = quoted(catalog.bronze_schema, table.name)
+    columns = [c.name for c in relation_columns(conn, sql_dir, relation, ENGINE_MANAGED)]
     if not columns:
         msg = (
             f"bronze table {catalog.bronze_schema}.{table.name} does not exist: "
@@ -96,43 +85,22 @@ def plan_columns(
     warehouse: psycopg.Connection[Any],
     sql_dir: Path,
 ) -> ColumnPlan:
-    """Map every bronze column to a source expression, or fail naming the column (seed §8)."""
-    bronze = bronze_columns(warehouse, catalog, table, sql_dir)
-    relation = f'"{catalog.source_schema}"."{table.source_table}"'
-    source_cols = set(_columns(source, sql_dir, relation))
-    where = f"table {catalog.pipeline}.{table.name}"
-    if not source_cols:
-        msg = f"{where}: source table {catalog.source_schema}.{table.source_table} does not exist"
-        raise DriftError(msg)
-    declared = [
-        *(("geometry", c) for c in table.geometry),
-        *(("columns", c) for c in table.columns),
-        *(("key", c) for c in table.key),
-    ]
-    for field_name, column in declared:
-        if column not in bronze:
-            msg = f"{where}: {field_name} names column {column!r}, which bronze does not have"
-            raise DriftError(msg)
-    if table.watermark is not None and table.watermark not in source_cols:
-        msg = f"{where}: watermark column {table.watermark!r} is missing in the source"
-        raise DriftError(msg)
+    """Map every bronze column to a source expression after the drift check (seed §8).
+
+    The check is `dwh drift`'s own (dwh/drift.py): a difference that would lose or
+    corrupt data fails the table here, naming the column, before a row is read.
+    """
+    drift = check_table(catalog, table, source, warehouse, sql_dir)
+    drift.raise_if_lossy(catalog, table)
     items: list[sql.Composable] = []
-    for column in bronze:
-        if column in table.columns:
-            expr: sql.Composable = sql.SQL(table.columns[column])
-        elif column in source_cols:
-            expr = sql.Identifier(column)
-        else:
-            msg = (
-                f"{where}: bronze column {column!r} has no source column of that name "
-                "and no expression under `columns:` in the catalog (renamed or dropped "
-                "in the source?)"
-            )
-            raise DriftError(msg)
+    for column in (c.name for c in drift.bronze):
+        expr: sql.Composable = (
+            sql.SQL(table.columns[column]) if column in table.columns else sql.Identifier(column)
+        )
         if column in table.geometry:
             expr = sql.SQL("CASE WHEN {g} IS NULL THEN NULL ELSE ST_AsEWKT({g}) END").format(g=expr)
         items.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(column)))
-    return ColumnPlan(tuple(bronze), sql.SQL(", ").join(items))
+    return ColumnPlan(tuple(c.name for c in drift.bronze), sql.SQL(", ").join(items))
 
 
 def source_upper_bound(source: psycopg.Connection[Any], sql_dir: Path, where: str) -> datetime:
@@ -228,7 +196,7 @@ class PartWriter:
 
 def _copy_statement(engine: Engine, table: TableSpec, plan: ColumnPlan) -> sql.Composed:
     catalog = engine.catalog
-    source = sql.Identifier(catalog.source_schema, table.source_table)
+    source = sql.Identifier(catalog.source_schema_of(table), table.source_table)
     if table.mode.incremental:
         assert table.watermark is not None  # noqa: S101  (validated by the catalog)
         return engine_sql(

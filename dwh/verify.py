@@ -113,7 +113,7 @@ def _table_gates(
 
     scope = _scope(table, state["last_extracted_at"])
     bronze = sql.Identifier(engine.catalog.bronze_schema, name)
-    origin = sql.Identifier(engine.catalog.source_schema, table.source_table)
+    origin = sql.Identifier(engine.catalog.source_schema_of(table), table.source_table)
     in_source = _count(engine, source, origin, scope)
     in_bronze = _count(engine, warehouse, bronze, sql.SQL("TRUE"))
     if table.mode.incremental:

@@ -12,7 +12,8 @@ from prefect.client.schemas.objects import State, TaskRun
 
 from dwh.catalog import CatalogError
 from dwh.csv_import import CsvImportError
-from dwh.extract import DriftError, SourceVisibilityError
+from dwh.drift import DriftError
+from dwh.extract import SourceVisibilityError
 from dwh.load import LoadError
 
 DETERMINISTIC: tuple[type[BaseException], ...] = (

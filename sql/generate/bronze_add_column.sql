@@ -1,0 +1,1 @@
+ALTER TABLE {{bronze}}.{table} ADD COLUMN {column} {type};

@@ -1,0 +1,3 @@
+CREATE TABLE {{bronze}}.{table} (
+{columns}
+);

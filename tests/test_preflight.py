@@ -1,0 +1,119 @@
+"""`dwh preflight`: the §3/§9 pre-deploy gates pass on the dev stack and name what is missing."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dwh.catalog import load_catalog
+from dwh.cli import app
+from dwh.engine import Engine
+from dwh.migrate import migrate
+from dwh.preflight import preflight
+from dwh.seed import seed_source
+from dwh.settings import SourceSettings, WarehouseSettings
+from dwh.verify import Gate
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env
+
+runner = CliRunner()
+
+
+def _seed() -> None:
+    seed_source(SourceSettings().conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+
+
+def _failed(gates: list[Gate]) -> dict[tuple[str, str], str]:
+    return {(g.gate, g.table): g.detail for g in gates if not g.ok}
+
+
+def _cli(pipeline: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["preflight", pipeline], env={"COLUMNS": "300"})
+    return result.exit_code, " ".join(re.sub("[\u2500-\u257f]", " ", result.output).split())
+
+
+def test_preflight_passes_on_the_dev_stack(env: Env) -> None:
+    env.migrate()
+    _seed()
+
+    gates = preflight(Engine.from_settings("fleet"))
+
+    assert _failed(gates) == {}
+    assert {g.gate for g in gates} == {
+        "source reachable",
+        "warehouse reachable",
+        "storage writable",
+        "migrations applied",
+        "roles and grants",
+        "watermarks seeded",
+        "conflict key backed by a constraint",
+        "flows' roles not privileged",
+        "no lossy drift",
+    }
+    assert any("sslmode=" in g.detail for g in gates if g.gate == "source reachable")
+    assert env.location_keys("fleet", "preflight") == []  # the probe is deleted
+    code, output = _cli("fleet")
+    assert code == 0, output
+    assert "fleet: all 11 pre-deploy gates passed" in output
+
+
+def test_missing_role_fails_the_roles_gate_by_name(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pipeline name of its own: roles are cluster-wide and other tests use fleet's.
+    name = f"pf{uuid.uuid4().hex[:6]}"
+    pipelines, sql_dir = tmp_path / "pipelines", tmp_path / "sql"
+    pipelines.mkdir()
+    (pipelines / f"{name}.yaml").write_text(
+        (PIPELINES_DIR / "fleet.yaml").read_text().replace("pipeline: fleet", f"pipeline: {name}")
+    )
+    shutil.copytree(SQL_DIR, sql_dir)
+    shutil.copytree(sql_dir / "fleet", sql_dir / name)
+    monkeypatch.setenv("DWH_PIPELINES_DIR", str(pipelines))
+    monkeypatch.setenv("DWH_SQL_DIR", str(sql_dir))
+    migrate(load_catalog(name, pipelines), WarehouseSettings(), sql_dir)  # type: ignore[call-arg]
+    _seed()
+    env.query("wh", f"DROP OWNED BY {name}_ro; DROP ROLE {name}_ro")
+
+    failed = _failed(preflight(Engine.from_settings(name)))
+
+    assert list(failed) == [("roles and grants", name)]
+    assert f"role {name}_ro does not exist" in failed["roles and grants", name]
+    code, output = _cli(name)
+    assert code == 1
+    assert "1 of 11 gates failed: roles and grants" in output
+    assert f"dwh migrate {name}" in output
+
+
+def test_conflict_key_without_a_constraint_fails_that_tables_gate(env: Env) -> None:
+    env.migrate()
+    _seed()
+    env.query("wh", "ALTER TABLE fleet_bronze.trips DROP CONSTRAINT trips_pkey")
+
+    failed = _failed(preflight(Engine.from_settings("fleet")))
+
+    assert failed == {
+        ("conflict key backed by a constraint", "trips"): "no PRIMARY KEY/UNIQUE on (trip_id) in fleet_bronze"
+    }
+    code, output = _cli("fleet")
+    assert code == 1
+    assert "conflict key backed by a constraint" in output
+
+
+@pytest.mark.parametrize("storage_kind", ["s3"], indirect=True)
+def test_missing_storage_prefix_fails_the_storage_gate(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    env.migrate()
+    _seed()
+    monkeypatch.setenv("DWH_STORAGE_URL", f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/dwh")
+
+    failed = _failed(preflight(Engine.from_settings("fleet")))
+
+    assert list(failed) == [("storage writable", "fleet")]
+    assert "NoSuchBucket" in failed["storage writable", "fleet"]
+    code, output = _cli("fleet")
+    assert code == 1
+    assert "gates failed: storage writable" in output

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.client.schemas.objects import State
-from prefect.states import Completed
 
 from dwh.datamarts import DatamartResult, datamart_names
 from dwh.settings import RunSettings, WarehouseSettings
 from dwh.transform import exclusive_run
+from flows.outcome import finished, outcome_of
 from tasks.datamarts import refresh_datamart_task
 
 
@@ -39,21 +39,15 @@ def datamarts(pipeline: str = "osm_notes", full_rebuild: bool = False) -> State[
     conninfo = WarehouseSettings().owner_conninfo(pipeline)  # type: ignore[call-arg]
     with exclusive_run(conninfo, f"dwh:{pipeline}:datamarts") as acquired:
         if not acquired:
-            outcome = DatamartsOutcome(pipeline, skipped=True)
-            get_run_logger().warning("%s", outcome.message)
-            return Completed(message=outcome.message, data=outcome)
+            return finished(DatamartsOutcome(pipeline, skipped=True), skipped=True)
         results = tuple(
             refresh_datamart_task(pipeline, name, full_rebuild=full_rebuild)
             for name in datamart_names(pipeline, RunSettings().sql_dir)
         )
     outcome = DatamartsOutcome(pipeline, skipped=False, results=results)
-    return Completed(message=outcome.message, data=outcome)
+    return finished(outcome)
 
 
 def datamarts_outcome(state: State[Any]) -> DatamartsOutcome:
-    """The outcome of a finished `datamarts` run (raises what the run raised)."""
-    outcome = state.result()
-    if not isinstance(outcome, DatamartsOutcome):
-        msg = f"datamarts returned {type(outcome).__name__}, expected DatamartsOutcome"
-        raise TypeError(msg)
-    return outcome
+    """The outcome of a finished run (raises what the run raised)."""
+    return outcome_of(state, DatamartsOutcome)

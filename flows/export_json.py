@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.client.schemas.objects import State
-from prefect.states import Completed
 
 from dwh.export import ExportResult
 from dwh.settings import WarehouseSettings
 from dwh.transform import exclusive_run
+from flows.outcome import finished, outcome_of
 from tasks.export import export_json_task
 
 
@@ -39,17 +39,11 @@ def export_json(pipeline: str = "osm_notes", full: bool = False) -> State[Any]:
     conninfo = WarehouseSettings().owner_conninfo(pipeline)  # type: ignore[call-arg]
     with exclusive_run(conninfo, f"dwh:{pipeline}:export") as acquired:
         if not acquired:
-            outcome = ExportOutcome(pipeline, skipped=True)
-            get_run_logger().warning("%s", outcome.message)
-            return Completed(message=outcome.message, data=outcome)
+            return finished(ExportOutcome(pipeline, skipped=True), skipped=True)
         outcome = ExportOutcome(pipeline, skipped=False, result=export_json_task(pipeline, full=full))
-    return Completed(message=outcome.message, data=outcome)
+    return finished(outcome)
 
 
 def export_outcome(state: State[Any]) -> ExportOutcome:
-    """The outcome of a finished `export_json` run (raises what the run raised)."""
-    outcome = state.result()
-    if not isinstance(outcome, ExportOutcome):
-        msg = f"export_json returned {type(outcome).__name__}, expected ExportOutcome"
-        raise TypeError(msg)
-    return outcome
+    """The outcome of a finished run (raises what the run raised)."""
+    return outcome_of(state, ExportOutcome)

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.client.schemas.objects import State
-from prefect.states import Completed
 
 from dwh.report import IngestSummary
 from dwh.settings import WarehouseSettings
 from dwh.transform import TransformResult, exclusive_run
 from flows.ingest import ingest
+from flows.outcome import finished, outcome_of
 from tasks.transform import transform_task
 
 PIPELINE = "osm_notes"
@@ -64,19 +64,13 @@ def osm_notes_etl(
     conninfo = WarehouseSettings().owner_conninfo(pipeline)  # type: ignore[call-arg]
     with exclusive_run(conninfo, etl_lock_name(pipeline)) as acquired:
         if not acquired:
-            outcome = EtlOutcome(pipeline, skipped=True)
-            get_run_logger().warning("%s", outcome.message)
-            return Completed(message=outcome.message, data=outcome)
+            return finished(EtlOutcome(pipeline, skipped=True), skipped=True)
         summary = ingest(pipeline, tables=tables, full_refresh=full_refresh, backfill_from=backfill_from)
         result = transform_task(pipeline)
     outcome = EtlOutcome(pipeline, skipped=False, ingest=summary, transform=result)
-    return Completed(message=outcome.message, data=outcome)
+    return finished(outcome)
 
 
 def etl_outcome(state: State[Any]) -> EtlOutcome:
-    """The outcome of a finished `osm_notes_etl` run (raises what the run raised)."""
-    outcome = state.result()
-    if not isinstance(outcome, EtlOutcome):
-        msg = f"osm_notes_etl returned {type(outcome).__name__}, expected EtlOutcome"
-        raise TypeError(msg)
-    return outcome
+    """The outcome of a finished run (raises what the run raised)."""
+    return outcome_of(state, EtlOutcome)

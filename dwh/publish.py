@@ -319,6 +319,6 @@ def open_target(settings: ExportSettings, pipeline: str) -> Target:
     parsed = urlparse(settings.url)
     if parsed.scheme == "s3":
         prefix = "/".join(p for p in (parsed.path.strip("/"), pipeline) if p)
-        client = s3_client(StorageSettings(), max_pool_connections=settings.copy_workers)
+        client = s3_client(StorageSettings(), max_pool_connections=settings.copy_workers + 4)
         return S3Target(parsed.netloc, prefix, client, settings.copy_workers)
     return LocalTarget(Path(parsed.path) / pipeline)

@@ -186,7 +186,13 @@ def _prefect_surfaces(since: datetime) -> dict[str, str]:
         LogFilterFlowRunId,
     )
     from prefect.events.filters import EventFilter, EventOccurredFilter  # noqa: PLC0415
+    from prefect.events.worker import EventsWorker  # noqa: PLC0415
+    from prefect.logging.handlers import APILogWorker  # noqa: PLC0415
 
+    # Logs and events reach the API in background batches: send what is queued, or the
+    # search would miss the last seconds of the run (the failure it must find among them).
+    APILogWorker.drain_all(timeout=30)
+    EventsWorker.drain_all(timeout=30)
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since))

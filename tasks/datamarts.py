@@ -7,7 +7,7 @@ from prefect import get_run_logger, task
 from dwh.catalog import load_catalog
 from dwh.datamarts import DatamartResult, refresh_datamart
 from dwh.settings import RunSettings, WarehouseSettings
-from tasks.transform import current_flow_run_id
+from tasks.tracing import current_flow_run_id
 
 
 @task(name="refresh-datamart", task_run_name="refresh-datamart-{datamart}")

@@ -8,7 +8,7 @@ from dwh.catalog import load_catalog
 from dwh.export import ExportResult, export_json
 from dwh.publish import open_target
 from dwh.settings import ExportSettings, RunSettings, WarehouseSettings
-from tasks.transform import current_flow_run_id
+from tasks.tracing import current_flow_run_id
 
 
 @task(name="export-json", task_run_name="export-json-{pipeline}")

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from prefect import get_run_logger, task
-from prefect.runtime import flow_run
 
 from dwh.engine import Engine
 from dwh.extract import ExtractResult, extract_table
 from dwh.progress import reporter
 from tasks.retry import RETRY_DELAYS, transient_only
-
-
-def _current_flow_run_id() -> UUID | None:
-    """Ties the run-log row to the Prefect flow run, for tracing a row back to its logs."""
-    run_id = flow_run.get_id()
-    return UUID(run_id) if run_id else None
+from tasks.tracing import current_flow_run_id
 
 
 @task(
@@ -32,7 +24,7 @@ def extract_table_task(pipeline: str, table: str) -> ExtractResult:
     result = extract_table(
         engine,
         engine.catalog.table(table),
-        flow_run_id=_current_flow_run_id(),
+        flow_run_id=current_flow_run_id(),
         progress=reporter(logger),
     )
     logger.info(

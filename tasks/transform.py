@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from prefect import get_run_logger, task
-from prefect.runtime import flow_run
 
 from dwh.catalog import load_catalog
 from dwh.settings import RunSettings, WarehouseSettings
 from dwh.transform import TransformResult, run_transform
-
-
-def current_flow_run_id() -> UUID | None:
-    """Ties the run-log row to the Prefect flow run, for tracing a row back to its logs."""
-    run_id = flow_run.get_id()
-    return UUID(run_id) if run_id else None
+from tasks.tracing import current_flow_run_id
 
 
 @task(name="transform", task_run_name="transform-{pipeline}")

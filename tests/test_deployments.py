@@ -408,6 +408,9 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
         "osm-notes-etl": ("osm_notes_etl", [("*/15 * * * *", "UTC")]),
         "osm-notes-datamarts": ("datamarts", [("0 2 * * *", "UTC")]),
         "osm-notes-export": ("export_json", [("*/15 * * * *", "UTC")]),
+        "osm-notes-health": ("health", [("5 * * * *", "UTC")]),
+        "osm-notes-backup": ("backup", [("30 1 * * *", "UTC")]),
+        "osm-notes-maintenance": ("maintenance", [("0 3 * * 0", "UTC")]),
     }
     for name, (flow_name, schedules) in operations.items():
         assert flow_names[name] == flow_name, name

@@ -22,7 +22,16 @@ from psycopg import sql
 
 from dwh.catalog import Catalog
 from dwh.sqlfiles import read_sql
-from dwh.transform import Logger, TransformError, dwh_parts, dwh_schema, run_steps, step_files
+from dwh.transform import (
+    Logger,
+    TransformError,
+    dwh_parts,
+    dwh_schema,
+    record_failure,
+    run_steps,
+    step_files,
+)
+from dwh.transient import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +97,10 @@ def refresh_datamart(
     started = time.monotonic()
     started_at = datetime.now().astimezone()
 
-    def record(conn: psycopg.Connection[Any], status: str, refreshed: int | None, error: str | None) -> None:
-        conn.execute(
-            _RECORD.format(sql.Identifier(catalog.control_schema)),
-            (datamart, status, full_rebuild, flow_run_id, started_at, refreshed, error and error[:4000]),
-        )
+    record = _RECORD.format(sql.Identifier(catalog.control_schema))
+
+    def run_row(status: str, refreshed: int | None, error: str | None) -> tuple[Any, ...]:
+        return (datamart, status, full_rebuild, flow_run_id, started_at, refreshed, error and error[:4000])
 
     with psycopg.connect(conninfo) as conn:
         try:
@@ -102,17 +110,14 @@ def refresh_datamart(
                 run_steps(conn, files, dwh_parts(catalog), logger)
                 row = conn.execute(_COUNTS.format(table)).fetchone()
                 refreshed, total = (int(row[0]), int(row[1])) if row else (0, 0)
-                record(conn, "succeeded", refreshed, None)
+                conn.execute(record, run_row("succeeded", refreshed, None))
         except (TransformError, psycopg.Error) as exc:
-            try:
-                with conn.transaction():
-                    record(conn, "failed", None, str(exc))
-            except psycopg.Error as log_exc:
-                log.warning("could not record the failed refresh of %s: %s", datamart, log_exc)
+            what = f"refresh of {catalog.pipeline} datamart {datamart}"
+            record_failure(conninfo, record, run_row("failed", None, str(exc)), what=what)
             if isinstance(exc, TransformError):
                 raise
             msg = f"{catalog.pipeline} datamart {datamart} failed: {exc}"
-            raise TransformError(msg) from exc
+            raise TransformError(msg, transient=is_transient(exc)) from exc
     result = DatamartResult(
         catalog.pipeline, datamart, full_rebuild, refreshed, total, time.monotonic() - started
     )

@@ -39,7 +39,8 @@ from dwh.catalog import Catalog, CatalogError, ExportDocument
 from dwh.publish import PublishError, Target, VersionWriter
 from dwh.runlog import engine_sql
 from dwh.sqlfiles import read_sql, render
-from dwh.transform import Logger, dwh_parts
+from dwh.transform import Logger, dwh_parts, record_failure
+from dwh.transient import StepError, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ SUMS = "SHA256SUMS"
 _BATCH = 5_000
 
 
-class ExportError(RuntimeError):
+class ExportError(StepError):
     """The export failed and published nothing; the message names the file and the field."""
 
 
@@ -249,16 +250,15 @@ class _Run:
         if self.full or previous is None or previous[0] != row_hash:
             self.emit(document, "", row_hash, text)
 
-    def record(self, status: str, *, error: str | None = None, documents: int | None = None) -> None:
-        """One export_versions row (in the run's transaction when published, alone when failed)."""
+    def version_row(
+        self, status: str, *, error: str | None = None, documents: int | None = None
+    ) -> tuple[Any, ...]:
+        """The parameters of this run's export_versions row (sql/engine/export_record_version.sql)."""
         removed = self.removed if status == "published" else None
-        self.conn.execute(
-            self.sql("export_record_version"),
-            (
-                self.version, status, self.full, self.renderer.fingerprint, self.flow_run_id,
-                self.started_at, documents, sum(self.rendered.values()), removed, self.target.url,
-                error and error[:4000],
-            ),
+        return (
+            self.version, status, self.full, self.renderer.fingerprint, self.flow_run_id,
+            self.started_at, documents, sum(self.rendered.values()), removed, self.target.url,
+            error and error[:4000],
         )  # fmt: skip
 
 
@@ -301,19 +301,24 @@ def export_json(
         try:
             documents = _build_and_publish(run)
         except (ExportError, PublishError, psycopg.Error) as exc:
-            conn.rollback()
+            if not conn.broken:
+                conn.rollback()
             _discard(run, logger)
-            run.record("failed", error=str(exc))
-            conn.commit()
+            record_failure(
+                conninfo,
+                run.sql("export_record_version"),
+                run.version_row("failed", error=str(exc)),
+                what=f"export of {catalog.pipeline}",
+            )
             if isinstance(exc, psycopg.Error):
                 msg = f"{catalog.pipeline} export failed in the database: {exc}"
-                raise ExportError(msg) from exc
+                raise ExportError(msg, transient=is_transient(exc)) from exc
             raise
         if documents is None:
             conn.rollback()
             _discard(run, logger)
         else:
-            run.record("published", documents=documents)
+            conn.execute(run.sql("export_record_version"), run.version_row("published", documents=documents))
             conn.commit()
         deleted = _retain(run, keep_versions, logger) if documents is not None else ()
     result = ExportResult(

@@ -28,7 +28,9 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from dwh.catalog import Catalog
+from dwh.faults import failpoint
 from dwh.sqlfiles import pipeline_parts, read_sql, render
+from dwh.transient import StepError, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ _RECORD_FAILURE = sql.SQL(
 )
 
 
-class TransformError(RuntimeError):
+class TransformError(StepError):
     """A transform or datamart step failed; the message names the file and line."""
 
 
@@ -104,11 +106,14 @@ def run_steps(conn: Conn, files: list[Path], parts: dict[str, sql.Composable], l
     steps: list[Step] = []
     for path in files:
         statement = render(path, **parts)
+        sent = statement.as_string(conn)  # for the error's line number, even if the connection breaks
+        failpoint(f"step:{path.name}")
         started = time.monotonic()
         try:
             conn.execute(statement)
         except psycopg.Error as exc:
-            raise TransformError(_describe_failure(path, statement.as_string(conn), exc)) from exc
+            message = _describe_failure(path, sent, exc)
+            raise TransformError(message, transient=is_transient(exc)) from exc
         steps.append(Step(path.name, time.monotonic() - started))
         logger.debug("%s: %.2f s", path.name, steps[-1].seconds)
     return steps
@@ -203,11 +208,16 @@ def run_transform(
                     summary = cur.execute(render(folder / RESULT_FILE, **parts)).fetchone()
                     examples = cur.execute(render(folder / INVALID_EXAMPLES_FILE, **parts)).fetchall()
         except (TransformError, psycopg.Error) as exc:
-            _record_failure(conn, catalog, flow_run_id, started_at, str(exc))
+            record_failure(
+                conninfo,
+                _RECORD_FAILURE.format(sql.Identifier(catalog.control_schema)),
+                (flow_run_id, started_at, str(exc)[:4000]),
+                what=f"transform of {catalog.pipeline}",
+            )
             if isinstance(exc, TransformError):
                 raise
             msg = f"{catalog.pipeline} transform failed: {exc}"
-            raise TransformError(msg) from exc
+            raise TransformError(msg, transient=is_transient(exc)) from exc
     assert summary is not None  # noqa: S101  (etl_batch always holds one row)
     stats: dict[str, int] = summary["stats"]
     result = TransformResult(
@@ -231,18 +241,17 @@ def run_transform(
     return result
 
 
-def _record_failure(
-    conn: Conn, catalog: Catalog, flow_run_id: UUID | None, started_at: datetime, error: str
-) -> None:
-    """Best effort, in its own transaction (the work's transaction rolled back)."""
+def record_failure(conninfo: str, statement: sql.Composed, params: tuple[Any, ...], *, what: str) -> None:
+    """Write a failed run's row on a connection of its own, best effort.
+
+    The work's transaction has rolled back, and its connection may be the thing that
+    broke; a warehouse that is down cannot take the row either, so that only warns.
+    """
     try:
-        with conn.transaction():
-            conn.execute(
-                _RECORD_FAILURE.format(sql.Identifier(catalog.control_schema)),
-                (flow_run_id, started_at, error[:4000]),
-            )
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(statement, params)
     except psycopg.Error as exc:
-        log.warning("could not record the failed transform of %s: %s", catalog.pipeline, exc)
+        log.warning("could not record the failed %s: %s", what, exc)
 
 
 HELD_BACK_WARNING_SECONDS = 600

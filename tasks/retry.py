@@ -1,4 +1,4 @@
-"""Which failures are worth retrying: the transient ones, never bad data or config.
+"""Which task failures are worth retrying: the transient ones, never bad data or config.
 
 A refused connection, a dropped socket or an S3 hiccup may pass; a renamed column, a
 malformed CSV or an invalid catalog fail the same way every time, and retrying them
@@ -15,6 +15,7 @@ from dwh.csv_import import CsvImportError
 from dwh.drift import DriftError
 from dwh.extract import SourceVisibilityError
 from dwh.load import LoadError
+from dwh.transient import StepError
 
 DETERMINISTIC: tuple[type[BaseException], ...] = (
     CatalogError,
@@ -30,6 +31,12 @@ RETRY_DELAYS: list[float] = [5.0, 30.0]
 
 
 def transient_only(task: Task[..., object], task_run: TaskRun, state: State[object]) -> bool:  # noqa: ARG001
-    """Retry condition for tasks: False for errors that would fail again identically."""
+    """Retry condition for tasks: False for errors that would fail again identically.
+
+    A failed warehouse step (transform, datamart, export) says itself whether its cause
+    was the connection or the server (`StepError.transient`).
+    """
     error = state.result(raise_on_failure=False)
+    if isinstance(error, StepError):
+        return error.transient
     return not isinstance(error, DETERMINISTIC)

@@ -33,7 +33,9 @@ from dwh.seed import seed_source
 from dwh.settings import SourceSettings, WarehouseSettings
 from dwh.transform import TransformError, TransformResult, run_transform
 from flows.osm_notes import etl_outcome, osm_notes_etl, skipped_message
+from tasks.transform import transform_task
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env
+from tests.test_faults import _on_failpoint
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -705,6 +707,57 @@ def test_failed_transform_step_names_file_and_line_and_commits_nothing(osm: Env,
     assert runs[0][0] == "failed"
     assert "22_stage_facts.sql" in str(runs[0][1])
     assert transform().facts_inserted == 12  # the real files still build everything
+
+
+def test_transform_that_loses_its_connection_is_retried_and_builds_once(
+    osm: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source_sql(FIRST_BATCH)
+    terminated: list[object] = []
+
+    def drop_the_transform_connection() -> None:
+        """After 40_write_facts wrote the facts, uncommitted: the server ends the session."""
+        terminated.extend(
+            osm.query(
+                "wh",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND usename = 'osm_notes_owner' AND state = 'idle in transaction'",
+            )
+        )
+
+    _on_failpoint(monkeypatch, "dwh.transform", "step:41_dim_notes.sql", drop_the_transform_connection)
+    monkeypatch.setattr("flows.osm_notes.transform_task", transform_task.with_options(retry_delay_seconds=0))
+
+    result = etl()
+
+    assert terminated == [(True,)]
+    assert (result.first_run, result.facts_inserted) == (True, 12)
+    assert facts(osm) == FIRST_FACTS
+    runs = osm.query(
+        "wh", "SELECT status, error_message FROM osm_notes_control.transform_runs ORDER BY started_at"
+    )
+    assert [status for status, _ in runs] == ["failed", "succeeded"]
+    assert "41_dim_notes.sql" in str(runs[0][1])
+    assert "terminat" in str(runs[0][1]) or "closed" in str(runs[0][1])
+
+
+def test_a_broken_step_fails_the_etl_at_once_without_a_retry(
+    osm: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source_sql(FIRST_BATCH)
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    step = sql_dir / PIPELINE / "transform" / "41_dim_notes.sql"
+    step.write_text(step.read_text().replace("l.last_action_at\nFROM", "l.no_such_column\nFROM"))
+    monkeypatch.setenv("DWH_SQL_DIR", str(sql_dir))
+
+    with pytest.raises(TransformError, match=r"41_dim_notes\.sql:\d+: .*no_such_column") as failed:
+        etl()
+
+    assert not failed.value.transient
+    runs = osm.query("wh", "SELECT status FROM osm_notes_control.transform_runs")
+    assert runs == [("failed",)]  # retries are configured, but this would fail the same way again
+    assert osm.query("wh", f"SELECT count(*) FROM {DWH}.facts") == [(0,)]
 
 
 def test_renamed_user_or_country_refreshes_every_datamart_row_that_shows_the_name(osm: Env) -> None:

@@ -144,9 +144,15 @@ class _LocalWriter:
         return target
 
     def write(self, path: str, data: bytes) -> None:
-        target = self._target(path)
-        target.unlink(missing_ok=True)  # never write through a link into an old version
-        target.write_bytes(data)
+        # Exclusive create: a version is written once, into a fresh folder, so a file that
+        # exists already is a bug, and writing through it could change a carried hard
+        # link, i.e. a document of a published version.
+        try:
+            with self._target(path).open("xb") as handle:
+                handle.write(data)
+        except FileExistsError as exc:
+            msg = f"{path} was written twice in one version ({exc.filename})"
+            raise PublishError(msg) from exc
 
     def carry(self, paths: Iterable[str], from_version: str) -> int:
         source = self.root / VERSIONS / from_version

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dwh.catalog import CatalogError, load_catalog
+from dwh.catalog import CatalogError, load_catalog, parse_catalog
 from dwh.devstack import dev_app
 from dwh.engine import Progress as EngineProgress
 from dwh.migrate import MigrationError, migrate
@@ -428,6 +428,8 @@ def init_command(
     """Propose a catalog from the live source, with the reason for every decision as a comment.
 
     An existing catalog is never changed unless --write is given: the diff is printed instead.
+    What the source cannot tell (columns: expressions, cadences, health expectations,
+    export documents) is kept from it; mode, key, watermark and geometry are proposed.
     """
     import psycopg  # noqa: PLC0415
 
@@ -438,9 +440,15 @@ def init_command(
     run = RunSettings()
     schemas = schema or ["public"]
     path = out or run.pipelines_dir / f"{pipeline}.yaml"
+    kept = None
+    if path.exists():
+        try:
+            kept = parse_catalog(path.read_text(encoding="utf-8"), path)
+        except CatalogError as exc:
+            err.print(f"[yellow]{exc}\nnothing is kept from it[/]", highlight=False)
     try:
         with psycopg.connect(SourceSettings().conninfo(), autocommit=True) as conn:  # type: ignore[call-arg]
-            text = propose_from_source(conn, run.sql_dir, pipeline, schemas)
+            text = propose_from_source(conn, run.sql_dir, pipeline, schemas, kept)
         check_proposal(text, path)
     except (psycopg.Error, CatalogError, ValueError) as exc:
         raise _fail(f"dwh init {pipeline}: {exc}") from exc

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import yaml
 
-from dwh.catalog import Catalog, Mode, parse_catalog
+from dwh.catalog import Catalog, Mode, TableSpec, parse_catalog
 from dwh.introspect import SourceColumn, SourceTable, UniqueKey, introspect_source
 
 # Seed §6: above ~10k rows a snapshot CSV stops being "a few MB per run".
@@ -170,10 +171,10 @@ def propose_table(table: SourceTable, name: str | None = None) -> TableProposal:
         proposal.mode_reason = f"{', '.join(changes)} but no column stamps changes: merge could not see them"
     elif not inserted:
         clocks = ", ".join(c.name for c in events)
+        app_set = any(not DEVICE_TIME.search(c.name) for c in events)
+        kinds = "device/event time or timestamps the application sets" if app_set else "device/event time"
         proposal.mode_reason = (
-            f"no DB-insertion time column (only device/event time: {clocks})"
-            if clocks
-            else "no timestamp column"
+            f"no DB-insertion time column (only {kinds}: {clocks})" if clocks else "no timestamp column"
         ) + f", so no safe watermark (seed §5.1); {size}"
     elif big:
         proposal.mode, proposal.watermark = Mode.APPEND, inserted[0].name
@@ -204,7 +205,29 @@ def _flow_list(items: tuple[str, ...] | list[str]) -> str:
     return "[" + ", ".join(items) + "]"
 
 
-def _entry(proposal: TableProposal, default_schema: str) -> list[str]:
+KEPT = "kept from the catalog on disk"
+
+
+def _yaml_block(value: dict[str, Any] | list[Any], indent: int) -> list[str]:
+    """A mapping or list as block YAML lines, indented (values are quoted where YAML needs it)."""
+    text = yaml.safe_dump(value, default_flow_style=False, allow_unicode=True, sort_keys=False, width=1000)
+    return [" " * indent + line for line in text.splitlines()]
+
+
+def _kept_table_lines(kept: TableSpec) -> list[str]:
+    """What only a person can declare for a table: drift expressions, part size, cadence."""
+    lines = []
+    if kept.chunk_rows is not None:
+        lines.append(f"    chunk_rows: {kept.chunk_rows}  # {KEPT}")
+    if kept.cadence_minutes is not None:
+        lines.append(f"    cadence_minutes: {kept.cadence_minutes}  # {KEPT}")
+    if kept.columns:
+        lines.append(f"    columns:  # declared by hand (seed §8), {KEPT}")
+        lines.extend(_yaml_block(dict(kept.columns), 6))
+    return lines
+
+
+def _entry(proposal: TableProposal, default_schema: str, kept: TableSpec | None = None) -> list[str]:
     """The YAML lines of one table, every decision followed by its reason."""
     table = proposal.source
     lines = [
@@ -234,7 +257,8 @@ def _entry(proposal: TableProposal, default_schema: str) -> list[str]:
         )
         names = _flow_list([c.name for c in proposal.geometry])
         lines.append(f"    geometry: {names}  # {described}, extracted as EWKT (seed §5.6)")
-    lines.append(f"    # {proposal.columns_note}")
+    hand = _kept_table_lines(kept) if kept is not None else []
+    lines.extend(hand or [f"    # {proposal.columns_note}"])
     return lines
 
 
@@ -246,34 +270,73 @@ def propose_catalog(tables: list[SourceTable]) -> list[TableProposal]:
     return [propose_table(t, t.name if counts[t.name] == 1 else f"{t.schema}_{t.name}") for t in tables]
 
 
-def render_catalog(pipeline: str, schemas: list[str], proposals: list[TableProposal]) -> str:
-    """The catalog YAML as text, so the comments survive; it loads with load_catalog."""
+def render_catalog(
+    pipeline: str, schemas: list[str], proposals: list[TableProposal], kept: Catalog | None = None
+) -> str:
+    """The catalog YAML as text, so the comments survive; it loads with load_catalog.
+
+    With `kept` (the catalog already on disk), what the source's catalogs cannot tell is
+    carried over instead of reset: the description, part size and cadences, `columns:`
+    expressions, health expectations and export documents. Mode, key, watermark and
+    geometry are proposed afresh, which is what the diff shows.
+    """
+    kept_tables = {t.name: t for t in kept.tables} if kept else {}
     lines = [
         f"# Proposed by `dwh init {pipeline} --from-source` from the source's catalogs. Every decision",
         "# carries its reason; review them, declare unit conversions under columns: by hand (seed §8),",
         f"# then `dwh migrations generate {pipeline}` writes the bronze DDL.",
         f"pipeline: {pipeline}",
-        f"description: {pipeline} from source schema(s) {', '.join(schemas)}",
+        *_yaml_block(
+            {
+                "description": kept.description
+                if kept and kept.description
+                else f"{pipeline} from source schema(s) {', '.join(schemas)}"
+            },
+            0,
+        ),
         f"source_schema: {schemas[0]}",
-        "chunk_rows: 1000000  # rows per CSV part",
-        "cadence_minutes: 180  # the schedule's longest gap; freshness alerts after twice this",
-        "",
-        "tables:",
     ]
+    if kept is None:
+        lines += [
+            "chunk_rows: 1000000  # rows per CSV part",
+            "cadence_minutes: 180  # the schedule's longest gap; freshness alerts after twice this",
+        ]
+    else:
+        lines += [
+            f"chunk_rows: {kept.chunk_rows}  # {KEPT}",
+            f"cadence_minutes: {kept.cadence_minutes}  # {KEPT}",
+        ]
+        if kept.flow_cadences:
+            lines += [f"flow_cadences:  # {KEPT}", *_yaml_block(dict(kept.flow_cadences), 2)]
+        if kept.non_empty:
+            lines += [f"non_empty:  # {KEPT}", *_yaml_block(list(kept.non_empty), 2)]
+    lines += ["", "tables:"]
     for proposal in proposals:
-        lines.extend(_entry(proposal, schemas[0]))
+        lines.extend(_entry(proposal, schemas[0], kept_tables.get(proposal.name)))
+    gone = sorted(set(kept_tables) - {p.name for p in proposals})
+    if gone:
+        lines.append(
+            f"  # not in the source, so no longer proposed: {', '.join(gone)} (the catalog on disk has them)"
+        )
+    if kept is not None and kept.export is not None:
+        documents = {d.name: d.path for d in kept.export.documents}
+        lines += ["", f"export:  # {KEPT}", "  documents:", *_yaml_block(documents, 4)]
     return "\n".join(lines) + "\n"
 
 
 def propose_from_source(
-    conn: psycopg.Connection[Any], sql_dir: Path, pipeline: str, schemas: list[str]
+    conn: psycopg.Connection[Any],
+    sql_dir: Path,
+    pipeline: str,
+    schemas: list[str],
+    kept: Catalog | None = None,
 ) -> str:
     """Introspect the source and return the catalog text; it is validated before anyone writes it."""
     tables = introspect_source(conn, sql_dir, schemas)
     if not tables:
         msg = f"source schema(s) {', '.join(schemas)} hold no tables: check --schema and DWH_SOURCE_URL"
         raise ValueError(msg)
-    return render_catalog(pipeline, schemas, propose_catalog(tables))
+    return render_catalog(pipeline, schemas, propose_catalog(tables), kept)
 
 
 def check_proposal(text: str, path: Path) -> Catalog:

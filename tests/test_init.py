@@ -69,7 +69,9 @@ def test_init_on_fleet_source_proposes_the_shipped_modes_keys_watermarks_and_geo
 def test_init_on_an_existing_catalog_prints_the_diff_and_changes_nothing_unless_asked(tmp_path: Path) -> None:
     _seed_fleet()
     out = tmp_path / "fleet.yaml"
-    shutil.copyfile(PIPELINES_DIR / "fleet.yaml", out)
+    shipped = load_catalog("fleet", PIPELINES_DIR)
+    edited = (PIPELINES_DIR / "fleet.yaml").read_text().replace("mode: append", "mode: snapshot", 1)
+    out.write_text(edited)  # a decision the proposal will not share: position_history as a snapshot
     before = out.read_text()
 
     result = runner.invoke(app, ["init", "fleet", "--from-source", "--out", str(out)])
@@ -77,13 +79,24 @@ def test_init_on_an_existing_catalog_prints_the_diff_and_changes_nothing_unless_
     assert result.exit_code == 0, result.output
     assert out.read_text() == before
     assert f"+++ {out} (proposed)" in result.output
-    assert "-      distance_km: distance_m / 1000.0" in result.output
+    assert "-    mode: snapshot" in result.output
+    assert "+    mode: append  # event rows (event time gps_time) only inserted" in result.output
     assert "was not changed; --write replaces it" in result.output
 
     written = runner.invoke(app, ["init", "fleet", "--from-source", "--out", str(out), "--write"])
     assert written.exit_code == 0, written.output
-    assert "distance_km" not in out.read_text()
-    assert load_catalog("fleet", tmp_path).table("trips").mode is Mode.APPEND
+    rewritten = load_catalog("fleet", tmp_path)
+    assert rewritten.table("position_history").mode is Mode.APPEND  # the proposal decides modes
+    # What the source cannot tell is kept: the unit conversion, cadences, health expectations.
+    assert rewritten.table("trips").columns == {"distance_km": "distance_m / 1000.0"}
+    assert (rewritten.cadence_minutes, rewritten.flow_cadences, rewritten.non_empty) == (
+        shipped.cadence_minutes,
+        shipped.flow_cadences,
+        shipped.non_empty,
+    )
+    assert rewritten.description == shipped.description
+    again = runner.invoke(app, ["init", "fleet", "--from-source", "--out", str(out)])
+    assert "the proposal matches the catalog" in again.output  # a re-run after --write changes nothing
 
 
 def test_device_time_only_table_is_a_snapshot_and_a_keyless_table_is_never_incremental(env: Env) -> None:

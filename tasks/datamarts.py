@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 
 from dwh.catalog import load_catalog
 from dwh.datamarts import DatamartResult, refresh_datamart
 from dwh.settings import RunSettings, WarehouseSettings
-from tasks.retry import RETRY_DELAYS, transient_only
+from tasks.retry import retrying_task
 from tasks.tracing import current_flow_run_id
 
 
-@task(
-    name="refresh-datamart",
-    task_run_name="refresh-datamart-{datamart}",
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-)
+@retrying_task("refresh-datamart", "refresh-datamart-{datamart}")
 def refresh_datamart_task(pipeline: str, datamart: str, full_rebuild: bool = False) -> DatamartResult:
     """The marked entities of one datamart (or all of them), in one transaction."""
     run = RunSettings()

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 
 from dwh.catalog import load_catalog
 from dwh.export import ExportResult, export_json
 from dwh.publish import open_target
 from dwh.settings import ExportSettings, RunSettings, WarehouseSettings
-from tasks.retry import RETRY_DELAYS, transient_only
+from tasks.retry import retrying_task
 from tasks.tracing import current_flow_run_id
 
 
-@task(
-    name="export-json",
-    task_run_name="export-json-{pipeline}",
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-)
+@retrying_task("export-json", "export-json-{pipeline}")
 def export_json_task(pipeline: str, full: bool = False) -> ExportResult:
     """One version: changed documents rendered, validated, published atomically, old ones pruned."""
     run, export = RunSettings(), ExportSettings()

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 
 from dwh.engine import Engine
 from dwh.extract import ExtractResult, extract_table
 from dwh.progress import reporter
-from tasks.retry import RETRY_DELAYS, transient_only
+from tasks.retry import retrying_task
 from tasks.tracing import current_flow_run_id
 
 
-@task(
-    name="extract-table",
-    task_run_name="extract-{table}",
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-)
+@retrying_task("extract-table", "extract-{table}")
 def extract_table_task(pipeline: str, table: str) -> ExtractResult:
     engine = Engine.from_settings(pipeline)
     logger = get_run_logger()

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 
 from dwh.engine import Engine
 from dwh.load import LoadResult, load_pending
 from dwh.progress import reporter
-from tasks.retry import RETRY_DELAYS, transient_only
+from tasks.retry import retrying_task
 
 
-@task(
-    name="load-table",
-    task_run_name="load-{table}",
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-)
+@retrying_task("load-table", "load-{table}")
 def load_pending_task(pipeline: str, table: str) -> list[LoadResult]:
     engine = Engine.from_settings(pipeline)
     logger = get_run_logger()

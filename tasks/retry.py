@@ -7,7 +7,10 @@ only delays the clear error (and the alert) by the retry delays.
 
 from __future__ import annotations
 
-from prefect import Task
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from prefect import Task, task
 from prefect.client.schemas.objects import State, TaskRun
 
 from dwh.catalog import CatalogError
@@ -40,3 +43,18 @@ def transient_only(task: Task[..., object], task_run: TaskRun, state: State[obje
     if isinstance(error, StepError):
         return error.transient
     return not isinstance(error, DETERMINISTIC)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def retrying_task(name: str, task_run_name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """`@task` with the project's retry policy: transient failures only, after 5 s then 30 s."""
+    return task(
+        name=name,
+        task_run_name=task_run_name,
+        retries=len(RETRY_DELAYS),
+        retry_delay_seconds=RETRY_DELAYS,
+        retry_condition_fn=transient_only,
+    )

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 
 from dwh.catalog import load_catalog
 from dwh.settings import RunSettings, WarehouseSettings
 from dwh.transform import TransformResult, run_transform
-from tasks.retry import RETRY_DELAYS, transient_only
+from tasks.retry import retrying_task
 from tasks.tracing import current_flow_run_id
 
 
-@task(
-    name="transform",
-    task_run_name="transform-{pipeline}",
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-)
+@retrying_task("transform", "transform-{pipeline}")
 def transform_task(pipeline: str, rebuild: bool = False) -> TransformResult:
     """One transaction: dimensions, facts, datamart marks and the transform watermark."""
     run = RunSettings()

@@ -14,7 +14,7 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 
 from dwh.datamarts import DatamartResult, datamart_names
-from dwh.settings import RunSettings, WarehouseSettings
+from dwh.engine import Engine
 from dwh.transform import exclusive_run
 from flows.outcome import finished, outcome_of
 from tasks.datamarts import refresh_datamart_task
@@ -36,13 +36,13 @@ class DatamartsOutcome:
 @flow(name="datamarts", flow_run_name="datamarts-{pipeline}")
 def datamarts(pipeline: str = "osm_notes", full_rebuild: bool = False) -> State[Any]:
     """Refresh every datamart of the pipeline, one transaction each."""
-    conninfo = WarehouseSettings().owner_conninfo(pipeline)  # type: ignore[call-arg]
-    with exclusive_run(conninfo, f"dwh:{pipeline}:datamarts") as acquired:
+    engine = Engine.from_settings(pipeline)
+    with exclusive_run(engine.warehouse_conninfo, f"dwh:{pipeline}:datamarts") as acquired:
         if not acquired:
             return finished(DatamartsOutcome(pipeline, skipped=True), skipped=True)
         results = tuple(
             refresh_datamart_task(pipeline, name, full_rebuild=full_rebuild)
-            for name in datamart_names(pipeline, RunSettings().sql_dir)
+            for name in datamart_names(pipeline, engine.sql_dir)
         )
     outcome = DatamartsOutcome(pipeline, skipped=False, results=results)
     return finished(outcome)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from prefect import get_run_logger
 
-from dwh.catalog import load_catalog
 from dwh.datamarts import DatamartResult, refresh_datamart
-from dwh.settings import RunSettings, WarehouseSettings
+from dwh.engine import Engine
 from tasks.retry import retrying_task
 from tasks.tracing import current_flow_run_id
 
@@ -14,11 +13,11 @@ from tasks.tracing import current_flow_run_id
 @retrying_task("refresh-datamart", "refresh-datamart-{datamart}")
 def refresh_datamart_task(pipeline: str, datamart: str, full_rebuild: bool = False) -> DatamartResult:
     """The marked entities of one datamart (or all of them), in one transaction."""
-    run = RunSettings()
+    engine = Engine.from_settings(pipeline)
     return refresh_datamart(
-        load_catalog(pipeline, run.pipelines_dir),
-        WarehouseSettings().owner_conninfo(pipeline),  # type: ignore[call-arg]
-        run.sql_dir,
+        engine.catalog,
+        engine.warehouse_conninfo,
+        engine.sql_dir,
         datamart,
         full_rebuild=full_rebuild,
         flow_run_id=current_flow_run_id(),

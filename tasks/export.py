@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from prefect import get_run_logger
 
-from dwh.catalog import load_catalog
+from dwh.engine import Engine
 from dwh.export import ExportResult, export_json
 from dwh.publish import open_target
-from dwh.settings import ExportSettings, RunSettings, WarehouseSettings
+from dwh.settings import ExportSettings
 from tasks.retry import retrying_task
 from tasks.tracing import current_flow_run_id
 
@@ -15,11 +15,11 @@ from tasks.tracing import current_flow_run_id
 @retrying_task("export-json", "export-json-{pipeline}")
 def export_json_task(pipeline: str, full: bool = False) -> ExportResult:
     """One version: changed documents rendered, validated, published atomically, old ones pruned."""
-    run, export = RunSettings(), ExportSettings()
+    engine, export = Engine.from_settings(pipeline), ExportSettings()
     return export_json(
-        load_catalog(pipeline, run.pipelines_dir),
-        WarehouseSettings().owner_conninfo(pipeline),  # type: ignore[call-arg]
-        run.sql_dir,
+        engine.catalog,
+        engine.warehouse_conninfo,
+        engine.sql_dir,
         open_target(export, pipeline),
         full=full,
         keep_versions=export.keep_versions,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from prefect import get_run_logger
 
-from dwh.catalog import load_catalog
-from dwh.settings import RunSettings, WarehouseSettings
+from dwh.engine import Engine
 from dwh.transform import TransformResult, run_transform
 from tasks.retry import retrying_task
 from tasks.tracing import current_flow_run_id
@@ -14,11 +13,11 @@ from tasks.tracing import current_flow_run_id
 @retrying_task("transform", "transform-{pipeline}")
 def transform_task(pipeline: str, rebuild: bool = False) -> TransformResult:
     """One transaction: dimensions, facts, datamart marks and the transform watermark."""
-    run = RunSettings()
+    engine = Engine.from_settings(pipeline)
     return run_transform(
-        load_catalog(pipeline, run.pipelines_dir),
-        WarehouseSettings().owner_conninfo(pipeline),  # type: ignore[call-arg]
-        run.sql_dir,
+        engine.catalog,
+        engine.warehouse_conninfo,
+        engine.sql_dir,
         rebuild=rebuild,
         flow_run_id=current_flow_run_id(),
         logger=get_run_logger(),

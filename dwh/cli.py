@@ -6,7 +6,10 @@ Every command reads its configuration from the environment (see `.env.example`);
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -16,12 +19,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dwh.blocks import source_settings
 from dwh.catalog import CatalogError, load_catalog, parse_catalog
 from dwh.devstack import dev_app
 from dwh.engine import Progress as EngineProgress
 from dwh.migrate import MigrationError, migrate
 from dwh.report import IngestFailedError, IngestSummary
-from dwh.settings import RunSettings, SourceSettings, WarehouseSettings
+from dwh.settings import RunSettings, WarehouseSettings
 
 if TYPE_CHECKING:
     from dwh.verify import Gate
@@ -35,6 +39,35 @@ err = Console(stderr=True)
 def _fail(message: str) -> typer.Exit:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code=1)
+
+
+# Without PREFECT_API_URL, Prefect starts a temporary server for the run and gives it
+# 20 s; on a busy 2-core machine that is too little, and the run failed before touching a
+# table. A generous limit costs nothing when the server is quick.
+EPHEMERAL_STARTUP_SECONDS = "180"
+_EPHEMERAL_TIMEOUT = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+
+
+@app.callback()
+def _configure() -> None:
+    """Set before any command imports Prefect, which reads its settings once, at import."""
+    os.environ.setdefault(_EPHEMERAL_TIMEOUT, EPHEMERAL_STARTUP_SECONDS)
+
+
+@contextmanager
+def _prefect_server() -> Iterator[None]:
+    """Around a command that needs a Prefect API: when the temporary one cannot start, say what to run."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if "ephemeral Prefect API server" not in str(exc):
+            raise
+        seconds = os.environ.get(_EPHEMERAL_TIMEOUT, EPHEMERAL_STARTUP_SECONDS)
+        raise _fail(
+            f"PREFECT_API_URL is not set and the temporary Prefect server did not start within "
+            f"{seconds} s ({_EPHEMERAL_TIMEOUT}). Point PREFECT_API_URL at your Prefect server, or "
+            'start one: `dwh dev up --prefect && eval "$(dwh dev env)"` (or `prefect server start`)'
+        ) from None
 
 
 @app.command("migrate")
@@ -66,7 +99,7 @@ def seed_source_command(
     run = RunSettings()
     try:
         counts = seed_source(
-            SourceSettings().conninfo(),  # type: ignore[call-arg]
+            source_settings().conninfo(),
             pipeline,
             rows=rows,
             sql_dir=run.sql_dir,
@@ -158,7 +191,7 @@ def run_command(
     tables, since = table or None, _aware(backfill_from)
     etl = None
     try:
-        with bars:
+        with _prefect_server(), bars:
             if (RunSettings().sql_dir / pipeline / "transform").is_dir():
                 from flows.osm_notes import etl_outcome, osm_notes_etl  # noqa: PLC0415
 
@@ -189,7 +222,8 @@ def datamarts_command(
     from flows.datamarts import datamarts, datamarts_outcome  # noqa: PLC0415  (imports Prefect: slow)
 
     try:
-        outcome = datamarts_outcome(datamarts(pipeline, full_rebuild=full_rebuild, return_state=True))
+        with _prefect_server():
+            outcome = datamarts_outcome(datamarts(pipeline, full_rebuild=full_rebuild, return_state=True))
     except (CatalogError, FileNotFoundError, TransformError) as exc:
         raise _fail(str(exc)) from exc
     if outcome.skipped:
@@ -221,7 +255,8 @@ def export_json_command(
     from flows.export_json import export_json, export_outcome  # noqa: PLC0415  (imports Prefect: slow)
 
     try:
-        outcome = export_outcome(export_json(pipeline, full=full, return_state=True))
+        with _prefect_server():
+            outcome = export_outcome(export_json(pipeline, full=full, return_state=True))
     except (CatalogError, ExportError, PublishError) as exc:
         raise _fail(str(exc)) from exc
     colour = "yellow" if outcome.result is None or outcome.result.version is None else "green"
@@ -258,7 +293,8 @@ def health_command(pipeline: str) -> None:
     from dwh.health import check_health  # noqa: PLC0415
 
     try:
-        checks = check_health(Engine.from_settings(pipeline))
+        with _prefect_server():
+            checks = check_health(Engine.from_settings(pipeline))
     except CatalogError as exc:
         raise _fail(str(exc)) from exc
     table = Table("check", "result", "detail", title=f"health {pipeline}")
@@ -447,7 +483,7 @@ def init_command(
         except CatalogError as exc:
             err.print(f"[yellow]{exc}\nnothing is kept from it[/]", highlight=False)
     try:
-        with psycopg.connect(SourceSettings().conninfo(), autocommit=True) as conn:  # type: ignore[call-arg]
+        with psycopg.connect(source_settings().conninfo(), autocommit=True) as conn:
             text = propose_from_source(conn, run.sql_dir, pipeline, schemas, kept)
         check_proposal(text, path)
     except (psycopg.Error, CatalogError, ValueError) as exc:
@@ -479,7 +515,7 @@ def migrations_generate_command(pipeline: str) -> None:
     try:
         catalog = load_catalog(pipeline, run.pipelines_dir)
         with (
-            psycopg.connect(SourceSettings().conninfo(), autocommit=True) as source,  # type: ignore[call-arg]
+            psycopg.connect(source_settings().conninfo(), autocommit=True) as source,
             psycopg.connect(WarehouseSettings().admin_conninfo(), autocommit=True) as warehouse,  # type: ignore[call-arg]
         ):
             result = generate_bronze_migration(catalog, source, warehouse, run.sql_dir)

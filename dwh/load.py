@@ -46,18 +46,32 @@ class LoadResult:
 
 
 def run_parts(location: Location, pipeline: str, table: str) -> dict[int, list[str]]:
-    """Keys of the parts waiting in exports/, grouped by run id, in part order."""
+    """Keys of the parts waiting in exports/, grouped by run id, in part order.
+
+    Anything else under the table's exports/ folder is somebody else's (an S3 console's
+    folder marker `<table>/`, a `.keep`, a stray upload, a file in a sub-folder): it is
+    never a part, so it is left where it is with one warning naming it, and it never
+    blocks the table, fails verify or breaks health.
+    """
     prefix = exports_prefix(location, pipeline, table)
     grouped: dict[int, list[tuple[int, str]]] = {}
+    strays: list[str] = []
     for key in location.storage.list(prefix):
-        name = parse_part(key.rsplit("/", 1)[-1])
+        folder, _, filename = key.rpartition("/")
+        name = parse_part(filename) if folder == prefix else None
         if name is None:
-            msg = (
-                f"table {pipeline}.{table}: unexpected file {location.storage.url(key)} in "
-                "exports/ (not a part name <YYYYMMDD_HHMM>_<TZ>_<run_id>_<part>.csv)"
-            )
-            raise LoadError(msg)
+            strays.append(key)
+            continue
         grouped.setdefault(name.run_id, []).append((name.part, key))
+    if strays:
+        log.warning(
+            "table %s.%s: ignoring %d file(s) in exports/ that are not parts "
+            "(<YYYYMMDD_HHMM>_<TZ>_<run_id>_<part>.csv): %s",
+            pipeline,
+            table,
+            len(strays),
+            ", ".join(location.storage.url(k) for k in strays),
+        )
     return {run: [k for _, k in sorted(parts)] for run, parts in sorted(grouped.items())}
 
 

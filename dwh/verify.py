@@ -16,7 +16,7 @@ from psycopg import sql
 
 from dwh.catalog import TableSpec
 from dwh.engine import Engine
-from dwh.parts import exports_prefix
+from dwh.load import run_parts
 from dwh.runlog import engine_sql
 
 
@@ -180,7 +180,8 @@ def verify(engine: Engine) -> list[Gate]:
     waiting = [
         key
         for t in catalog.tables
-        for key in engine.location.storage.list(exports_prefix(engine.location, catalog.pipeline, t.name))
+        for keys in run_parts(engine.location, catalog.pipeline, t.name).values()
+        for key in keys
     ]
     gates.append(
         Gate(

@@ -387,3 +387,45 @@ def test_retried_parent_does_not_redo_tables_that_finished(env: Env) -> None:
     assert "bronze column 'message' has no source column" in str(failure[0][0])
     assert _loaded(summary) == {t: counts[t] for t in (*SNAPSHOT, *INCREMENTAL)}
     _assert_parity(env)
+
+
+@pytest.mark.parametrize("storage_kind", ["file", "s3"], indirect=True)
+def test_files_in_exports_that_are_not_parts_are_ignored_with_one_warning(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An S3 console's folder marker, a stray upload or a file in a sub-folder never blocks a table."""
+    from dwh.health import check_health  # noqa: PLC0415
+    from dwh.parts import exports_prefix  # noqa: PLC0415
+    from dwh.storage import S3Storage  # noqa: PLC0415
+    from dwh.verify import verify  # noqa: PLC0415
+
+    env.migrate()
+    counts = _seed(500)
+    engine = env.engine()
+    folder = exports_prefix(engine.location, "fleet", "trips")
+    strays = [f"{folder}/notes.txt", f"{folder}/old/20260101_0000_UTC_1_0000.csv"]
+    if isinstance(engine.location.storage, S3Storage):
+        # What the console's "Create folder" (and the seed's Phase B) leaves behind.
+        storage = engine.location.storage
+        storage.client.put_object(Bucket=storage.bucket, Key=f"{folder}/", Body=b"")
+        strays += [f"{folder}/", f"{folder}/.keep"]
+    for key in strays:
+        if not key.endswith("/"):
+            staged = engine.location.storage.staging_path(key, env.stack.state_dir)
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            staged.write_bytes(b"not a part\n")
+            engine.location.storage.publish(staged, key)
+
+    with caplog.at_level("WARNING", logger="dwh.load"):
+        summary = ingest("fleet", tables=["trips"])
+
+    assert _loaded(summary) == {"trips": counts["trips"]}
+    warnings = [r.getMessage() for r in caplog.records if "not parts" in r.getMessage()]
+    assert warnings, "the strays were ignored without a word"
+    for key in strays:
+        assert engine.location.storage.url(key) in warnings[0], key
+    gate = next(g for g in verify(engine) if g.gate == "exports/ empty")
+    assert gate.ok, gate.detail
+    backlog = next(c for c in check_health(engine, prefect=False) if c.check == "exports/ backlog")
+    assert backlog.ok, backlog.detail
+    assert set(strays) <= set(engine.location.storage.list(folder)), "somebody else's files stay"

@@ -26,6 +26,15 @@ COPY tasks ./tasks
 RUN uv sync --frozen --quiet --no-dev
 
 FROM python:3.11.7-slim-bookworm
+# pg_dump/pg_restore for the backup deployments, of the warehouse's major version
+# (bookworm ships PostgreSQL 15, like the servers we support): a newer client would
+# write archives an older pg_restore cannot read, an older one refuses a newer server.
+# Versions come from the base image's Debian release; hadolint's pin rule would only
+# break the build at the next point release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client-15 \
+    && rm -rf /var/lib/apt/lists/*
 # A fixed numeric uid, so Kubernetes' runAsNonRoot can verify it. /var/tmp/dwh is the
 # spool for CSV parts (prefect.yaml mounts a volume there; a new volume inherits the owner).
 RUN groupadd --system --gid 10001 dwh \
@@ -38,9 +47,12 @@ COPY --from=build /opt/dwh /opt/dwh
 COPY sql ./sql
 COPY pipelines ./pipelines
 COPY prefect.yaml ./
+# PREFECT_LOGGING_EXTRA_LOGGERS: the engine's own warnings (a stray file in exports/, a
+# retried statement) reach the flow run's logs in the UI, not only the container's stderr.
 ENV PATH=/opt/dwh/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    TMPDIR=/var/tmp/dwh
+    TMPDIR=/var/tmp/dwh \
+    PREFECT_LOGGING_EXTRA_LOGGERS=dwh
 USER 10001
 # Workers replace the command with `prefect flow-run execute`; by hand, `dwh` answers.
 CMD ["dwh", "--help"]

@@ -48,14 +48,13 @@ from dwh.guard import RoleRightsError, excess_rights
 from dwh.migrate import migrate
 from dwh.report import IngestFailedError, IngestSummary
 from dwh.seed import seed_source
-from dwh.settings import PROJECT_DIR, SourceSettings, WarehouseSettings
+from dwh.settings import SourceSettings, WarehouseSettings
 from flows.ingest import ingest
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, Stack
 from tests.outages import split_env
+from tests.s3_policy import render_policy
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-POLICY = PROJECT_DIR / "deployments" / "iam" / "s3-policy.json"
 
 
 def _seed(rows: int) -> dict[str, int]:
@@ -689,16 +688,15 @@ def test_s3_policy_allows_every_call_a_run_makes_and_nothing_outside_its_prefix(
     assert {"ListObjectsV2", "PutObject", "HeadObject", "CopyObject", "DeleteObject"} <= operations
 
     bucket, _, prefix = env.storage_url.removeprefix("s3://").partition("/")
-    template = POLICY.read_text()
-    assert "BUCKET" in template
-    assert "PREFIX" in template
-    policy = json.loads(template.replace("BUCKET", bucket).replace("PREFIX", prefix))
+    policy = render_policy(bucket=bucket, prefix=prefix, export_bucket=bucket, export_prefix="public/json")
     needed = [p for operation, params in calls for p in _permissions(operation, params)]
     denied = [p for p in needed if not _allowed(policy, *p)]
     assert denied == [], f"the shipped policy would refuse these calls: {denied}"
 
     # Scoped: the same calls under another project's prefix are all refused...
-    other = json.loads(template.replace("BUCKET", bucket).replace("PREFIX", f"{prefix}-other"))
+    other = render_policy(
+        bucket=bucket, prefix=f"{prefix}-other", export_bucket=bucket, export_prefix="public/json"
+    )
     assert [p for p in needed if _allowed(other, *p)] == []
     # ...and nothing ever deletes the audit trail in processed/ or rejected/ (seed §5.5).
     for folder in ("processed", "rejected"):

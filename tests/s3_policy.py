@@ -1,0 +1,30 @@
+"""The shipped S3 policy (deployments/iam/s3-policy.json) with its placeholders filled in.
+
+Placeholders are whole words (`BUCKET`, `PREFIX`, `EXPORT_BUCKET`, `EXPORT_PREFIX`), so
+filling one never rewrites part of another, as a plain `str.replace("PREFIX", …)` would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from dwh.settings import PROJECT_DIR
+
+POLICY = PROJECT_DIR / "deployments" / "iam" / "s3-policy.json"
+PLACEHOLDERS = ("BUCKET", "PREFIX", "EXPORT_BUCKET", "EXPORT_PREFIX")
+
+
+def render_policy(*, bucket: str, prefix: str, export_bucket: str, export_prefix: str) -> dict[str, Any]:
+    values = {
+        "BUCKET": bucket,
+        "PREFIX": prefix.strip("/"),
+        "EXPORT_BUCKET": export_bucket,
+        "EXPORT_PREFIX": export_prefix.strip("/"),
+    }
+    template = POLICY.read_text(encoding="utf-8")
+    for name in PLACEHOLDERS:
+        assert re.search(rf"\b{name}\b", template), f"{POLICY.name} lost its {name} placeholder"
+    pattern = re.compile(r"\b(" + "|".join(PLACEHOLDERS) + r")\b")
+    return dict(json.loads(pattern.sub(lambda m: values[m.group(1)], template)))

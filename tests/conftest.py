@@ -26,6 +26,7 @@ from dwh.engine import Engine
 from dwh.migrate import migrate
 from dwh.settings import PROJECT_DIR, StorageSettings, WarehouseSettings
 from dwh.storage import open_location
+from tests.prefect_server import Server
 
 # Before any test imports Prefect: a private home, no analytics.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="dwh-prefect-home-"))
@@ -86,6 +87,23 @@ def prefect_harness() -> Iterator[None]:
         temporary_settings(updates={"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": None}),  # type: ignore[dict-item]
     ):
         yield
+
+
+@pytest.fixture(scope="session")
+def prefect_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Server:
+    """A real `prefect server start` added to the session's stack (stopped with it)."""
+    devstack.up(stack.state_dir, s3=True, prefect=True)
+    api_url = devstack.env(stack.state_dir)["PREFECT_API_URL"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DWH_", "AWS_"))}
+    env |= {
+        "PREFECT_API_URL": api_url,
+        "PREFECT_HOME": str(tmp_path_factory.mktemp("prefect-home")),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_CLI_PROMPT": "false",
+        "PREFECT_CLI_COLORS": "false",
+        "PREFECT_CLI_WRAP_LINES": "false",
+    }
+    return Server(api_url, env)
 
 
 @dataclass

@@ -13,18 +13,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 import pytest
@@ -43,10 +42,8 @@ from dwh.automations import (
 from dwh.catalog import load_catalog
 from dwh.seed import seed_source
 from dwh.settings import PROJECT_DIR, SourceSettings
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, Stack
-
-if TYPE_CHECKING:
-    from prefect.client.orchestration import SyncPrefectClient
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env
+from tests.prefect_server import Server, process_worker, wait_for
 
 pytestmark = [
     pytest.mark.devstack,
@@ -63,107 +60,12 @@ PREFECT_YAML = PROJECT_DIR / "prefect.yaml"
 K8S_TEMPLATE = PROJECT_DIR / "deployments" / "work-pools" / "kubernetes.json"
 POOL = "dwh-test-process"
 FLEET_CRON = "0 5,8,11,14,17,20,23 * * *"
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-
-def _wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
-    """Poll until `probe` returns something truthy; fail naming what never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-# --- the server, the deployments, the worker -----------------------------------------------
-
-
-@dataclass
-class Server:
-    """The module's Prefect server, and how to run the CLIs against it."""
-
-    api_url: str
-    env: dict[str, str]  # for subprocesses: this server, a private PREFECT_HOME, no DWH_*
-
-    def run(self, *command: str, extra_env: dict[str, str] | None = None, timeout: float = 180) -> str:
-        result = subprocess.run(
-            command,
-            env={**self.env, **(extra_env or {})},
-            cwd=PROJECT_DIR,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if result.returncode != 0:
-            pytest.fail(
-                f"{' '.join(command[:4])} … exited {result.returncode}:\n{result.stdout[-3000:]}\n"
-                f"{result.stderr[-3000:]}"
-            )
-        return result.stdout
-
-    def client(self) -> SyncPrefectClient:
-        from prefect.client.orchestration import SyncPrefectClient  # noqa: PLC0415
-
-        return SyncPrefectClient(self.api_url)
-
-    def state(self, flow_run_id: str) -> str:
-        with self.client() as client:
-            state = client.read_flow_run(uuid.UUID(flow_run_id)).state
-        return state.type.value if state else "NONE"
-
-    def wait_terminal(self, flow_run_id: str, timeout: float = 180) -> str:
-        return str(
-            _wait_for(
-                f"flow run {flow_run_id} to finish",
-                lambda: (s := self.state(flow_run_id)) in TERMINAL and s,
-                timeout,
-            )
-        )
-
-    def run_deployment(self, name: str, *params: str, job_env: dict[str, str], cli: bool = False) -> str:
-        """A flow run of deployment NAME with `--param k=v`s and the test's databases as job env.
-
-        `cli` goes through `prefect deployment run`, as an operator would; otherwise the
-        same API call is made from here, which spares a CLI start (seconds on 2 cores).
-        """
-        if not cli:
-            with self.client() as client:
-                deployment = client.read_deployment_by_name(name)
-                flow_run = client.create_flow_run_from_deployment(
-                    deployment.id,
-                    parameters={k: json.loads(v) for k, v in (p.split("=", 1) for p in params)},
-                    job_variables={"env": job_env},
-                )
-            return str(flow_run.id)
-        command = [PREFECT, "deployment", "run", name]
-        for param in params:
-            command += ["--param", param]
-        command += ["--job-variable", f"env={json.dumps(job_env)}"]
-        output = self.run(*command)
-        match = re.search(r"UUID: ([0-9a-f-]{36})", output)
-        assert match, f"no flow run id in the output of prefect deployment run:\n{output}"
-        return match.group(1)
 
 
 @pytest.fixture(scope="module")
-def server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Server:
-    """Adds a real `prefect server start` to the session's stack (stopped with it)."""
-    devstack.up(stack.state_dir, s3=True, prefect=True)
-    api_url = devstack.env(stack.state_dir)["PREFECT_API_URL"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DWH_", "AWS_"))}
-    env |= {
-        "PREFECT_API_URL": api_url,
-        "PREFECT_HOME": str(tmp_path_factory.mktemp("prefect-home")),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_CLI_PROMPT": "false",
-        "PREFECT_CLI_COLORS": "false",
-        "PREFECT_CLI_WRAP_LINES": "false",
-    }
-    return Server(api_url, env)
+def server(prefect_server: Server) -> Server:
+    """The session's real `prefect server start` (tests/conftest.py)."""
+    return prefect_server
 
 
 def _local_prefect_yaml(path: Path) -> Path:
@@ -204,34 +106,10 @@ def worker(
     deployed: list[dict[str, Any]],  # noqa: ARG001 - the pool and deployments must exist first
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[None]:
-    """One `prefect worker start --pool` for the module, stopped with SIGINT like a person would."""
+    """One `prefect worker start --pool` for the module."""
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [PREFECT, "worker", "start", "--pool", POOL, "--type", "process"],
-            env={**server.env, "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "2"},
-            cwd=PROJECT_DIR,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-
-        def online() -> bool:
-            if process.poll() is not None:
-                pytest.fail(f"the worker exited {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            with server.client() as client:
-                return bool(client.read_workers_for_work_pool(POOL))
-
-        _wait_for("the process worker to register with the server", online, timeout=90)
+    with process_worker(server, POOL, prefect=PREFECT, env=server.env, cwd=PROJECT_DIR, log_path=log_path):
         yield
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _job_env() -> dict[str, str]:
@@ -489,7 +367,7 @@ def test_second_concurrent_run_of_a_locked_deployment_is_cancelled_not_run(serve
     with psycopg.connect(env.source_admin) as blocker:
         blocker.execute("LOCK TABLE public.devices IN ACCESS EXCLUSIVE MODE")
         first = server.run_deployment("ingest/fleet", 'tables=["devices"]', job_env=_job_env())
-        _wait_for("the first run to be running", lambda: server.state(first) == "RUNNING", timeout=120)
+        wait_for("the first run to be running", lambda: server.state(first) == "RUNNING", timeout=120)
         second = server.run_deployment("ingest/fleet", 'tables=["devices"]', job_env=_job_env())
         assert server.wait_terminal(second, timeout=60) == "CANCELLED"
         assert server.state(first) == "RUNNING", "the first run must not be disturbed"
@@ -560,7 +438,7 @@ def test_freshness_automation_notifies_for_a_stale_table_and_not_for_a_fresh_one
         names = [f"dwh freshness: {pipeline}.{table}" for table in ("stale_table", "fresh_table")]
         for name in names:
             assert name in output
-        stale = _wait_for(
+        stale = wait_for(
             "a notification for the stale table",
             lambda: receiver.received(f"{pipeline}.stale_table is stale"),
             timeout=60,
@@ -586,7 +464,7 @@ def test_failure_automation_notifies_for_a_failing_run_and_not_for_a_successful_
     failing = server.run_deployment("ingest/fleet-backfill", 'tables=["no_such_table"]', job_env=_job_env())
     assert server.wait_terminal(failing) == "FAILED"
     assert server.wait_terminal(succeeding) == "COMPLETED"
-    message = _wait_for("a notification for the failed run", lambda: receiver.received(failing), timeout=60)
+    message = wait_for("a notification for the failed run", lambda: receiver.received(failing), timeout=60)
     assert "ingest/fleet-backfill" in message[0]["subject"]
     assert "Failed" in message[0]["subject"]
     assert "no_such_table" in message[0]["body"], "the run's own error reaches the notification"

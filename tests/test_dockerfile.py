@@ -13,14 +13,13 @@ import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import pytest
 
 from dwh.settings import PROJECT_DIR
+from tests.image import DOCKERFILE, instructions, replay_image
 
-DOCKERFILE = PROJECT_DIR / "Dockerfile"
 DOCKERIGNORE = PROJECT_DIR / ".dockerignore"
 HADOLINT = Path(sys.executable).parent / "hadolint"
 # What a flow run reads from disk in the container.
@@ -33,39 +32,9 @@ RUNTIME_FILES = (
 )
 
 
-@dataclass(frozen=True)
-class Instruction:
-    stage: int  # 0-based index of the FROM this belongs to
-    keyword: str
-    args: str
-
-
-def _instructions() -> list[Instruction]:
-    """The Dockerfile as (stage, KEYWORD, arguments), continuation lines joined."""
-    logical: list[str] = []
-    pending = ""
-    for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
-        if not pending and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        pending += line.rstrip()
-        if pending.endswith("\\"):
-            pending = pending[:-1] + " "
-            continue
-        logical.append(pending)
-        pending = ""
-    stage = -1
-    instructions = []
-    for line in logical:
-        keyword, _, args = line.strip().partition(" ")
-        if keyword.upper() == "FROM":
-            stage += 1
-        instructions.append(Instruction(stage, keyword.upper(), args.strip()))
-    return instructions
-
-
 def _uv_sync_commands() -> list[list[str]]:
     return [
-        shlex.split(i.args) for i in _instructions() if i.keyword == "RUN" and i.args.startswith("uv sync")
+        shlex.split(i.args) for i in instructions() if i.keyword == "RUN" and i.args.startswith("uv sync")
     ]
 
 
@@ -155,14 +124,14 @@ def test_image_installs_with_the_same_uv_sync_ci_runs() -> None:
 
 
 def test_image_is_multi_stage_slim_pinned_and_runs_as_a_non_root_user() -> None:
-    instructions = _instructions()
-    bases = [i.args.split()[0] for i in instructions if i.keyword == "FROM"]
+    parsed = instructions()
+    bases = [i.args.split()[0] for i in parsed if i.keyword == "FROM"]
     assert len(bases) >= 2, "build tools stay in a build stage"
     for base in bases:
         assert re.search(r":\d+\.\d+", base), f"{base}: pin the image version"
     assert "slim" in bases[-1]
-    final = max(i.stage for i in instructions)
-    users = [i.args for i in instructions if i.stage == final and i.keyword == "USER"]
+    final = max(i.stage for i in parsed)
+    users = [i.args for i in parsed if i.stage == final and i.keyword == "USER"]
     assert users, "the final stage sets no USER: flow runs would run as root"
     assert users[-1] not in {"root", "0", "0:0"}
 
@@ -176,7 +145,7 @@ def test_build_context_holds_what_flow_runs_need_and_no_secret() -> None:
     for forbidden in (".env", ".env.production", ".venv/bin/python", ".dwh/dev/stack.json", ".git/config"):
         assert _ignored(forbidden), f"{forbidden} would be sent to the Docker daemon"
     assert not [f for f in context if f.startswith(("tests/", "benchmarks/"))]
-    for instruction in _instructions():
+    for instruction in instructions():
         if instruction.keyword == "COPY" and not instruction.args.startswith("--from"):
             for source in shlex.split(instruction.args)[:-1]:
                 assert any(f == source or f.startswith(f"{source}/") for f in context), (
@@ -188,25 +157,8 @@ def test_replayed_image_layout_installs_offline_and_runs_the_flows(tmp_path: Pat
     """COPY and `uv sync` of every stage into one directory, then import and load a catalog."""
     if shutil.which("uv") is None:
         pytest.skip("uv is not on PATH")
-    root = tmp_path / "opt-dwh"
-    root.mkdir()
+    root = replay_image(tmp_path / "opt-dwh")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DWH_", "VIRTUAL_ENV", "UV_PROJECT"))}
-    env |= {"UV_PYTHON_DOWNLOADS": "never", "UV_COMPILE_BYTECODE": "0"}
-    for instruction in _instructions():
-        if instruction.keyword == "COPY" and not instruction.args.startswith("--from"):
-            *sources, _ = shlex.split(instruction.args)
-            for source in sources:
-                origin = PROJECT_DIR / source
-                if origin.is_dir():
-                    shutil.copytree(origin, root / source, ignore=shutil.ignore_patterns("__pycache__"))
-                else:
-                    shutil.copy2(origin, root / source)
-        elif instruction.keyword == "RUN" and instruction.args.startswith("uv sync"):
-            command = [*shlex.split(instruction.args), "--offline"]
-            result = subprocess.run(
-                command, cwd=root, env=env, capture_output=True, text=True, check=False, timeout=300
-            )
-            assert result.returncode == 0, f"{instruction.args}: {result.stderr[-2000:]}"
     probe = (
         "from flows.ingest import ingest\n"
         "from dwh.catalog import load_catalog\n"

@@ -1,0 +1,159 @@
+"""A real `prefect server start` and process workers, as Prefect users run them.
+
+The session shares one server (tests/conftest.py `prefect_server`); modules that deploy
+start their own process worker on their own pool with `process_worker`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from dwh.settings import PROJECT_DIR
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+PREFECT = str(Path(sys.executable).parent / "prefect")
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
+    """Poll until `probe` returns something truthy; fail naming what never happened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Server:
+    """The session's Prefect server, and how to run the CLIs against it."""
+
+    api_url: str
+    env: dict[str, str]  # for subprocesses: this server, a private PREFECT_HOME, no DWH_*
+
+    def run(self, *command: str, extra_env: dict[str, str] | None = None, timeout: float = 180) -> str:
+        result = subprocess.run(
+            command,
+            env={**self.env, **(extra_env or {})},
+            cwd=PROJECT_DIR,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            pytest.fail(
+                f"{' '.join(command[:4])} … exited {result.returncode}:\n{result.stdout[-3000:]}\n"
+                f"{result.stderr[-3000:]}"
+            )
+        return result.stdout
+
+    def client(self) -> SyncPrefectClient:
+        from prefect.client.orchestration import SyncPrefectClient  # noqa: PLC0415
+
+        return SyncPrefectClient(self.api_url)
+
+    def state(self, flow_run_id: str) -> str:
+        with self.client() as client:
+            state = client.read_flow_run(uuid.UUID(flow_run_id)).state
+        return state.type.value if state else "NONE"
+
+    def wait_terminal(self, flow_run_id: str, timeout: float = 180) -> str:
+        return str(
+            wait_for(
+                f"flow run {flow_run_id} to finish",
+                lambda: (s := self.state(flow_run_id)) in TERMINAL and s,
+                timeout,
+            )
+        )
+
+    def run_deployment(
+        self, name: str, *params: str, job_env: dict[str, str] | None, cli: bool = False
+    ) -> str:
+        """A flow run of deployment NAME with `--param k=v`s and, unless None, `job_env` as its env.
+
+        A run's `env` job variable replaces the deployment's whole `env`, so None (the
+        deployment's own, as a schedule runs it) is not the same as `{}` (an empty one).
+        `cli` goes through `prefect deployment run`, as an operator would; otherwise the
+        same API call is made from here, which spares a CLI start (seconds on 2 cores).
+        """
+        job_variables = {} if job_env is None else {"env": job_env}
+        if not cli:
+            with self.client() as client:
+                deployment = client.read_deployment_by_name(name)
+                flow_run = client.create_flow_run_from_deployment(
+                    deployment.id,
+                    parameters={k: json.loads(v) for k, v in (p.split("=", 1) for p in params)},
+                    job_variables=job_variables,
+                )
+            return str(flow_run.id)
+        command = [PREFECT, "deployment", "run", name]
+        for param in params:
+            command += ["--param", param]
+        if job_env is not None:
+            command += ["--job-variable", f"env={json.dumps(job_env)}"]
+        output = self.run(*command)
+        match = re.search(r"UUID: ([0-9a-f-]{36})", output)
+        assert match, f"no flow run id in the output of prefect deployment run:\n{output}"
+        return match.group(1)
+
+
+@contextmanager
+def process_worker(
+    server: Server,
+    pool: str,
+    *,
+    prefect: str,
+    env: dict[str, str],
+    cwd: Path,
+    log_path: Path,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`prefect worker start --pool` until the block ends, stopped with SIGINT like a person would.
+
+    `env` is the worker's whole environment: a process worker hands it, plus the run's
+    job variables, to every flow run it starts.
+    """
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [prefect, "worker", "start", "--pool", pool, "--type", "process"],
+            env={**env, "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "2"},
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+
+        def online() -> bool:
+            if process.poll() is not None:
+                pytest.fail(f"the worker exited {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            with server.client() as client:
+                return bool(client.read_workers_for_work_pool(pool))
+
+        wait_for(f"a process worker to register with pool {pool}", online, timeout=90)
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

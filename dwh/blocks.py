@@ -15,9 +15,9 @@ engine imports this module and must stay importable (and fast) without it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
-from psycopg.conninfo import conninfo_to_dict
 from pydantic import SecretStr
 
 from dwh.settings import (
@@ -26,6 +26,7 @@ from dwh.settings import (
     SourceSettings,
     StorageSettings,
     WarehouseSettings,
+    parse_url,
 )
 
 if TYPE_CHECKING:
@@ -127,11 +128,12 @@ def aws_credentials(settings: StorageSettings) -> AwsCredentials:
 
     if settings.credentials_block:
         return _load(AwsCredentials, settings.credentials_block, "DWH_STORAGE_CREDENTIALS_BLOCK")
+    verify: bool | Path = settings.ca_bundle or settings.verify_tls
     return AwsCredentials(
         aws_access_key_id=(settings.access_key_id.get_secret_value() if settings.access_key_id else None),
         aws_secret_access_key=settings.secret_access_key,
         region_name=settings.region,
-        aws_client_parameters=AwsClientParameters(endpoint_url=settings.endpoint_url),
+        aws_client_parameters=AwsClientParameters(endpoint_url=settings.endpoint_url, verify=verify),
     )
 
 
@@ -249,19 +251,24 @@ def apply_blocks(
     return applied
 
 
-def _connection_components(url: SecretStr, password: SecretStr | None = None) -> ConnectionComponents:
-    """A libpq URL as prefect-sqlalchemy components: the password stays a secret field."""
+def _connection_components(
+    url: SecretStr, setting: str, password: SecretStr | None = None
+) -> ConnectionComponents:
+    """A libpq URL as prefect-sqlalchemy components: the password stays a secret field, and
+    every other parameter (sslmode, sslrootcert, connect_timeout…) rides along as a query."""
     from prefect_sqlalchemy import ConnectionComponents  # noqa: PLC0415
 
-    params = conninfo_to_dict(url.get_secret_value())
-    in_url = params.get("password")
+    params = parse_url(url, setting)
+    in_url = params.pop("password", None)
+    named = {"host", "port", "dbname", "user"}
     return ConnectionComponents(
         driver="postgresql+psycopg",
         host=params.get("host"),
-        port=int(str(params["port"])) if params.get("port") else None,
+        port=int(params["port"]) if params.get("port") else None,
         database=params.get("dbname"),
         username=params.get("user"),
-        password=password or (SecretStr(str(in_url)) if in_url else None),
+        password=password or (SecretStr(in_url) if in_url else None),
+        query={k: v for k, v in params.items() if k not in named} or None,
     )
 
 
@@ -284,12 +291,12 @@ def _create_connection_blocks(storage: StorageSettings) -> list[Applied]:
     # A URL without a user means "connect as <pipeline>_owner": the block then carries
     # the owner password, as DWH_WAREHOUSE_OWNER_PASSWORD does (see warehouse_settings).
     owner_password = None
-    if not conninfo_to_dict(warehouse.url.get_secret_value()).get("user"):
+    if not parse_url(warehouse.url, "DWH_WAREHOUSE_URL").get("user"):
         owner_password = warehouse.owner_password if warehouse.owner_password.get_secret_value() else None
-    warehouse_info = _connection_components(warehouse.url, owner_password)
+    warehouse_info = _connection_components(warehouse.url, "DWH_WAREHOUSE_URL", owner_password)
     applied = [
         _create_if_missing(
-            SqlAlchemyConnector(connection_info=_connection_components(source.url)),
+            SqlAlchemyConnector(connection_info=_connection_components(source.url, "DWH_SOURCE_URL")),
             SqlAlchemyConnector,
             names.source_block or DEFAULT_SOURCE_BLOCK,
         ),

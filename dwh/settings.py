@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
+from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,10 +26,46 @@ def _settings_config(prefix: str) -> SettingsConfigDict:
     return SettingsConfigDict(env_prefix=prefix, env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
 
-def _conninfo(url: SecretStr, sslmode: SslMode, **overrides: str | None) -> str:
-    """Build a libpq conninfo from a URL, forcing sslmode and any overrides."""
-    extra = {k: v for k, v in overrides.items() if v is not None}
-    return make_conninfo(url.get_secret_value(), sslmode=sslmode, **extra)
+# Hosts where a plaintext fallback crosses no network: loopback and Unix sockets.
+_LOCAL_HOSTS = {"", "localhost", "::1"}
+
+
+class UrlError(ValueError):
+    """A DWH_*_URL libpq cannot parse. The message names the setting, never the value:
+    libpq quotes the offending token back, and in a URL that is often the password."""
+
+
+def parse_url(url: SecretStr, setting: str) -> dict[str, str]:
+    """A libpq URL or conninfo string as its parameters (query parameters included)."""
+    try:
+        params = conninfo_to_dict(url.get_secret_value())
+    except ProgrammingError:
+        msg = (
+            f"{setting} is not a valid PostgreSQL URL or conninfo string (its value is not shown: "
+            "it may hold a password); percent-encode reserved characters in the user and "
+            "password, e.g. % as %25, @ as %40, / as %2F"
+        )
+        raise UrlError(msg) from None
+    return {k: str(v) for k, v in params.items() if v is not None}
+
+
+def is_local(params: dict[str, str]) -> bool:
+    """True when every host is loopback or a Unix socket directory."""
+    hosts = (params.get("host") or params.get("hostaddr") or "").split(",")
+    return all(h in _LOCAL_HOSTS or h.startswith(("/", "127.")) for h in hosts)
+
+
+def _conninfo(url: SecretStr, setting: str, sslmode: SslMode | None, **overrides: str | None) -> str:
+    """Build a libpq conninfo from a URL, keeping its own parameters (sslmode, sslrootcert…).
+
+    The sslmode is the URL's own if it names one, else the setting, else `verify-full`
+    for any host that is not local (never a silent plaintext fallback across a network)
+    and `prefer` on loopback and Unix sockets.
+    """
+    params = parse_url(url, setting)
+    params.setdefault("sslmode", sslmode or ("prefer" if is_local(params) else "verify-full"))
+    params.update({k: v for k, v in overrides.items() if v is not None})
+    return make_conninfo("", **params)
 
 
 def redact_conninfo(conninfo: str) -> str:
@@ -48,10 +85,12 @@ class SourceSettings(BaseSettings):
     model_config = _settings_config("DWH_SOURCE_")
 
     url: SecretStr = Field(description="libpq URL of the source database")
-    sslmode: SslMode = "prefer"
+    sslmode: SslMode | None = Field(
+        default=None, description="when the URL names none; default verify-full, prefer on loopback"
+    )
 
     def conninfo(self) -> str:
-        return _conninfo(self.url, self.sslmode, application_name="dwh-extract")
+        return _conninfo(self.url, "DWH_SOURCE_URL", self.sslmode, application_name="dwh-extract")
 
 
 class WarehouseSettings(BaseSettings):
@@ -72,16 +111,19 @@ class WarehouseSettings(BaseSettings):
         default=SecretStr(""), description="password set on and used by <pipeline>_owner"
     )
     ro_password: SecretStr = Field(default=SecretStr(""), description="password set on <pipeline>_ro")
-    sslmode: SslMode = "prefer"
+    sslmode: SslMode | None = Field(
+        default=None, description="when the URL names none; default verify-full, prefer on loopback"
+    )
 
     def owner_conninfo(self, pipeline: str) -> str:
         """Connection used by the flows: the pipeline's owner role unless the URL names one."""
-        named_user = conninfo_to_dict(self.url.get_secret_value()).get("user")
+        named_user = parse_url(self.url, "DWH_WAREHOUSE_URL").get("user")
         if named_user:
-            return _conninfo(self.url, self.sslmode, application_name=f"dwh-{pipeline}")
+            return _conninfo(self.url, "DWH_WAREHOUSE_URL", self.sslmode, application_name=f"dwh-{pipeline}")
         password = self.owner_password.get_secret_value() or None
         return _conninfo(
             self.url,
+            "DWH_WAREHOUSE_URL",
             self.sslmode,
             user=f"{pipeline}_owner",
             password=password,
@@ -90,10 +132,13 @@ class WarehouseSettings(BaseSettings):
 
     def ro_conninfo(self, pipeline: str) -> str:
         password = self.ro_password.get_secret_value() or None
-        return _conninfo(self.url, self.sslmode, user=f"{pipeline}_ro", password=password)
+        return _conninfo(
+            self.url, "DWH_WAREHOUSE_URL", self.sslmode, user=f"{pipeline}_ro", password=password
+        )
 
     def admin_conninfo(self) -> str:
-        return _conninfo(self.admin_url or self.url, self.sslmode, application_name="dwh-migrate")
+        setting = "DWH_WAREHOUSE_ADMIN_URL" if self.admin_url else "DWH_WAREHOUSE_URL"
+        return _conninfo(self.admin_url or self.url, setting, self.sslmode, application_name="dwh-migrate")
 
 
 class StorageSettings(BaseSettings):
@@ -124,6 +169,14 @@ class StorageSettings(BaseSettings):
     credentials_block: str | None = Field(
         default=None,
         description="prefect-aws AwsCredentials block that replaces the key, region and endpoint above",
+    )
+    ca_bundle: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DWH_STORAGE_CA_BUNDLE", "AWS_CA_BUNDLE"),
+        description="PEM file of the CA that signed the S3 endpoint's certificate (a private MinIO)",
+    )
+    verify_tls: bool = Field(
+        default=True, description="false only for a throwaway endpoint: certificates are not checked"
     )
 
     @field_validator("url")
@@ -185,6 +238,9 @@ class RunSettings(BaseSettings):
     model_config = _settings_config("DWH_")
 
     max_parallel_tables: int = Field(default=2, ge=1)
+    allow_plaintext: bool = Field(
+        default=False, description="let preflight pass a connection without TLS to a host that is not local"
+    )
     timezone: str = "Africa/Nairobi"
     pipelines_dir: Path = PROJECT_DIR / "pipelines"
     sql_dir: Path = PROJECT_DIR / "sql"

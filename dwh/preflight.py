@@ -22,7 +22,7 @@ from dwh.engine import Engine
 from dwh.guard import excess_rights
 from dwh.migrate import discover
 from dwh.runlog import engine_sql
-from dwh.settings import redact_conninfo
+from dwh.settings import RunSettings, is_local, redact_conninfo
 from dwh.sqlfiles import pipeline_parts, read_sql, render
 from dwh.storage import spool_dir
 from dwh.verify import Gate
@@ -31,12 +31,25 @@ Conn = psycopg.Connection[Any]
 
 
 def _reachable(gate: str, conninfo: str, fix: str) -> Gate:
-    sslmode = conninfo_to_dict(conninfo).get("sslmode", "prefer")
+    """Reachable, and over TLS whenever the host is not local (unless DWH_ALLOW_PLAINTEXT)."""
+    params = conninfo_to_dict(conninfo)
+    sslmode = params.get("sslmode", "prefer")
     try:
         with psycopg.connect(conninfo, connect_timeout=5, autocommit=True) as conn:
             conn.execute("SELECT 1")
             ssl = "ssl in use" if conn.pgconn.ssl_in_use else "no ssl"
-            return Gate(gate, "*", ok=True, detail=f"{redact_conninfo(conninfo)} (sslmode={sslmode}, {ssl})")
+            detail = f"{redact_conninfo(conninfo)} (sslmode={sslmode}, {ssl})"
+            local = is_local({k: str(v) for k, v in params.items() if v is not None})
+            if conn.pgconn.ssl_in_use or local or RunSettings().allow_plaintext:
+                return Gate(gate, "*", ok=True, detail=detail)
+            return Gate(
+                gate,
+                "*",
+                ok=False,
+                detail=f"{detail}: plaintext to a host that is not local",
+                fix="sslmode=verify-full with sslrootcert in the URL (or DWH_*_SSLMODE); "
+                "DWH_ALLOW_PLAINTEXT=true only on a network you trust",
+            )
     except psycopg.Error as exc:
         detail = f"{redact_conninfo(conninfo)} (sslmode={sslmode}): {str(exc).strip()}"
         return Gate(gate, "*", ok=False, detail=detail, fix=fix)

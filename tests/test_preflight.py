@@ -117,3 +117,28 @@ def test_missing_storage_prefix_fails_the_storage_gate(env: Env, monkeypatch: py
     code, output = _cli("fleet")
     assert code == 1
     assert "gates failed: storage writable" in output
+
+
+def test_preflight_fails_a_plaintext_connection_to_a_host_that_is_not_local(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`host` names a remote server (TLS would verify it); `hostaddr` keeps the bytes on loopback."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: PLC0415
+
+    env.migrate()
+    _seed()
+    source = conninfo_to_dict(Engine.from_settings("fleet").source_conninfo)
+    remote = make_conninfo(
+        "", **{**source, "host": "db.example.com", "hostaddr": "127.0.0.1", "sslmode": "prefer"}
+    )
+    monkeypatch.setenv("DWH_SOURCE_URL", remote)
+
+    gate = next(g for g in preflight(Engine.from_settings("fleet")) if g.gate == "source reachable")
+
+    assert not gate.ok
+    assert "no ssl" in gate.detail
+    assert "plaintext to a host that is not local" in gate.detail
+    assert "sslmode=verify-full" in gate.fix
+    monkeypatch.setenv("DWH_ALLOW_PLAINTEXT", "true")
+    allowed = next(g for g in preflight(Engine.from_settings("fleet")) if g.gate == "source reachable")
+    assert allowed.ok, allowed.detail

@@ -9,6 +9,7 @@ exports/ and load next run) or everything committed (the next run only moves the
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -75,12 +76,25 @@ def run_parts(location: Location, pipeline: str, table: str) -> dict[int, list[s
     return {run: [k for _, k in sorted(parts)] for run, parts in sorted(grouped.items())}
 
 
+# PostgreSQL ends a message with the offending value as `: "<value>"` (bad input syntax,
+# the COPY context's `column c: "<value>"` or `line n: "<whole line>"`).
+_QUOTED_VALUE = re.compile(r':\s*"(?:[^"]|"")*"?\s*$')
+
+
+def without_values(text: str) -> str:
+    """A server message with the row value it quotes cut off: the rest names what failed."""
+    return _QUOTED_VALUE.sub("", text.strip())
+
+
 def _describe_copy_error(exc: psycopg.Error, where: str, url: str) -> str:
-    """PostgreSQL's COPY context already says 'line N, column C'; keep it with the file."""
+    """Table, file, line and column, never the value: the message reaches logs, the run log
+    (`v_recent_failures`, readable by the ro role) and notifications, and a row may hold
+    personal data or a secret. The server's detail line is dropped for the same reason
+    ("Failing row contains (…)", "Key (…)=(…)")."""
     diag = exc.diag
-    context = f" ({diag.context.splitlines()[0]})" if diag.context else ""
-    detail = f" {diag.message_detail}" if diag.message_detail else ""
-    return f"{where}: loading {url} failed: {diag.message_primary or exc}{detail}{context}"
+    context = f" ({without_values(diag.context.splitlines()[0])})" if diag.context else ""
+    primary = without_values(diag.message_primary or str(exc).splitlines()[0])
+    return f"{where}: loading {url} failed: {primary}{context}"
 
 
 class _Loader:

@@ -293,6 +293,8 @@ def test_malformed_part_fails_its_table_with_file_and_line_while_others_load(env
     assert status == "failed"
     assert "line 4" in str(error)
     assert "trip_id" in str(error)
+    for text in (str(error), by_table["trips"].error or ""):
+        assert "not-a-number" not in text, "a row value never reaches logs, notifications or the run log"
     assert env.location_keys("fleet", "exports", "trips") == [key]
 
 

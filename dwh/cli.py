@@ -23,9 +23,10 @@ from dwh.blocks import source_settings
 from dwh.catalog import CatalogError, load_catalog, parse_catalog
 from dwh.devstack import dev_app
 from dwh.engine import Progress as EngineProgress
+from dwh.guard import RoleRightsError, guarded_engine
 from dwh.migrate import MigrationError, migrate
 from dwh.report import IngestFailedError, IngestSummary
-from dwh.settings import RunSettings, WarehouseSettings
+from dwh.settings import RunSettings, UrlError, WarehouseSettings
 
 if TYPE_CHECKING:
     from dwh.verify import Gate
@@ -77,7 +78,7 @@ def migrate_command(pipeline: str) -> None:
     try:
         catalog = load_catalog(pipeline, run.pipelines_dir)
         result = migrate(catalog, WarehouseSettings(), run.sql_dir)  # type: ignore[call-arg]
-    except (CatalogError, MigrationError) as exc:
+    except (CatalogError, UrlError, MigrationError) as exc:
         raise _fail(str(exc)) from exc
     for name in result.applied:
         console.print(f"applied   {name}")
@@ -181,7 +182,6 @@ def run_command(
     instead: the same ingest, then the transform.
     """
     from dwh import progress as hub  # noqa: PLC0415
-    from dwh.guard import RoleRightsError  # noqa: PLC0415
     from dwh.transform import TransformError  # noqa: PLC0415
     from flows.ingest import ingest  # noqa: PLC0415  (imports Prefect: slow)
 
@@ -202,7 +202,7 @@ def run_command(
     except IngestFailedError as exc:
         _print_summary(exc.summary)
         raise _fail(str(exc)) from exc
-    except (CatalogError, RoleRightsError, TransformError) as exc:
+    except (CatalogError, UrlError, RoleRightsError, TransformError) as exc:
         raise _fail(str(exc)) from exc
     finally:
         hub.remove_listener(listener)
@@ -224,7 +224,7 @@ def datamarts_command(
     try:
         with _prefect_server():
             outcome = datamarts_outcome(datamarts(pipeline, full_rebuild=full_rebuild, return_state=True))
-    except (CatalogError, FileNotFoundError, TransformError) as exc:
+    except (CatalogError, UrlError, FileNotFoundError, RoleRightsError, TransformError) as exc:
         raise _fail(str(exc)) from exc
     if outcome.skipped:
         console.print(f"[yellow]{outcome.message}[/]", highlight=False)
@@ -257,7 +257,7 @@ def export_json_command(
     try:
         with _prefect_server():
             outcome = export_outcome(export_json(pipeline, full=full, return_state=True))
-    except (CatalogError, ExportError, PublishError) as exc:
+    except (CatalogError, UrlError, ExportError, PublishError, RoleRightsError) as exc:
         raise _fail(str(exc)) from exc
     colour = "yellow" if outcome.result is None or outcome.result.version is None else "green"
     console.print(f"[{colour}]{outcome.message}[/]", highlight=False)
@@ -266,12 +266,11 @@ def export_json_command(
 @app.command("verify")
 def verify_command(pipeline: str) -> None:
     """The seed's verification gates (§9): print a table, exit 0 when every gate passes."""
-    from dwh.engine import Engine  # noqa: PLC0415
     from dwh.verify import verify  # noqa: PLC0415
 
     try:
-        gates = verify(Engine.from_settings(pipeline))
-    except CatalogError as exc:
+        gates = verify(guarded_engine(pipeline))
+    except (CatalogError, UrlError, RoleRightsError) as exc:
         raise _fail(str(exc)) from exc
     failed = [g for g in gates if not g.ok]
     columns = ["gate", "table", "result", "detail"] + (["fix"] if failed else [])
@@ -289,13 +288,12 @@ def verify_command(pipeline: str) -> None:
 @app.command("health")
 def health_command(pipeline: str) -> None:
     """Cheap hourly checks: reachability, storage, backlog, freshness, flows, disk. Exit 0/1."""
-    from dwh.engine import Engine  # noqa: PLC0415
     from dwh.health import check_health  # noqa: PLC0415
 
     try:
         with _prefect_server():
-            checks = check_health(Engine.from_settings(pipeline))
-    except CatalogError as exc:
+            checks = check_health(guarded_engine(pipeline, tolerate_unreachable=True))
+    except (CatalogError, UrlError, RoleRightsError) as exc:
         raise _fail(str(exc)) from exc
     table = Table("check", "result", "detail", title=f"health {pipeline}")
     for check in checks:
@@ -312,12 +310,11 @@ def backup_command(
 ) -> None:
     """pg_dump the pipeline's warehouse schemas to object storage."""
     from dwh.backup import BackupError, backup  # noqa: PLC0415
-    from dwh.engine import Engine  # noqa: PLC0415
 
     try:
-        engine = Engine.from_settings(pipeline)
+        engine = guarded_engine(pipeline)
         result = backup(engine.catalog, engine.warehouse_conninfo, engine.location, engine.sql_dir, keep=keep)
-    except (CatalogError, BackupError) as exc:
+    except (CatalogError, UrlError, BackupError, RoleRightsError) as exc:
         raise _fail(str(exc)) from exc
     where = engine.location.storage.url(result.key)
     console.print(f"{where}: {result.size / 2**20:,.1f} MB of {', '.join(result.schemas)}")
@@ -338,7 +335,7 @@ def restore_command(
         engine = Engine.from_settings(pipeline)
         settings = WarehouseSettings()  # type: ignore[call-arg]
         schemas = restore(engine.catalog, backup_key, engine.location, settings, engine.sql_dir)
-    except (CatalogError, BackupError, MigrationError) as exc:
+    except (CatalogError, UrlError, BackupError, MigrationError) as exc:
         raise _fail(str(exc)) from exc
     console.print(
         f"restored {', '.join(schemas)}; the next `dwh run {pipeline}` continues from its watermarks"
@@ -354,12 +351,11 @@ def import_csv_command(
 ) -> None:
     """Adopt an external CSV (header = bronze columns) as a run: split into parts, then load."""
     from dwh.csv_import import CsvImportError, import_csv  # noqa: PLC0415
-    from dwh.engine import Engine  # noqa: PLC0415
     from dwh.load import LoadError, load_pending  # noqa: PLC0415
     from dwh.locks import table_lock  # noqa: PLC0415
 
     try:
-        engine = Engine.from_settings(pipeline)
+        engine = guarded_engine(pipeline)
         spec = engine.catalog.table(table)
         result = import_csv(engine, spec, path)
         console.print(
@@ -373,7 +369,7 @@ def import_csv_command(
                     console.print(
                         f"run {loaded.run_id}: loaded {loaded.rows_loaded:,}, skipped {loaded.rows_skipped:,}"
                     )
-    except (CatalogError, CsvImportError, LoadError) as exc:
+    except (CatalogError, UrlError, CsvImportError, LoadError, RoleRightsError) as exc:
         raise _fail(str(exc)) from exc
 
 
@@ -396,7 +392,7 @@ def blocks_apply_command(
     try:
         require_prefect_api("dwh blocks apply")
         applied = apply_blocks(StorageSettings(), NotificationSettings(), connections=connections)
-    except BlockError as exc:
+    except (BlockError, UrlError) as exc:
         raise _fail(str(exc)) from exc
     for block in applied:
         console.print(f"{block.action:<10} {block.slug}", highlight=False)
@@ -480,7 +476,7 @@ def init_command(
     if path.exists():
         try:
             kept = parse_catalog(path.read_text(encoding="utf-8"), path)
-        except CatalogError as exc:
+        except (CatalogError, UrlError) as exc:
             err.print(f"[yellow]{exc}\nnothing is kept from it[/]", highlight=False)
     try:
         with psycopg.connect(source_settings().conninfo(), autocommit=True) as conn:
@@ -519,7 +515,7 @@ def migrations_generate_command(pipeline: str) -> None:
             psycopg.connect(WarehouseSettings().admin_conninfo(), autocommit=True) as warehouse,  # type: ignore[call-arg]
         ):
             result = generate_bronze_migration(catalog, source, warehouse, run.sql_dir)
-    except (CatalogError, GenerateError, MigrationError, psycopg.Error) as exc:
+    except (CatalogError, UrlError, GenerateError, MigrationError, psycopg.Error) as exc:
         raise _fail(str(exc)) from exc
     if result is None:
         console.print(f"{pipeline}: bronze already has every catalog table and source column")
@@ -546,7 +542,7 @@ def drift_command(pipeline: str) -> None:
             psycopg.connect(engine.warehouse_conninfo, autocommit=True) as warehouse,
         ):
             findings = pipeline_drift(engine.catalog, source, warehouse, engine.sql_dir)
-    except (CatalogError, psycopg.Error) as exc:
+    except (CatalogError, UrlError, psycopg.Error) as exc:
         raise _fail(str(exc)) from exc
     table = Table("table", "column", "change", "severity", "detail", "fix", title=f"drift {pipeline}")
     style = {"error": "red", "warn": "yellow", "info": "dim"}
@@ -570,7 +566,7 @@ def preflight_command(pipeline: str) -> None:
 
     try:
         gates = preflight(Engine.from_settings(pipeline))
-    except CatalogError as exc:
+    except (CatalogError, UrlError) as exc:
         raise _fail(str(exc)) from exc
     console.print(_gate_table(f"preflight {pipeline}", gates))
     failed = [g for g in gates if not g.ok]

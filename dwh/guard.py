@@ -72,3 +72,18 @@ def check_roles(engine: Engine) -> None:
             f"a user) holding only what `dwh migrate {catalog.pipeline}` grants it."
         )
         raise RoleRightsError(msg)
+
+
+def guarded_engine(pipeline: str, *, tolerate_unreachable: bool = False) -> Engine:
+    """The engine every flow and command starts from, after the role check (seed §12).
+
+    `tolerate_unreachable` is for health, whose job is to report a database that does
+    not answer: then the check is left to the reachability checks that follow.
+    """
+    engine = Engine.from_settings(pipeline)
+    try:
+        check_roles(engine)
+    except psycopg.OperationalError:
+        if not tolerate_unreachable:
+            raise
+    return engine

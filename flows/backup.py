@@ -5,12 +5,12 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from dwh.backup import BackupResult, backup
-from dwh.engine import Engine
+from dwh.guard import guarded_engine
 
 
 @flow(name="backup", flow_run_name="backup-{pipeline}")
 def backup_pipeline(pipeline: str, keep: int = 7) -> BackupResult:
-    engine = Engine.from_settings(pipeline)
+    engine = guarded_engine(pipeline)
     result = backup(engine.catalog, engine.warehouse_conninfo, engine.location, engine.sql_dir, keep=keep)
     get_run_logger().info(
         "backed up %s (%s bytes) to %s; deleted %s old backup(s)",

@@ -14,7 +14,7 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 
 from dwh.datamarts import DatamartResult, datamart_names
-from dwh.engine import Engine
+from dwh.guard import guarded_engine
 from dwh.transform import exclusive_run
 from flows.outcome import finished, outcome_of
 from tasks.datamarts import refresh_datamart_task
@@ -36,7 +36,7 @@ class DatamartsOutcome:
 @flow(name="datamarts", flow_run_name="datamarts-{pipeline}")
 def datamarts(pipeline: str = "osm_notes", full_rebuild: bool = False) -> State[Any]:
     """Refresh every datamart of the pipeline, one transaction each."""
-    engine = Engine.from_settings(pipeline)
+    engine = guarded_engine(pipeline)
     with exclusive_run(engine.warehouse_conninfo, f"dwh:{pipeline}:datamarts") as acquired:
         if not acquired:
             return finished(DatamartsOutcome(pipeline, skipped=True), skipped=True)

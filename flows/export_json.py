@@ -13,8 +13,8 @@ from typing import Any
 from prefect import flow
 from prefect.client.schemas.objects import State
 
-from dwh.engine import Engine
 from dwh.export import ExportResult
+from dwh.guard import guarded_engine
 from dwh.transform import exclusive_run
 from flows.outcome import finished, outcome_of
 from tasks.export import export_json_task
@@ -36,7 +36,7 @@ class ExportOutcome:
 @flow(name="export_json", flow_run_name="export-json-{pipeline}")
 def export_json(pipeline: str = "osm_notes", full: bool = False) -> State[Any]:
     """Render changed documents (all with `full`), validate, publish, keep the last versions."""
-    conninfo = Engine.from_settings(pipeline).warehouse_conninfo
+    conninfo = guarded_engine(pipeline).warehouse_conninfo
     with exclusive_run(conninfo, f"dwh:{pipeline}:export") as acquired:
         if not acquired:
             return finished(ExportOutcome(pipeline, skipped=True), skipped=True)

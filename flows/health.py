@@ -6,7 +6,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
-from dwh.engine import Engine
+from dwh.guard import guarded_engine
 from dwh.health import Check, check_health
 
 
@@ -18,7 +18,7 @@ def health_markdown(pipeline: str, checks: list[Check]) -> str:
 
 @flow(name="health", flow_run_name="health-{pipeline}")
 def health(pipeline: str) -> list[Check]:
-    checks = check_health(Engine.from_settings(pipeline))
+    checks = check_health(guarded_engine(pipeline, tolerate_unreachable=True))
     failed = [c for c in checks if not c.ok]
     create_markdown_artifact(
         markdown=health_markdown(pipeline, checks), key=f"health-{pipeline.replace('_', '-')}"

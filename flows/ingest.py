@@ -18,7 +18,7 @@ from prefect.context import TaskRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from dwh.engine import Engine
-from dwh.guard import check_roles
+from dwh.guard import guarded_engine
 from dwh.load import LoadResult
 from dwh.locks import table_lock
 from dwh.report import IngestFailedError, IngestSummary, TableOutcome, summary_markdown
@@ -93,8 +93,7 @@ def ingest(
     backfill_from: datetime | None = None,
 ) -> IngestSummary:
     """Move the pipeline's tables extract → object storage → idempotent load."""
-    engine = Engine.from_settings(pipeline)
-    check_roles(engine)  # never as a superuser or with rights beyond the pipeline's (seed §12)
+    engine = guarded_engine(pipeline)  # never as a superuser or with rights beyond the pipeline's
     selected = engine.catalog.select(tables)
     incremental = [t.name for t in selected if t.mode.incremental]
     rewind_to = RESEED_FROM if full_refresh else backfill_from

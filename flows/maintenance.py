@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from dwh.engine import Engine
+from dwh.guard import guarded_engine
 from dwh.maintenance import MaintenanceResult, prune_artifacts, prune_processed, prune_runs, vacuum_analyze
 
 
@@ -14,7 +14,7 @@ def maintenance(
     pipeline: str, run_log_days: int = 90, artifact_days: int = 30, processed_days: int | None = None
 ) -> MaintenanceResult:
     """`processed_days=None` keeps processed/ CSVs forever (the seed's audit trail)."""
-    engine = Engine.from_settings(pipeline)
+    engine = guarded_engine(pipeline)
     result = MaintenanceResult(
         vacuumed=tuple(vacuum_analyze(engine)),
         runs_deleted=prune_runs(engine, run_log_days),

@@ -16,7 +16,7 @@ from typing import Any
 from prefect import flow
 from prefect.client.schemas.objects import State
 
-from dwh.engine import Engine
+from dwh.guard import guarded_engine
 from dwh.report import IngestSummary
 from dwh.transform import TransformResult, exclusive_run
 from flows.ingest import ingest
@@ -61,7 +61,7 @@ def osm_notes_etl(
     `tables`, `full_refresh` and `backfill_from` go to the ingest (see `flows.ingest`);
     the transform always processes whatever reached bronze since its last run.
     """
-    conninfo = Engine.from_settings(pipeline).warehouse_conninfo
+    conninfo = guarded_engine(pipeline).warehouse_conninfo
     with exclusive_run(conninfo, etl_lock_name(pipeline)) as acquired:
         if not acquired:
             return finished(EtlOutcome(pipeline, skipped=True), skipped=True)

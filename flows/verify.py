@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from dwh.engine import Engine
+from dwh.guard import guarded_engine
 from dwh.verify import Gate, verify
 
 
@@ -17,7 +17,7 @@ def gates_markdown(pipeline: str, gates: list[Gate]) -> str:
 
 @flow(name="verify", flow_run_name="verify-{pipeline}")
 def verify_pipeline(pipeline: str) -> list[Gate]:
-    gates = verify(Engine.from_settings(pipeline))
+    gates = verify(guarded_engine(pipeline))
     create_markdown_artifact(
         markdown=gates_markdown(pipeline, gates), key=f"verify-{pipeline.replace('_', '-')}"
     )

@@ -29,7 +29,7 @@ import time
 import traceback
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
@@ -48,7 +48,7 @@ from dwh.guard import RoleRightsError, excess_rights
 from dwh.migrate import migrate
 from dwh.report import IngestFailedError, IngestSummary
 from dwh.seed import seed_source
-from dwh.settings import SourceSettings, WarehouseSettings
+from dwh.settings import SourceSettings, UrlError, WarehouseSettings
 from flows.ingest import ingest
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, Stack
 from tests.outages import split_env
@@ -98,6 +98,84 @@ def test_flows_refuse_to_start_as_a_superuser(env: Env, monkeypatch: pytest.Monk
     # Refused before anything ran: no run row, no part.
     assert env.query("wh", "SELECT count(*) FROM fleet_control.extract_runs") == [(0,)]
     assert env.location_keys("fleet") == []
+
+
+def _every_flow() -> list[tuple[str, Callable[[], object]]]:
+    from flows.backup import backup_pipeline  # noqa: PLC0415
+    from flows.datamarts import datamarts  # noqa: PLC0415
+    from flows.export_json import export_json  # noqa: PLC0415
+    from flows.health import health  # noqa: PLC0415
+    from flows.maintenance import maintenance  # noqa: PLC0415
+    from flows.osm_notes import osm_notes_etl  # noqa: PLC0415
+    from flows.verify import verify_pipeline  # noqa: PLC0415
+
+    return [
+        ("ingest", lambda: ingest("fleet")),
+        ("osm_notes_etl", lambda: osm_notes_etl("fleet")),
+        ("datamarts", lambda: datamarts("fleet")),
+        ("export_json", lambda: export_json("fleet")),
+        ("health", lambda: health("fleet")),
+        ("verify", lambda: verify_pipeline("fleet")),
+        ("backup", lambda: backup_pipeline("fleet")),
+        ("maintenance", lambda: maintenance("fleet")),
+    ]
+
+
+def test_every_flow_and_command_that_opens_the_warehouse_refuses_a_superuser(
+    env: Env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from dwh.cli import app  # noqa: PLC0415
+
+    env.migrate()
+    monkeypatch.setenv("DWH_WAREHOUSE_URL", env.warehouse_admin)
+    refusal = r"refusing to run pipeline fleet: the warehouse role 'postgres' .* it is a superuser"
+    for name, run in _every_flow():
+        with pytest.raises(RoleRightsError, match=rf"(?s){refusal}"):
+            run()
+        assert env.query("wh", "SELECT count(*) FROM fleet_control.extract_runs") == [(0,)], name
+    csv = tmp_path / "devices.csv"
+    csv.write_text("device_id\n1\n")
+    for command in (
+        ["verify", "fleet"],
+        ["health", "fleet"],
+        ["backup", "fleet"],
+        ["datamarts", "fleet"],
+        ["export-json", "fleet"],
+        ["import-csv", "fleet", "devices", str(csv)],
+    ):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 1, (command, result.output)
+        assert re.search(rf"(?s)error: {refusal}", " ".join(result.output.split())), (command, result.output)
+    assert env.query("wh", "SELECT count(*) FROM fleet_control.extract_runs") == [(0,)]
+    assert env.location_keys("fleet") == [], "nothing written before the refusal"
+
+
+def test_a_malformed_url_is_an_error_naming_the_setting_never_the_password(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libpq quotes a bad percent-escape back, and in a URL that is usually the password."""
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from dwh.cli import app  # noqa: PLC0415
+
+    assert env.source_db
+    secret = "s3cr%t-Passw0rd"  # noqa: S105 - a bad percent-escape libpq would quote back
+    monkeypatch.setenv("DWH_SOURCE_URL", f"postgresql://reader:{secret}@127.0.0.1:5432/src")
+    for command in (["verify", "fleet"], ["drift", "fleet"], ["preflight", "fleet"], ["health", "fleet"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 1, (command, result.output)
+        assert "s3cr" not in result.output, command
+        assert "error: DWH_SOURCE_URL is not a valid PostgreSQL URL" in " ".join(result.output.split()), (
+            command,
+            result.output,
+        )
+    with pytest.raises(UrlError) as caught:
+        ingest("fleet", tables=["devices"])
+    flat = "".join(traceback.format_exception(caught.value))  # what a flow's Failed state and logs carry
+    assert "s3cr" not in flat
+    assert "DWH_SOURCE_URL is not a valid PostgreSQL URL" in flat
 
 
 def test_flows_refuse_an_owner_role_with_rights_beyond_the_pipelines(env: Env) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 _IDENT = r"^[a-z_][a-z0-9_]*$"
 Ident = Annotated[str, Field(pattern=_IDENT, max_length=40)]
@@ -34,6 +34,32 @@ class Mode(StrEnum):
     @property
     def incremental(self) -> bool:
         return self is not Mode.SNAPSHOT
+
+
+# What may hide a `;` without ending a statement: string literals (with '' and, in E'',
+# backslash escapes), dollar quotes, quoted identifiers and comments.
+_NOT_CODE = re.compile(
+    r"""[Ee]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|(\$[A-Za-z_0-9]*\$).*?\1|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/""",
+    re.DOTALL,
+)
+
+
+def expression_problem(expression: str) -> str | None:
+    """Why a `columns:` value is not one SQL expression, or None.
+
+    Catalog expressions are reviewed configuration, spliced into the extract's SELECT:
+    a `;` outside quotes and comments would end that statement and start another on the
+    source. The server checks again (the probe runs alone, over the extended protocol,
+    in a READ ONLY transaction); this is the early, named error.
+    """
+    if not expression.strip():
+        return "an empty expression"
+    code = _NOT_CODE.sub(" ", expression)
+    if ";" in code:
+        return "must be one SQL expression: ';' would end the extract's statement and start another"
+    if "'" in code or '"' in code or re.search(r"\$[A-Za-z_]*\$", code) or "/*" in code:
+        return "has an unterminated quote or comment"
+    return None
 
 
 class TableSpec(BaseModel):
@@ -58,6 +84,16 @@ class TableSpec(BaseModel):
     )
     chunk_rows: int | None = Field(default=None, ge=1)
     cadence_minutes: int | None = Field(default=None, ge=1)
+
+    @field_validator("columns")
+    @classmethod
+    def _one_expression_each(cls, columns: dict[str, str]) -> dict[str, str]:
+        for column, expression in columns.items():
+            problem = expression_problem(expression)
+            if problem:
+                msg = f"columns.{column}: {problem}"
+                raise ValueError(msg)
+        return columns
 
     @model_validator(mode="after")
     def _incremental_needs_watermark_and_key(self) -> TableSpec:

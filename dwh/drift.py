@@ -111,7 +111,11 @@ def quoted(schema: str, table: str) -> str:
 def probe_expressions(
     source: psycopg.Connection[Any], sql_dir: Path, catalog: Catalog, table: TableSpec
 ) -> dict[str, str]:
-    """Bronze column -> PostgreSQL's error for every `columns:` expression that no longer compiles."""
+    """Bronze column -> PostgreSQL's error for every `columns:` expression that no longer compiles.
+
+    The probe can change nothing: a READ ONLY transaction that is always rolled back, and
+    the extended protocol (binary results), which refuses more than one statement.
+    """
     errors: dict[str, str] = {}
     relation = sql.Identifier(catalog.source_schema_of(table), table.source_table)
     for column, expression in table.columns.items():
@@ -119,8 +123,9 @@ def probe_expressions(
             sql_dir / "engine" / "probe_expression.sql", expression=sql.SQL(expression), source=relation
         )
         try:
-            with source.transaction():
-                source.execute(query)
+            with source.transaction(force_rollback=True), source.cursor() as cur:
+                cur.execute("SET TRANSACTION READ ONLY")
+                cur.execute(query, binary=True)
         except psycopg.Error as exc:
             errors[column] = (exc.diag.message_primary or str(exc)).strip()
     return errors

@@ -225,6 +225,8 @@ def extract_table(
         psycopg.connect(engine.source_conninfo, autocommit=True) as source,
         psycopg.connect(engine.warehouse_conninfo, autocommit=True) as warehouse,
     ):
+        # The extract only reads: a catalog expression calling a function that writes fails.
+        source.execute("SET default_transaction_read_only = on")
         runlog = RunLog(warehouse, catalog, engine.sql_dir)
         try:
             plan = plan_columns(catalog, table, source, warehouse, engine.sql_dir)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
@@ -154,3 +157,66 @@ def test_column_nullable_in_source_but_not_in_bronze_is_a_warning_naming_it() ->
     (finding,) = compare_table(catalog, table, source, bronze, {})
 
     assert (finding.column, finding.change, finding.severity) == ("name", "nullability changed", "warn")
+
+
+INJECTION = (
+    "distance_m / 1000.0 AS probe FROM public.trips LIMIT 0; CREATE TABLE public.injected(x int); SELECT 1"
+)
+
+
+def _catalog_with(tmp_path: Path, expression: str) -> Path:
+    text = (PIPELINES_DIR / "fleet.yaml").read_text(encoding="utf-8")
+    original = next(line for line in text.splitlines() if line.strip().startswith("distance_km:"))
+    indent = original[: len(original) - len(original.lstrip())]
+    folder = tmp_path / "pipelines"
+    folder.mkdir()
+    (folder / "fleet.yaml").write_text(
+        text.replace(original, f"{indent}distance_km: {json.dumps(expression)}"), encoding="utf-8"
+    )
+    return folder
+
+
+def _injected(env: Env) -> bool:
+    return bool(env.query("source", "SELECT to_regclass('public.injected') IS NOT NULL")[0][0])
+
+
+def test_a_columns_expression_with_a_second_statement_is_refused_by_name_and_never_runs(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.migrate()
+    _seed()
+    monkeypatch.setenv("DWH_PIPELINES_DIR", str(_catalog_with(tmp_path, INJECTION)))
+
+    code, output = _drift()
+
+    assert code == 1
+    assert "fleet.yaml" in output
+    assert "trips" in output
+    assert "columns.distance_km: must be one SQL expression" in output
+    assert not _injected(env), "the second statement ran on the source"
+
+
+def test_the_expression_probe_and_the_extract_can_change_nothing_on_the_source(env: Env) -> None:
+    """Past the catalog's check (a spec built without it), the server refuses it too."""
+    from dwh.drift import probe_expressions  # noqa: PLC0415
+    from dwh.extract import extract_table  # noqa: PLC0415
+
+    env.migrate()
+    _seed()
+    env.query(
+        "source",
+        "CREATE FUNCTION public.write_something() RETURNS int LANGUAGE sql AS "
+        "$$ CREATE TABLE public.injected(x int); SELECT 1 $$",
+    )
+    engine = env.engine()
+    trips = engine.catalog.table("trips")
+    spec = trips.model_copy(update={"columns": {**trips.columns, "distance_km": INJECTION}})
+    with psycopg.connect(engine.source_conninfo, autocommit=True) as source:
+        errors = probe_expressions(source, SQL_DIR, engine.catalog, spec)
+    assert "cannot insert multiple commands into a prepared statement" in errors["distance_km"], errors
+    assert not _injected(env)
+    # The extract's own session is read-only too: a writing function in an expression fails it.
+    spec = trips.model_copy(update={"columns": {**trips.columns, "distance_km": "public.write_something()"}})
+    with pytest.raises(Exception, match="read-only transaction"):
+        extract_table(engine, spec)
+    assert not _injected(env)

@@ -61,11 +61,16 @@ def _split_password(conninfo: str) -> tuple[str, dict[str, str]]:
     return make_conninfo("", **{k: str(v) for k, v in params.items() if v is not None}), env
 
 
-def _run(command: list[str], env: dict[str, str], what: str) -> None:
+def _output(command: list[str], env: dict[str, str], what: str) -> str:
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         msg = f"{what} failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}"
         raise BackupError(msg)
+    return done.stdout
+
+
+def _run(command: list[str], env: dict[str, str], what: str) -> None:
+    _output(command, env, what)
 
 
 def backups_prefix(location: Location, pipeline: str) -> str:
@@ -124,12 +129,28 @@ def restore(
     elif key not in backups:
         msg = f"pipeline {catalog.pipeline}: no backup {key} (have: {', '.join(backups) or 'none'})"
         raise BackupError(msg)
-    migrate(catalog, settings, sql_dir)  # roles and schemas, so the archive's owners exist
-    target, env = _split_password(settings.admin_conninfo())
+    migrate(catalog, settings, sql_dir)  # roles and schemas, owned by the pipeline's owner
+    # As the owner, never the admin: anyone holding the storage keys can replace an
+    # archive, and whatever SQL it carries (an index on a function, a default) then runs
+    # with the owner's rights in its own schemas, not a superuser's.
+    owner = make_conninfo(
+        settings.admin_conninfo(),
+        user=catalog.owner_role,
+        password=settings.owner_password.get_secret_value() or None,
+        application_name="dwh-restore",
+    )
+    target, env = _split_password(owner)
     with spool_dir() as spool:
         archive = spool / "restore.dump"
         with location.storage.open_read(key) as source, archive.open("wb") as sink:
             shutil.copyfileobj(source, sink, 1 << 20)
+        # The schemas exist (migrate made them, owned by the owner, who may not create
+        # schemas): restore everything in them, not the schemas themselves.
+        listing = spool / "restore.list"
+        toc = _output([_tool("pg_restore"), "--list", str(archive)], env, f"pg_restore --list of {key}")
+        kept = [line for line in toc.splitlines(keepends=True) if " SCHEMA - " not in line]
+        listing.write_text("".join(kept))
         command = [_tool("pg_restore"), "--clean", "--if-exists", "--exit-on-error", "--single-transaction"]
-        _run([*command, "--dbname", target, str(archive)], env, f"pg_restore of {key}")
+        command += ["--no-owner", f"--use-list={listing}", "--dbname", target, str(archive)]
+        _run(command, env, f"pg_restore of {key} as {catalog.owner_role}")
     return owned_schemas(catalog, settings.admin_conninfo(), sql_dir)

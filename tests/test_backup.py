@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import psycopg
 import pytest
 from psycopg import sql
 
+from dwh import devstack
 from dwh.backup import BackupError, backup, list_backups, restore
 from dwh.seed import seed_source
 from dwh.settings import SourceSettings, WarehouseSettings
@@ -73,3 +76,40 @@ def test_restoring_an_unknown_backup_names_what_exists(env: Env) -> None:
     engine = env.engine()
     with pytest.raises(BackupError, match=r"no backup nope\.dump \(have: none\)"):
         restore(engine.catalog, "nope.dump", engine.location, WarehouseSettings(), SQL_DIR)  # type: ignore[call-arg]
+
+
+def test_a_replaced_archive_runs_with_the_owners_rights_never_a_superusers(env: Env) -> None:
+    """Whoever holds the storage keys can swap an archive: its SQL must not run as the admin.
+
+    The forged archive is a real backup plus a table whose CHECK calls a function that
+    creates a table in `public` (PostgreSQL 15: only the database owner may); the check
+    runs for every row the restore's COPY loads, as the restoring role.
+    """
+    env.migrate()
+    engine = env.engine()
+    forge = [
+        (
+            "CREATE FUNCTION fleet_bronze.pwn(x int) RETURNS int LANGUAGE plpgsql AS "
+            "$$ BEGIN EXECUTE 'CREATE TABLE IF NOT EXISTS public.pwned(x int)'; RETURN x; END $$"
+        ),
+        "CREATE TABLE fleet_bronze.bait (x int CHECK (fleet_bronze.pwn(x) = x))",
+        "INSERT INTO fleet_bronze.bait VALUES (1)",
+        "DROP TABLE public.pwned",
+    ]
+    for statement in forge:
+        env.query("wh", statement)
+    key = f"{engine.location.key('fleet', 'backups')}/20990101_000000_000000_UTC.dump"
+    dump = engine.location.storage.staging_path(key, env.stack.state_dir)
+    subprocess.run(
+        [str(devstack.PG_BIN / "pg_dump"), "--format=custom", "--schema=fleet_bronze", "--schema=fleet_control",
+         "--file", str(dump), "--dbname", env.warehouse_admin],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    engine.location.storage.publish(dump, key)
+    _recreate_warehouse(env)
+
+    with pytest.raises(BackupError, match=r"as fleet_owner failed .*permission denied for schema public"):
+        restore(engine.catalog, "latest", engine.location, WarehouseSettings(), SQL_DIR)  # type: ignore[call-arg]
+
+    assert env.query("wh", "SELECT to_regclass('public.pwned')") == [(None,)]
+    assert env.query("wh", "SELECT to_regclass('fleet_bronze.bait')") == [(None,)], "one transaction: nothing"

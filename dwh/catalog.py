@@ -257,13 +257,24 @@ def _yaml_line(raw: str, table: str | None) -> str:
     return ""
 
 
-def _normalise(data: object, path: Path) -> dict[str, Any]:
-    """Accept `tables:` as a mapping name -> spec (the friendly form) or a list."""
+def _normalise(data: object, path: Path, raw: str) -> dict[str, Any]:
+    """Accept `tables:` as a mapping name -> spec (the friendly form) or a list.
+
+    A value of the wrong shape is a CatalogError naming it, never a TypeError: that would
+    read as a bug, and the flows would retry it.
+    """
     if not isinstance(data, dict):
         msg = f"{path}: expected a mapping at the top level"
         raise CatalogError(msg)
     tables = data.get("tables")
     if isinstance(tables, dict):
+        for name, spec in tables.items():
+            if spec is not None and not isinstance(spec, dict):
+                msg = (
+                    f"{path}: table {name!r}{_yaml_line(raw, str(name))}: expected a mapping of settings "
+                    f"(mode:, key:, …), got {type(spec).__name__} {spec!r}"
+                )
+                raise CatalogError(msg)
         data = {**data, "tables": [{"name": k, **(v or {})} for k, v in tables.items()]}
     return data
 
@@ -274,7 +285,7 @@ def parse_catalog(raw: str, path: Path) -> Catalog:
     except yaml.YAMLError as exc:
         msg = f"{path}: not valid YAML: {exc}"
         raise CatalogError(msg) from exc
-    data = _normalise(data, path)
+    data = _normalise(data, path, raw)
     try:
         catalog = Catalog.model_validate({**data, "path": path})
     except ValidationError as exc:

@@ -74,3 +74,14 @@ def test_unknown_table_and_missing_catalog_name_what_exists() -> None:
         catalog.select(["trucks"])
     with pytest.raises(CatalogError, match=r"no catalog for pipeline 'shop' .*available: \['fleet'"):
         load_catalog("shop", PIPELINES_DIR)
+
+
+@pytest.mark.parametrize("spec", ["append", "[1, 2]", "5"])
+def test_a_table_that_is_not_a_mapping_is_a_catalog_error_naming_table_and_line(
+    tmp_path: Path, spec: str
+) -> None:
+    """Never a TypeError: the flows retry those as if they were transient."""
+    path = tmp_path / "shop.yaml"
+    path.write_text(f"pipeline: shop\ntables:\n  orders:\n    mode: snapshot\n  trips: {spec}\n")
+    with pytest.raises(CatalogError, match=r"shop\.yaml: table 'trips', line 5: expected a mapping"):
+        parse_catalog(path.read_text(), path)

@@ -45,6 +45,20 @@ def _check_header(path: Path, columns: list[str], where: str) -> None:
         raise CsvImportError(msg)
 
 
+def _check_no_nul(path: Path, where: str) -> None:
+    """PostgreSQL text cannot hold a NUL byte: COPY would refuse the part at every load and
+    block the table. Refused here, with its line, before anything is registered."""
+    lines = 1
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            at = chunk.find(b"\x00")
+            if at >= 0:
+                line = lines + chunk.count(b"\n", 0, at)
+                msg = f"{where}: {path} line {line}: a NUL byte (0x00), which PostgreSQL text cannot hold"
+                raise CsvImportError(msg)
+            lines += chunk.count(b"\n")
+
+
 def split_csv(path: Path, into: Path, chunk_rows: int) -> list[tuple[Path, int]]:
     """Stream `path` into CSV files of at most `chunk_rows` rows; return (file, rows) in order."""
     into.mkdir(parents=True, exist_ok=True)
@@ -64,6 +78,7 @@ def import_csv(engine: Engine, table: TableSpec, path: Path) -> ExtractResult:
     if not path.is_file():
         msg = f"{where}: no such file {path}"
         raise CsvImportError(msg)
+    _check_no_nul(path, where)
     with psycopg.connect(engine.warehouse_conninfo, autocommit=True) as warehouse:
         _check_header(path, bronze_columns(warehouse, catalog, table, engine.sql_dir), where)
         runlog = RunLog(warehouse, catalog, engine.sql_dir)

@@ -106,3 +106,21 @@ def test_header_that_does_not_match_bronze_is_refused_naming_the_column(env: Env
 
     assert env.location_keys("fleet", "exports") == []
     assert env.query("wh", "SELECT count(*) FROM fleet_control.extract_runs") == [(0,)]
+
+
+def test_a_nul_byte_is_refused_with_its_line_before_anything_is_registered(env: Env, tmp_path: Path) -> None:
+    """Past the import, COPY would refuse the part at every load and the table would stay blocked."""
+    env.migrate()
+    seed_source(SourceSettings().conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    dump = tmp_path / "alarms.csv"
+    _dump_alarms(dump)
+    lines = dump.read_bytes().split(b"\n")
+    lines[3] = lines[3].replace(b",", b",\x00", 1)
+    dump.write_bytes(b"\n".join(lines))
+    engine = env.engine()
+
+    with pytest.raises(CsvImportError, match=r"alarms\.csv line 4: a NUL byte"):
+        import_csv(engine, engine.catalog.table("alarms"), dump)
+
+    assert env.location_keys("fleet", "exports") == []
+    assert env.query("wh", "SELECT count(*) FROM fleet_control.extract_runs") == [(0,)]

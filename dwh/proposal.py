@@ -321,7 +321,18 @@ def render_catalog(
     if kept is not None and kept.export is not None:
         documents = {d.name: d.path for d in kept.export.documents}
         lines += ["", f"export:  # {KEPT}", "  documents:", *_yaml_block(documents, 4)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(_one_line(line) for line in lines) + "\n"
+
+
+# Every entry of a proposal is one line. A source identifier (a constraint, column or
+# table name) may hold a line break: written raw into a `# reason` comment it would end
+# the comment and turn the rest of the name into catalog entries.
+_BREAKS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, 0x85) if c != ord("\t")}
+_BREAKS |= {0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def _one_line(line: str) -> str:
+    return line.translate(_BREAKS)
 
 
 def propose_from_source(

@@ -214,3 +214,18 @@ def test_init_on_a_schema_without_tables_fails_naming_it_and_writes_nothing(tmp_
     assert result.exit_code == 1
     assert "source schema(s) nothing_here hold no tables" in " ".join(result.output.split())
     assert not out.exists()
+
+
+def test_a_source_name_with_a_line_break_stays_inside_its_comment(env: Env, tmp_path: Path) -> None:
+    """A constraint name is free text; written raw after `#` it would add catalog entries."""
+    name = "widgets_pkey\n  evil:\n    mode: snapshot\n    key: [id]\n  #"
+    env.query("source", "CREATE TABLE public.widgets (id int NOT NULL, label text)")
+    env.query("source", f'ALTER TABLE public.widgets ADD CONSTRAINT "{name}" PRIMARY KEY (id)')
+    out = tmp_path / "shop.yaml"
+
+    result = runner.invoke(app, ["init", "shop", "--from-source", "--out", str(out)])
+
+    assert result.exit_code == 0, result.output
+    catalog = load_catalog("shop", tmp_path)
+    assert [t.name for t in catalog.tables] == ["widgets"]
+    assert "PRIMARY KEY widgets_pkey\\x0a  evil:\\x0a" in out.read_text()

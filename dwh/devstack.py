@@ -519,6 +519,8 @@ def _server_config(port: int, socket_dir: Path) -> str:
         "listen_addresses": HOST,
         "port": str(port),
         "unix_socket_directories": str(socket_dir),
+        # The socket is for pg_ctl (the cluster's OS user); everyone else uses TCP with a password.
+        "unix_socket_permissions": "0700",
         "fsync": "off",
         "synchronous_commit": "off",
         "full_page_writes": "off",
@@ -532,9 +534,11 @@ def _server_config(port: int, socket_dir: Path) -> str:
     return "".join(f"{name} = {value}\n" for name, value in quoted.items())
 
 
+# Over the socket only the cluster's own OS user, as the superuser (peer, not trust: the
+# socket would otherwise make any local account a superuser without a password).
 _PG_HBA = f"""\
 # TYPE  DATABASE  USER        ADDRESS       METHOD
-local   all       {SUPERUSER}                  trust
+local   all       {SUPERUSER}                  peer
 host    all       all         {HOST}/32  scram-sha-256
 """
 

@@ -166,6 +166,22 @@ def test_template_postgis_clones_into_a_database_with_postgis(
     assert _scalar(admin, is_template) is True
 
 
+def test_the_superuser_socket_admits_only_the_clusters_os_user(running_stack: StackInfo) -> None:
+    """No passwordless superuser for any local account: peer auth and a 0700 socket."""
+    admin = devstack.env(running_stack.state_dir)["DWH_WAREHOUSE_ADMIN_URL"]
+    socket_dir = Path(str(_scalar(admin, "SHOW unix_socket_directories")))
+    sock = socket_dir / f".s.PGSQL.{running_stack.postgres.port}"
+    assert sock.stat().st_mode & 0o777 == 0o700
+    over_socket = f"host={socket_dir} port={running_stack.postgres.port} user=postgres dbname=postgres"
+    with pytest.raises(psycopg.OperationalError, match="Peer authentication failed"):
+        psycopg.connect(over_socket).close()  # root is not the cluster's OS user
+    as_cluster_user = subprocess.run(
+        ["runuser", "-u", devstack.DB_OS_USER, "--", str(devstack.PG_BIN / "psql"), over_socket, "-Atc", "SELECT 1"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert as_cluster_user.stdout.strip() == "1", as_cluster_user.stderr
+
+
 def test_stack_file_is_readable_by_its_owner_only(running_stack: StackInfo) -> None:
     mode = (running_stack.state_dir / "stack.json").stat().st_mode & 0o777
 

@@ -178,6 +178,17 @@ class StorageSettings(BaseSettings):
     verify_tls: bool = Field(
         default=True, description="false only for a throwaway endpoint: certificates are not checked"
     )
+    sse: Literal["AES256", "aws:kms"] | None = Field(
+        default=None, description="server-side encryption asked for on every object the engine writes"
+    )
+    sse_kms_key_id: str | None = Field(default=None, description="KMS key (id, ARN or alias) for sse=aws:kms")
+
+    def encryption_args(self) -> dict[str, str]:
+        """boto3 ExtraArgs for uploads and copies; empty when nothing is asked for."""
+        args: dict[str, str] = {"ServerSideEncryption": self.sse} if self.sse else {}
+        if self.sse == "aws:kms" and self.sse_kms_key_id:
+            args["SSEKMSKeyId"] = self.sse_kms_key_id
+        return args
 
     @field_validator("url")
     @classmethod

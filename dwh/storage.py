@@ -129,6 +129,10 @@ class S3Storage:
 
     bucket: str
     client: S3Client = field(repr=False)
+    # Server-side encryption headers for every object we write (DWH_STORAGE_SSE): parts,
+    # their copies in processed/ and backups. Bucket default encryption does the same
+    # for every writer, Prefect's results included, and is the first choice.
+    encryption: dict[str, str] = field(default_factory=dict)
 
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -139,7 +143,9 @@ class S3Storage:
     def publish(self, staged: Path, key: str) -> None:
         """Upload in 16 MB multipart chunks: the object appears only when complete."""
         try:
-            self.client.upload_file(str(staged), self.bucket, key, Config=_MULTIPART)
+            self.client.upload_file(
+                str(staged), self.bucket, key, Config=_MULTIPART, ExtraArgs=self.encryption or None
+            )
         except (BotoCoreError, ClientError) as exc:
             msg = f"upload to {self.url(key)} failed: {exc}"
             raise StorageError(msg) from exc
@@ -180,7 +186,13 @@ class S3Storage:
                 return  # an earlier attempt finished the move
             msg = f"cannot move {self.url(src)}: no such object"
             raise StorageError(msg)
-        self.client.copy({"Bucket": self.bucket, "Key": src}, self.bucket, dst, Config=_MULTIPART)
+        self.client.copy(
+            {"Bucket": self.bucket, "Key": src},
+            self.bucket,
+            dst,
+            Config=_MULTIPART,
+            ExtraArgs=self.encryption or None,
+        )
         if self.size(dst) != source_size:
             msg = f"copy of {self.url(src)} to {self.url(dst)} differs in size; kept both"
             raise StorageError(msg)
@@ -222,7 +234,8 @@ def open_location(settings: StorageSettings) -> Location:
     """Turn DWH_STORAGE_URL into a back-end and prefix."""
     parsed = urlparse(settings.url)
     if settings.scheme == "s3":
-        return Location(S3Storage(parsed.netloc, s3_client(settings)), parsed.path.strip("/"))
+        storage = S3Storage(parsed.netloc, s3_client(settings), encryption=settings.encryption_args())
+        return Location(storage, parsed.path.strip("/"))
     root = Path(parsed.path)
     root.mkdir(parents=True, exist_ok=True)
     return Location(LocalStorage(root), "")

@@ -113,3 +113,24 @@ def test_a_replaced_archive_runs_with_the_owners_rights_never_a_superusers(env: 
 
     assert env.query("wh", "SELECT to_regclass('public.pwned')") == [(None,)]
     assert env.query("wh", "SELECT to_regclass('fleet_bronze.bait')") == [(None,)], "one transaction: nothing"
+
+
+@pytest.mark.parametrize("storage_kind", ["s3"], indirect=True)
+def test_parts_their_processed_copies_and_backups_are_written_with_server_side_encryption(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DWH_STORAGE_SSE", "aws:kms")
+    monkeypatch.setenv("DWH_STORAGE_SSE_KMS_KEY_ID", "alias/dwh")
+    env.migrate()
+    engine = env.engine()
+    seed_source(SourceSettings().conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    ingest("fleet", tables=["devices"])
+    taken = backup(engine.catalog, engine.warehouse_conninfo, engine.location, SQL_DIR, keep=2)
+
+    storage = engine.location.storage
+    written = [*env.location_keys("fleet", "processed"), taken.key]
+    assert len(written) == 2
+    for key in written:
+        head = storage.client.head_object(Bucket=storage.bucket, Key=key)  # type: ignore[attr-defined]
+        assert head.get("ServerSideEncryption") == "aws:kms", key
+        assert "alias/dwh" in head.get("SSEKMSKeyId", ""), key

@@ -19,11 +19,21 @@ FLEET_TABLES = {"devices", "live_positions", "geofences", "position_history", "t
 def test_migrations_apply_on_empty_warehouse_then_reapply_as_noop(env: Env) -> None:
     catalog = env.catalog()
     first = migrate(catalog, WarehouseSettings(), SQL_DIR)  # type: ignore[call-arg]
-    assert first.applied == ["0001_control.sql", "0002_export.sql", "0100_bronze.sql"]
+    assert first.applied == [
+        "0001_control.sql",
+        "0002_export.sql",
+        "0003_rewind_fence.sql",
+        "0100_bronze.sql",
+    ]
 
     second = migrate(catalog, WarehouseSettings(), SQL_DIR)  # type: ignore[call-arg]
     assert second.applied == []
-    assert second.already_applied == ["0001_control.sql", "0002_export.sql", "0100_bronze.sql"]
+    assert second.already_applied == [
+        "0001_control.sql",
+        "0002_export.sql",
+        "0003_rewind_fence.sql",
+        "0100_bronze.sql",
+    ]
 
     tables = {
         r[0] for r in env.query("wh", "SELECT tablename FROM pg_tables WHERE schemaname = 'fleet_bronze'")

@@ -107,6 +107,8 @@ def _print_summary(summary: IngestSummary) -> None:
             t.error or "",
         )
     console.print(table)
+    for t in summary.held_back:
+        console.print(f"[yellow]{t.table} held back: {t.held_back}[/]", highlight=False)
 
 
 class _Bars:

@@ -2,8 +2,9 @@
 
 Cheap checks only (no row counts: that is `dwh verify`): both databases reachable
 with the sslmode in force, storage writable, the exports/ backlog, table freshness
-and recent failures, the last successful run of each flow within its cadence,
-datamart-style tables non-empty, and free disk where parts are spooled.
+and recent failures, how far an open source transaction holds the extracts back, the
+last successful run of each flow within its cadence, datamart-style tables non-empty,
+and free disk where parts are spooled.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import psycopg
 from psycopg import sql
 
 from dwh.engine import Engine
+from dwh.holdback import latest_holdbacks
 from dwh.load import run_parts
 from dwh.runlog import engine_sql
-from dwh.settings import redact_conninfo
+from dwh.settings import RunSettings, redact_conninfo
 from dwh.storage import LocalStorage, spool_dir
 
 MIN_FREE_BYTES = 1 << 30
@@ -89,6 +91,20 @@ def _table_checks(engine: Engine) -> list[Check]:
         ),
         Check("no failures in 24 h", ok=not failing, detail=", ".join(failing) or "none"),
     ]
+
+
+def _holdback(engine: Engine) -> Check:
+    """A session idle in a source transaction stalls incremental tables while runs "succeed"."""
+    limit = RunSettings().max_holdback_minutes
+    with psycopg.connect(engine.warehouse_conninfo, autocommit=True) as conn:
+        holdbacks = latest_holdbacks(conn, engine.catalog, engine.sql_dir)
+    over = [h.describe() for h in holdbacks.values() if h.over(limit)]
+    worst = max((h.seconds for h in holdbacks.values()), default=0.0)
+    return Check(
+        f"source hold-back (< {limit:g} min)",
+        ok=not over,
+        detail="; ".join(over) or f"largest {worst / 60:,.1f} min",
+    )
 
 
 def _non_empty(engine: Engine) -> list[Check]:
@@ -174,7 +190,7 @@ def check_health(engine: Engine, *, prefect: bool = True) -> list[Check]:
         _storage_writable(engine),
     ]
     if checks[1].ok:
-        checks += _table_checks(engine) + _non_empty(engine)
+        checks += [*_table_checks(engine), _holdback(engine), *_non_empty(engine)]
     if prefect:
         checks += _flow_checks(engine)
     checks.append(_disk(Path(tempfile.gettempdir()), "spool"))

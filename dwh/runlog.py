@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
@@ -18,6 +18,9 @@ from psycopg.rows import dict_row
 
 from dwh.catalog import Catalog
 from dwh.sqlfiles import pipeline_parts, render
+
+if TYPE_CHECKING:
+    from dwh.holdback import SourceBound
 
 RESEED_FROM = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
 
@@ -89,7 +92,11 @@ class RunLog:
         lower: datetime | None,
         upper: datetime | None,
         flow_run_id: UUID | None,
+        *,
+        bound: SourceBound | None = None,
     ) -> int:
+        """Record a new run; `bound` records its hold-back and the session that set it."""
+        holder = bound.holder if bound else None
         with self.conn.transaction():
             row = self.conn.execute(
                 self._q("insert_run"),
@@ -99,6 +106,12 @@ class RunLog:
                     "flow_run_id": flow_run_id,
                     "lower": lower,
                     "upper": upper,
+                    "source_now": bound.now if bound else None,
+                    "holdback_seconds": bound.holdback_seconds if bound else None,
+                    "holder_pid": holder.pid if holder else None,
+                    "holder_application": holder.application if holder else None,
+                    "holder_state": holder.state if holder else None,
+                    "holder_since": holder.since if holder else None,
                 },
             ).fetchone()
         assert row is not None  # noqa: S101  (RETURNING always yields the row)

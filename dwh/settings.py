@@ -185,6 +185,12 @@ class RunSettings(BaseSettings):
     model_config = _settings_config("DWH_")
 
     max_parallel_tables: int = Field(default=2, ge=1)
+    max_holdback_minutes: float = Field(
+        default=60.0,
+        gt=0,
+        description="an extract's upper bound further than this below the source clock "
+        "(an open source transaction holding it) fails health and verify and notifies",
+    )
     timezone: str = "Africa/Nairobi"
     pipelines_dir: Path = PROJECT_DIR / "pipelines"
     sql_dir: Path = PROJECT_DIR / "sql"

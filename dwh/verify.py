@@ -2,7 +2,8 @@
 
 Every table loaded, row parity with the source (rows above the watermark are in
 flight, not missing), geometry round trip (same EWKT, SRID kept, NULL stays NULL), no
-part left in exports/, freshness under twice the cadence, no failures in 24 hours.
+part left in exports/, freshness under twice the cadence, no failures in 24 hours, and
+no incremental table held back by an open source transaction past DWH_MAX_HOLDBACK_MINUTES.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from psycopg import sql
 
 from dwh.catalog import TableSpec
 from dwh.engine import Engine
+from dwh.holdback import Holdback, latest_holdbacks
 from dwh.parts import exports_prefix
 from dwh.runlog import engine_sql
+from dwh.settings import RunSettings
 
 
 @dataclass(frozen=True)
@@ -70,17 +73,34 @@ def _sample(  # noqa: PLR0917
     return conn.execute(query).fetchall()
 
 
-def _table_gates(
+def _holdback_gate(table: TableSpec, holdback: Holdback | None, limit: float) -> list[Gate]:
+    if not table.mode.incremental or holdback is None:
+        return []
+    return [
+        Gate(
+            "source hold-back",
+            table.name,
+            ok=not holdback.over(limit),
+            detail=f"{holdback.describe()} (limit {limit:g} min)",
+            fix="end the holding source session (commit, or pg_terminate_backend(pid) on the source), "
+            "then run again: docs/runbook.md 'Tables held back'",
+        )
+    ]
+
+
+def _table_gates(  # noqa: PLR0917
     engine: Engine,
     table: TableSpec,
     state: dict[str, Any] | None,
     source: psycopg.Connection[Any],
     warehouse: psycopg.Connection[Any],
+    holdback: Holdback | None = None,
 ) -> list[Gate]:
     name = table.name
     pipeline = engine.catalog.pipeline
     failures = int(state["failures"]) if state else 0
     gates = [
+        *_holdback_gate(table, holdback, RunSettings().max_holdback_minutes),
         Gate(
             "no recent failures",
             name,
@@ -88,7 +108,7 @@ def _table_gates(
             detail=f"{failures} failed run(s) in 24 h"
             + (f": {state['last_error']}" if state and failures else ""),
             fix="read error_message in v_recent_failures; the parts wait in exports/ and load next run",
-        )
+        ),
     ]
     if state is None or state["last_loaded_at"] is None:
         gates.append(
@@ -174,8 +194,11 @@ def verify(engine: Engine) -> list[Gate]:
         with warehouse.cursor(row_factory=psycopg.rows.dict_row) as cur:
             cur.execute(_q(engine, "verify_loaded"), {"tables": [t.name for t in catalog.tables]})
             states = {row["table_name"]: row for row in cur.fetchall()}
+        held = latest_holdbacks(warehouse, catalog, engine.sql_dir)
         gates = [
-            g for t in catalog.tables for g in _table_gates(engine, t, states.get(t.name), source, warehouse)
+            g
+            for t in catalog.tables
+            for g in _table_gates(engine, t, states.get(t.name), source, warehouse, held.get(t.name))
         ]
     waiting = [
         key

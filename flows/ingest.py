@@ -27,7 +27,7 @@ from dwh.runlog import RESEED_FROM, RunLog
 from dwh.settings import RunSettings, StorageSettings
 from flows.extract import extract
 from flows.load import load
-from tasks.events import emit_table_loaded
+from tasks.events import emit_table_held_back, emit_table_loaded
 
 
 def _per_parent_run(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -59,6 +59,14 @@ def ingest_table(pipeline: str, table: str) -> TableOutcome:
         loaded = load.with_options(result_storage=storage, persist_result=True)(pipeline, table)
     rows_loaded, rows_skipped, files = _sum_loads([*recovered, *loaded])
     emit_table_loaded(pipeline, table, rows_loaded, extracted.upper)
+    held_back = None
+    if extracted.holdback_seconds > RunSettings().max_holdback_minutes * 60:
+        held_back = (
+            f"upper bound {extracted.holdback_seconds / 60:,.1f} min behind the source clock, "
+            f"held by {extracted.held_by or 'an open source transaction'}"
+        )
+        get_run_logger().warning("%s: %s", table, held_back)
+        emit_table_held_back(pipeline, table, extracted.holdback_seconds, extracted.held_by)
     return TableOutcome(
         table=table,
         mode=spec.mode.value,
@@ -68,6 +76,7 @@ def ingest_table(pipeline: str, table: str) -> TableOutcome:
         rows_skipped=rows_skipped,
         seconds=time.monotonic() - started,
         files=files,
+        held_back=held_back,
     )
 
 

@@ -575,6 +575,41 @@ def test_freshness_automation_notifies_for_a_stale_table_and_not_for_a_fresh_one
         _delete_automations(server, names)
 
 
+@pytest.mark.usefixtures("notify_env", "prefect_api")
+def test_held_back_automation_notifies_naming_the_table_and_the_holding_session(
+    server: Server, receiver: Receiver
+) -> None:
+    applied = dict(_apply_in_process(catalogs=[]))
+    name = "dwh: table held back by an open source transaction"
+    assert applied[name] in {"created", "updated"}
+    pipeline = f"t{uuid.uuid4().hex[:8]}"
+    holder = "source session pid 4242 (leaky-pool; idle in transaction; transaction open since 2026-12-02 18:00:00+0000)"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "from tasks.events import emit_table_held_back\n"
+                f"emit_table_held_back.fn({pipeline!r}, 'trips', 5400.0, {holder!r})\n"
+            ),
+        ],
+        env=server.env,
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    message = _wait_for(
+        "a notification for the held-back table",
+        lambda: receiver.received(f"dwh.table.{pipeline}.trips held back"),
+        timeout=60,
+    )
+    assert "90.0 min behind the source clock" in message[0]["body"]
+    assert "pid 4242 (leaky-pool" in message[0]["body"]
+
+
 @pytest.mark.usefixtures("worker", "notify_env", "prefect_api")
 def test_failure_automation_notifies_for_a_failing_run_and_not_for_a_successful_one(
     server: Server, receiver: Receiver, env: Env
@@ -659,6 +694,10 @@ def test_shipped_automations_cover_every_table_failures_and_the_json_export() ->
     assert export.trigger.posture == "Proactive"
     assert export.trigger.within == timedelta(hours=1)
     assert "export_json" in json.dumps(export.trigger.model_dump(mode="json"))
+    held = by_name["dwh: table held back by an open source transaction"]
+    assert held.trigger.posture == "Reactive"
+    assert held.trigger.expect == {"dwh.table.held-back"}
+    assert held.trigger.match.root == {"prefect.resource.id": "dwh.table.*"}
     for automation in automations:
         assert MANAGED_TAG in automation.tags
         assert [a.type for a in automation.actions] == ["send-notification"]

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
+import psycopg
 import pytest
 
 from dwh.extract import extract_table
 from dwh.health import Check, check_health
 from dwh.seed import seed_source
 from dwh.settings import SourceSettings
+from dwh.verify import verify
 from flows.health import health
 from flows.ingest import ingest
 from tests.conftest import SQL_DIR, Env
+from tests.test_ingest import _artifact_markdown
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -67,3 +73,78 @@ def test_health_is_green_after_a_run_and_names_each_problem(env: Env) -> None:
     assert _failed(check_health(engine))["exports/ backlog"] == "stuck: trips (1 part(s))"
     with pytest.raises(RuntimeError, match="health check"):
         health("fleet")
+
+
+def _events(name: str, resource_id: str, since: datetime) -> list[dict[str, object]]:
+    from prefect.client.orchestration import get_client  # noqa: PLC0415
+    from prefect.events.filters import (  # noqa: PLC0415
+        EventFilter,
+        EventNameFilter,
+        EventOccurredFilter,
+        EventResourceFilter,
+    )
+
+    wanted = EventFilter(
+        occurred=EventOccurredFilter(since=since),
+        event=EventNameFilter(name=[name]),
+        resource=EventResourceFilter(id=[resource_id]),
+    )
+    deadline = time.monotonic() + 20
+    with get_client(sync_client=True) as client:
+        while True:
+            events = client.read_events(filter=wanted, limit=50).events
+            if events or time.monotonic() > deadline:
+                return [e.payload for e in events]
+            time.sleep(0.5)
+
+
+def test_session_idle_in_transaction_stalls_tables_and_health_verify_and_the_run_say_who(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.migrate()
+    engine = env.engine()
+    seed_source(SourceSettings().conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    ingest("fleet")
+    monkeypatch.setenv("DWH_MAX_HOLDBACK_MINUTES", "0.02")  # 1.2 s: fractions of a minute allowed
+    started = datetime.now(UTC)
+    leaky = psycopg.connect(SourceSettings().conninfo(), application_name="leaky-pool")  # type: ignore[call-arg]
+    try:
+        leaky.execute("SELECT 1")  # opens a transaction and leaves it idle
+        pid = leaky.info.backend_pid
+        seed_source(SourceSettings().conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+        time.sleep(2)
+
+        stalled = ingest("fleet", tables=["alarms"])
+
+        # The run "succeeds" with nothing new: exactly the silent stall.
+        assert [(t.status, t.rows_loaded) for t in stalled.tables] == [("loaded", 0)]
+        (outcome,) = stalled.held_back
+        assert f"pid {pid} (leaky-pool; idle in transaction" in (outcome.held_back or "")
+        markdown = _artifact_markdown("ingest-fleet")
+        assert "Held back by an open source transaction" in markdown
+        assert f"pid {pid} (leaky-pool" in markdown
+        held = env.query(
+            "wh",
+            "SELECT holder_pid, holder_application, holder_state, holdback_seconds > 1.2"
+            " FROM fleet_control.extract_runs WHERE table_name = 'alarms' ORDER BY run_id DESC LIMIT 1",
+        )
+        assert held == [(pid, "leaky-pool", "idle in transaction", True)]
+        (payload,) = _events("dwh.table.held-back", "dwh.table.fleet.alarms", started)
+        assert f"pid {pid}" in str(payload["held_by"])
+
+        problems = _failed(check_health(engine, prefect=False))
+        assert list(problems) == ["source hold-back (< 0.02 min)"]
+        assert problems["source hold-back (< 0.02 min)"].startswith("alarms: upper bound")
+        assert f"pid {pid} (leaky-pool; idle in transaction" in problems["source hold-back (< 0.02 min)"]
+        gates = {(g.gate, g.table): g for g in verify(engine) if not g.ok}
+        assert set(gates) == {("source hold-back", "alarms")}
+        assert f"pid {pid} (leaky-pool" in gates["source hold-back", "alarms"].detail
+    finally:
+        leaky.close()
+
+    # The runbook's fix: end the holding session, run again.
+    after = ingest("fleet")
+    assert {t.table: t.rows_loaded > 0 for t in after.tables}["alarms"]
+    assert after.held_back == []
+    assert _failed(check_health(engine, prefect=False)) == {}
+    assert [g for g in verify(engine) if not g.ok] == []

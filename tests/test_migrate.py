@@ -23,6 +23,7 @@ def test_migrations_apply_on_empty_warehouse_then_reapply_as_noop(env: Env) -> N
         "0001_control.sql",
         "0002_export.sql",
         "0003_rewind_fence.sql",
+        "0004_holdback.sql",
         "0100_bronze.sql",
     ]
 
@@ -32,6 +33,7 @@ def test_migrations_apply_on_empty_warehouse_then_reapply_as_noop(env: Env) -> N
         "0001_control.sql",
         "0002_export.sql",
         "0003_rewind_fence.sql",
+        "0004_holdback.sql",
         "0100_bronze.sql",
     ]
 

@@ -141,8 +141,17 @@ def run_command(
     table: Annotated[list[str] | None, typer.Option("--table", "-t", help="only these")] = None,
     full_refresh: Annotated[bool, typer.Option(help="reseed from 2000-01-01")] = False,
     backfill_from: Annotated[
-        datetime | None, typer.Option(help="re-extract from this time (watermark only moves back)")
+        datetime | None,
+        typer.Option(
+            "--backfill-from", "--from", help="re-extract from this time (watermark only moves back)"
+        ),
     ] = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            help="re-extract (from --from, else all history) and overwrite rows bronze already has",
+        ),
+    ] = False,
 ) -> None:
     """Run the ingest parent flow locally and print the per-table summary.
 
@@ -164,10 +173,14 @@ def run_command(
             if (RunSettings().sql_dir / pipeline / "transform").is_dir():
                 from flows.osm_notes import etl_outcome, osm_notes_etl  # noqa: PLC0415
 
-                etl = etl_outcome(osm_notes_etl(pipeline, tables, full_refresh, since, return_state=True))
+                etl = etl_outcome(
+                    osm_notes_etl(pipeline, tables, full_refresh, since, repair, return_state=True)
+                )
                 summary = etl.ingest
             else:
-                summary = ingest(pipeline, tables=tables, full_refresh=full_refresh, backfill_from=since)
+                summary = ingest(
+                    pipeline, tables=tables, full_refresh=full_refresh, backfill_from=since, repair=repair
+                )
     except IngestFailedError as exc:
         _print_summary(exc.summary)
         raise _fail(str(exc)) from exc

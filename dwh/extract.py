@@ -229,8 +229,12 @@ def extract_table(
     *,
     flow_run_id: UUID | None = None,
     progress: ProgressFn = no_progress,
+    repair: bool = False,
 ) -> ExtractResult:
-    """Extract one table into exports/ and record the run as 'uploaded' (seed §4 Phase E)."""
+    """Extract one table into exports/ and record the run as 'uploaded' (seed §4 Phase E).
+
+    `repair` marks the run so its load overwrites rows bronze already has.
+    """
     catalog = engine.catalog
     where = f"table {catalog.pipeline}.{table.name}"
     started = time.monotonic()
@@ -251,7 +255,9 @@ def extract_table(
         upper = bound.upper
         # Only an incremental table is held back by the bound; a snapshot reads everything.
         held = bound if table.mode.incremental else None
-        run_id = runlog.start(table.name, table.mode.value, lower, upper, flow_run_id, bound=held)
+        run_id = runlog.start(
+            table.name, table.mode.value, lower, upper, flow_run_id, bound=held, repair=repair
+        )
         try:
             rows, writer = _stream(engine, table, plan, source, run_id, lower, upper, progress)
         except BaseException as exc:

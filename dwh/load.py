@@ -180,6 +180,10 @@ def load_run(
                 step = {Mode.SNAPSHOT: loader.snapshot, Mode.APPEND: loader.append, Mode.MERGE: loader.merge}[
                     table.mode
                 ]
+                if run.repair and table.mode is Mode.APPEND:
+                    # A repair overwrites what bronze holds (DO UPDATE): with DO NOTHING
+                    # every row loaded wrong would be "skipped" and stay wrong.
+                    step = loader.merge
                 loaded, skipped = step(keys, report)
                 _check_rows_read(engine, where, run, keys, loaded + skipped)
                 runlog.loaded(run.run_id, rows_loaded=loaded, rows_skipped=skipped)

@@ -43,6 +43,7 @@ class RunRow:
     rows_extracted: int | None
     parts: int | None
     extracted_at: datetime | None
+    repair: bool = False  # load overwrites rows bronze already has (`dwh run --repair`)
 
     @property
     def extract_finished(self) -> bool:
@@ -94,6 +95,7 @@ class RunLog:
         flow_run_id: UUID | None,
         *,
         bound: SourceBound | None = None,
+        repair: bool = False,
     ) -> int:
         """Record a new run; `bound` records its hold-back and the session that set it."""
         holder = bound.holder if bound else None
@@ -112,6 +114,7 @@ class RunLog:
                     "holder_application": holder.application if holder else None,
                     "holder_state": holder.state if holder else None,
                     "holder_since": holder.since if holder else None,
+                    "repair": repair,
                 },
             ).fetchone()
         assert row is not None  # noqa: S101  (RETURNING always yields the row)

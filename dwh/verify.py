@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from dwh.catalog import TableSpec
+from dwh.drift import quoted, relation_columns
 from dwh.engine import Engine
 from dwh.holdback import Holdback, latest_holdbacks
 from dwh.parts import exports_prefix
@@ -152,7 +153,11 @@ def _table_gates(  # noqa: PLR0917
             ),
         )
     )
-    fix = "check the CASE WHEN … ST_AsEWKT guard and the bronze column's SRID"
+    gates += _conversion_gates(engine, table, source, warehouse, origin, bronze, scope)
+    fix = (
+        "check the CASE WHEN … ST_AsEWKT guard and the bronze column's SRID, then "
+        f"dwh run {pipeline} --table {name} --repair"
+    )
     for column in table.geometry:
         if table.mode.incremental:
             # Rows at or below the watermark never change in an append table: compare
@@ -174,6 +179,88 @@ def _table_gates(  # noqa: PLR0917
             same = srids[0] == srids[1]
             detail = f"SRIDs source {sorted(srids[0])} / bronze {sorted(srids[1])}"
         gates.append(Gate("geometry round trip", f"{name}.{column}", ok=same, detail=detail, fix=fix))
+    return gates
+
+
+def _conversion_gates(  # noqa: PLR0917
+    engine: Engine,
+    table: TableSpec,
+    source: psycopg.Connection[Any],
+    warehouse: psycopg.Connection[Any],
+    origin: sql.Composable,
+    bronze: sql.Composable,
+    scope: sql.Composable,
+) -> list[Gate]:
+    """Each declared `columns:` expression, computed on the source, equals what bronze holds.
+
+    Only incremental tables: rows at or below the watermark do not change in the source
+    (a merge row that did has a newer watermark and leaves the sample), while a snapshot
+    may have changed since it loaded.
+    """
+    if not table.mode.incremental or not table.columns:
+        return []
+    catalog = engine.catalog
+    types = {
+        c.name: c.type
+        for c in relation_columns(warehouse, engine.sql_dir, quoted(catalog.bronze_schema, table.name))
+    }
+    key = sql.SQL(", ").join(map(sql.Identifier, table.key))
+    key_text = sql.SQL("concat_ws('|', {})").format(key)
+    gates = []
+    for column, expression in table.columns.items():
+        if column in table.geometry or column not in types:
+            continue  # geometry has its own gate; a missing column is drift's business
+        theirs_value = sql.SQL("CAST(({}) AS {})").format(sql.SQL(expression), sql.SQL(types[column]))
+        ours_value = sql.Identifier(column)
+        theirs = dict(
+            source.execute(
+                _q(
+                    engine,
+                    "verify_value_sample",
+                    relation=origin,
+                    key=key,
+                    key_text=key_text,
+                    value=theirs_value,
+                    in_scope=scope,
+                )
+            ).fetchall()
+        )
+        ours = dict(
+            warehouse.execute(
+                _q(
+                    engine,
+                    "verify_value_sample",
+                    relation=bronze,
+                    key=key,
+                    key_text=key_text,
+                    value=ours_value,
+                    in_scope=sql.SQL("TRUE"),
+                )
+            ).fetchall()
+        )
+        common = sorted(theirs.keys() & ours.keys())
+        differ = [k for k in common if theirs[k] != ours[k]]
+        example = (
+            f" (key {differ[0]}: source gives {theirs[differ[0]]}, bronze has {ours[differ[0]]})"
+            if differ
+            else ""
+        )
+        gates.append(
+            Gate(
+                "declared conversion",
+                f"{table.name}.{column}",
+                ok=not differ,
+                detail=(
+                    f"{len(differ)} of {len(common)} sampled keys differ from `{expression}`{example}"
+                    if differ
+                    else f"{len(common)} sampled keys equal `{expression}`"
+                ),
+                fix=(
+                    f"fix the expression under {table.name}.columns in the catalog, then "
+                    f"dwh run {catalog.pipeline} --table {table.name} --repair"
+                ),
+            )
+        )
     return gates
 
 

@@ -390,6 +390,7 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
         "fleet",
         "fleet-backfill",
         "fleet-reseed",
+        "fleet-repair",
         "osm-notes-etl",
         "osm-notes-datamarts",
         "osm-notes-export",
@@ -415,9 +416,10 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
     for name, (flow_name, schedules) in operations.items():
         assert flow_names[name] == flow_name, name
         assert [(s.schedule.cron, s.schedule.timezone) for s in on_server[name].schedules] == schedules
-    for name in ("fleet-backfill", "fleet-reseed"):
+    for name in ("fleet-backfill", "fleet-reseed", "fleet-repair"):
         assert on_server[name].schedules == [], f"{name} is manual only"
     assert on_server["fleet-reseed"].parameters == {"pipeline": "fleet", "full_refresh": True}
+    assert on_server["fleet-repair"].parameters == {"pipeline": "fleet", "repair": True}
     assert on_server["osm-notes-etl"].parameters == {"pipeline": "osm_notes"}
     datamart_properties = on_server["osm-notes-datamarts"].parameter_openapi_schema["properties"]
     assert datamart_properties["full_rebuild"]["type"] == "boolean"

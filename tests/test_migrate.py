@@ -24,6 +24,7 @@ def test_migrations_apply_on_empty_warehouse_then_reapply_as_noop(env: Env) -> N
         "0002_export.sql",
         "0003_rewind_fence.sql",
         "0004_holdback.sql",
+        "0005_repair.sql",
         "0100_bronze.sql",
     ]
 
@@ -34,6 +35,7 @@ def test_migrations_apply_on_empty_warehouse_then_reapply_as_noop(env: Env) -> N
         "0002_export.sql",
         "0003_rewind_fence.sql",
         "0004_holdback.sql",
+        "0005_repair.sql",
         "0100_bronze.sql",
     ]
 

@@ -683,6 +683,16 @@ def test_freshness_window_is_twice_each_tables_cadence_by_default() -> None:
     assert freshness_windows([fleet], factor=0.0001)[0].within == timedelta(seconds=10)
 
 
+def test_catalog_schedule_is_the_ingest_deployments_schedule() -> None:
+    """Freshness follows the catalog's `schedule:`; it must be the cron the deployment runs on."""
+    document = yaml.safe_load((PROJECT_DIR / "prefect.yaml").read_text(encoding="utf-8"))
+    (fleet,) = [d for d in document["deployments"] if d["name"] == "fleet"]
+    schedule = load_catalog("fleet", PIPELINES_DIR).schedule
+    assert schedule is not None
+    assert fleet["schedules"] == [{"cron": schedule.cron, "timezone": schedule.timezone}]
+    assert schedule.cron == FLEET_CRON
+
+
 def test_shipped_automations_cover_every_table_failures_and_the_json_export() -> None:
     automations = build_automations([load_catalog("fleet", PIPELINES_DIR)], block_id=uuid.uuid4())
     by_name = {a.name: a for a in automations}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 
 from dwh.extract import extract_table
-from dwh.health import Check, check_health
+from dwh.health import FRESH_CHECK, Check, check_health
 from dwh.seed import seed_source
 from dwh.settings import SourceSettings
 from dwh.verify import verify
@@ -29,7 +30,7 @@ def test_health_is_green_after_a_run_and_names_each_problem(env: Env) -> None:
     env.migrate()
     engine = env.engine()
     before = _failed(check_health(engine))
-    assert before["tables fresh (< 2x cadence)"].startswith("devices (never loaded), live_positions")
+    assert before[FRESH_CHECK].startswith("devices (never loaded), live_positions")
     assert before["fleet_bronze.devices non-empty"] == "empty"
 
     seed_source(SourceSettings().conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
@@ -45,7 +46,8 @@ def test_health_is_green_after_a_run_and_names_each_problem(env: Env) -> None:
         "free disk (spool)",
     }
 
-    # A table that stopped loading 13 hours ago (limit 2 x 6 h), a part stuck as long, a failed run.
+    # A table that stopped loading 13 hours ago (the longest gap of the schedule is 6 h), a
+    # part stuck as long, a failed run.
     seed_source(SourceSettings().conninfo(), "fleet", rows=500, sql_dir=SQL_DIR)  # type: ignore[call-arg]
     extracted = extract_table(engine, engine.catalog.table("trips"))
     env.query(
@@ -62,7 +64,7 @@ def test_health_is_green_after_a_run_and_names_each_problem(env: Env) -> None:
         (extracted.run_id,),
     )
     problems = _failed(check_health(engine))
-    assert problems["tables fresh (< 2x cadence)"] == "trips (13.0 h)"
+    assert problems[FRESH_CHECK].startswith("trips (13.0 h; due by next scheduled run ")
     assert problems["no failures in 24 h"] == "trips (1)"
 
     env.query(
@@ -148,3 +150,39 @@ def test_session_idle_in_transaction_stalls_tables_and_health_verify_and_the_run
     assert after.held_back == []
     assert _failed(check_health(engine, prefect=False)) == {}
     assert [g for g in verify(engine) if not g.ok] == []
+
+
+def _at(day: int, hour: int, minute: int) -> datetime:
+    return datetime(2026, 12, day, hour, minute, tzinfo=ZoneInfo("Africa/Nairobi"))
+
+
+def test_freshness_follows_the_schedule_a_missed_daytime_run_alarms_and_the_night_gap_does_not(
+    env: Env,
+) -> None:
+    """fleet runs at 05, 08, 11, 14, 17, 20, 23 Nairobi time; grace 60 min."""
+    env.migrate()
+    engine = env.engine()
+    seed_source(SourceSettings().conninfo(), "fleet", rows=500, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    ingest("fleet")
+
+    def stale(now: datetime) -> str | None:
+        return _failed(check_health(engine, prefect=False, now=now)).get(FRESH_CHECK)
+
+    def verify_stale(now: datetime) -> set[str]:
+        return {g.table for g in verify(engine, now=now) if g.gate == "freshness" and not g.ok}
+
+    # Every table last loaded by the 11:00 run.
+    env.query("wh", "UPDATE fleet_control.extract_runs SET run_finished_at = %s", (_at(1, 11, 5),))
+    assert stale(_at(1, 14, 50)) is None  # the 14:00 run may still be running
+    assert verify_stale(_at(1, 14, 50)) == set()
+    # The 14:00 run never came: 4.4 h after the last load, far under 2 x the 6 h cadence.
+    missed = stale(_at(1, 15, 30))
+    assert missed is not None
+    assert "trips (4.4 h; due by next scheduled run 2026-12-01 14:00 EAT + 60 min grace)" in missed
+    assert verify_stale(_at(1, 15, 30)) == {t.name for t in engine.catalog.tables}
+
+    # Last loaded by the 23:00 run: the 6 h night gap is not an alarm (a fixed 4 h would be).
+    env.query("wh", "UPDATE fleet_control.extract_runs SET run_finished_at = %s", (_at(1, 23, 5),))
+    assert stale(_at(2, 5, 55)) is None
+    assert verify_stale(_at(2, 5, 55)) == set()
+    assert stale(_at(2, 6, 10)) is not None  # the 05:00 run missed

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -22,6 +23,7 @@ from dwh.extract import bronze_columns
 from dwh.faults import failpoint
 from dwh.parts import exports_prefix, parse_part, processed_prefix, rejected_prefix
 from dwh.runlog import RunLog, RunRow, engine_sql
+from dwh.schedule import load_due
 from dwh.storage import Location
 
 log = logging.getLogger(__name__)
@@ -186,7 +188,8 @@ def load_run(
                     step = loader.merge
                 loaded, skipped = step(keys, report)
                 _check_rows_read(engine, where, run, keys, loaded + skipped)
-                runlog.loaded(run.run_id, rows_loaded=loaded, rows_skipped=skipped)
+                due = load_due(engine.catalog, table, datetime.now(UTC))
+                runlog.loaded(run.run_id, rows_loaded=loaded, rows_skipped=skipped, due_at=due.by)
                 failpoint("load.before_commit")
         except Exception as exc:
             record_failure(runlog, run.run_id, str(exc))

@@ -132,11 +132,16 @@ class RunLog:
         with self.conn.transaction():
             self.conn.execute(self._q("mark_failed"), {"run_id": run_id, "error": error[:4000]})
 
-    def loaded(self, run_id: int, *, rows_loaded: int, rows_skipped: int) -> None:
-        """Mark loaded and advance the watermark; call inside the load transaction."""
+    def loaded(
+        self, run_id: int, *, rows_loaded: int, rows_skipped: int, due_at: datetime | None = None
+    ) -> None:
+        """Mark loaded and advance the watermark; call inside the load transaction.
+
+        `due_at`: when the table's next load is due by the schedule (v_table_due, Grafana).
+        """
         self.conn.execute(
             self._q("mark_loaded"),
-            {"run_id": run_id, "rows_loaded": rows_loaded, "rows_skipped": rows_skipped},
+            {"run_id": run_id, "rows_loaded": rows_loaded, "rows_skipped": rows_skipped, "due_at": due_at},
         )
 
     def runs(self, table: str, run_ids: list[int]) -> list[RunRow]:

@@ -152,6 +152,7 @@ def test_generated_bronze_ddl_migrates_passes_the_audit_and_loads(
         "0003_rewind_fence.sql",
         "0004_holdback.sql",
         "0005_repair.sql",
+        "0006_due_at.sql",
         "0100_bronze.sql",
     ]
     run_audits(catalog, env.warehouse_admin, sql_dir)

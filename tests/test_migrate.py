@@ -25,6 +25,7 @@ def test_migrations_apply_on_empty_warehouse_then_reapply_as_noop(env: Env) -> N
         "0003_rewind_fence.sql",
         "0004_holdback.sql",
         "0005_repair.sql",
+        "0006_due_at.sql",
         "0100_bronze.sql",
     ]
 
@@ -36,6 +37,7 @@ def test_migrations_apply_on_empty_warehouse_then_reapply_as_noop(env: Env) -> N
         "0003_rewind_fence.sql",
         "0004_holdback.sql",
         "0005_repair.sql",
+        "0006_due_at.sql",
         "0100_bronze.sql",
     ]
 
@@ -110,6 +112,7 @@ def test_ro_role_reads_bronze_and_views_but_writes_nothing(env: Env) -> None:
             "fleet_control.v_table_freshness",
             "fleet_control.v_recent_failures",
             "fleet_control.v_watermark_lag",
+            "fleet_control.v_table_due",
         ):
             conn.execute(f"SELECT count(*) FROM {relation}")
         for statement in (

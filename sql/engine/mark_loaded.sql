@@ -18,6 +18,7 @@ SET last_extracted_at = CASE
         ELSE greatest(w.last_extracted_at, run.upper_bound)
     END,
     last_loaded_at = now(),
+    due_at = %(due_at)s,
     rows_loaded_last_run = %(rows_loaded)s,
     last_run_id = %(run_id)s
 FROM run

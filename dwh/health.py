@@ -37,6 +37,7 @@ class Check:
     check: str
     ok: bool
     detail: str
+    tables: tuple[str, ...] = ()  # the tables a failed per-table check names (events per table)
 
 
 def _reachable(name: str, conninfo: str) -> Check:
@@ -75,22 +76,26 @@ def _table_checks(engine: Engine, now: datetime) -> list[Check]:
     with psycopg.connect(engine.warehouse_conninfo, autocommit=True) as conn:
         rows = conn.execute(engine_sql(engine.sql_dir, "health_tables", catalog), {"waiting_runs": run_ids})
         states = {str(r[0]): r for r in rows.fetchall()}
-    stale, backlog, failing = [], [], []
+    stale: list[str] = []
+    stale_tables: list[str] = []
+    backlog, failing = [], []
     for table in catalog.tables:
         limit = 2 * catalog.cadence_for(table) * 60
         _, _, oldest_waiting, failures, last = states.get(table.name, (table.name, None, None, 0, None))
         if last is None:
             stale.append(f"{table.name} (never loaded)")
+            stale_tables.append(table.name)
         elif (due := load_due(catalog, table, last)).stale(now):
             lag = (now - last).total_seconds() / 3600
             stale.append(f"{table.name} ({lag:.1f} h; due by {due.rule})")
+            stale_tables.append(table.name)
         if oldest_waiting is not None and float(oldest_waiting) > limit:
             backlog.append(f"{table.name} ({sum(len(p) for p in waiting[table.name].values())} part(s))")
         if failures:
             failing.append(f"{table.name} ({failures})")
     parts = sum(len(p) for runs in waiting.values() for p in runs.values())
     return [
-        Check(FRESH_CHECK, ok=not stale, detail=", ".join(stale) or "all fresh"),
+        Check(FRESH_CHECK, ok=not stale, detail=", ".join(stale) or "all fresh", tables=tuple(stale_tables)),
         Check(
             "exports/ backlog",
             ok=not backlog,

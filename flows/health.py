@@ -7,7 +7,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
 from dwh.engine import Engine
-from dwh.health import Check, check_health
+from dwh.health import FRESH_CHECK, Check, check_health
+from tasks.events import emit_table_stale
 
 
 def health_markdown(pipeline: str, checks: list[Check]) -> str:
@@ -28,6 +29,11 @@ def health(pipeline: str) -> list[Check]:
         resource={"prefect.resource.id": f"dwh.pipeline.{pipeline}", "dwh.pipeline": pipeline},
         payload={"failed": [c.check for c in failed]},
     )
+    for check in failed:
+        if check.check == FRESH_CHECK:
+            # One event per overdue table: the automation "overdue by its schedule" notifies.
+            for table in check.tables:
+                emit_table_stale(pipeline, table, check.detail)
     if failed:
         msg = f"{len(failed)} health check(s) failed: " + "; ".join(f"{c.check}: {c.detail}" for c in failed)
         raise RuntimeError(msg)

@@ -578,6 +578,36 @@ def test_freshness_automation_notifies_for_a_stale_table_and_not_for_a_fresh_one
 
 
 @pytest.mark.usefixtures("notify_env", "prefect_api")
+def test_overdue_automation_notifies_with_the_health_checks_detail(
+    server: Server, receiver: Receiver
+) -> None:
+    applied = dict(_apply_in_process(catalogs=[]))
+    assert applied["dwh: table overdue by its schedule"] in {"created", "updated"}
+    pipeline = f"t{uuid.uuid4().hex[:8]}"
+    detail = "trips (4.4 h; due by next scheduled run 2026-12-01 14:00 EAT + 60 min grace)"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from tasks.events import emit_table_stale\nemit_table_stale({pipeline!r}, 'trips', {detail!r})\n",
+        ],
+        env=server.env,
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    message = _wait_for(
+        "a notification for the overdue table",
+        lambda: receiver.received(f"dwh.table.{pipeline}.trips is overdue"),
+        timeout=60,
+    )
+    assert "due by next scheduled run 2026-12-01 14:00 EAT" in message[0]["body"]
+
+
+@pytest.mark.usefixtures("notify_env", "prefect_api")
 def test_held_back_automation_notifies_naming_the_table_and_the_holding_session(
     server: Server, receiver: Receiver
 ) -> None:
@@ -672,8 +702,8 @@ def test_automations_apply_is_idempotent_by_name_and_removes_what_it_no_longer_d
     _delete_automations(server, [a.name for a in automations])
 
 
-def test_freshness_window_is_twice_each_tables_cadence_by_default() -> None:
-    fleet = load_catalog("fleet", PIPELINES_DIR)
+def test_freshness_window_is_twice_each_tables_cadence_without_a_schedule() -> None:
+    fleet = load_catalog("fleet", PIPELINES_DIR).model_copy(update={"schedule": None})
     windows = freshness_windows([fleet], factor=2.0)
     assert {w.table for w in windows} == {t.name for t in fleet.tables}
     for window in windows:
@@ -681,6 +711,14 @@ def test_freshness_window_is_twice_each_tables_cadence_by_default() -> None:
     assert describe_window(windows[0].within) == "12 h"  # fleet cadence: the 6 h night gap
     # Prefect refuses proactive windows under 10 s: clamp instead of failing to apply.
     assert freshness_windows([fleet], factor=0.0001)[0].within == timedelta(seconds=10)
+
+
+def test_freshness_window_with_a_schedule_is_its_longest_gap_plus_grace() -> None:
+    """The proactive backstop; the exact rule is the health flow's dwh.table.stale event."""
+    fleet = load_catalog("fleet", PIPELINES_DIR)
+    windows = freshness_windows([fleet], factor=2.0)
+    assert {describe_window(w.within) for w in windows} == {"7 h"}  # 23:00 -> 05:00, + 60 min
+    assert {describe_window(w.cadence) for w in windows} == {"6 h"}
 
 
 def test_catalog_schedule_is_the_ingest_deployments_schedule() -> None:
@@ -706,6 +744,9 @@ def test_shipped_automations_cover_every_table_failures_and_the_json_export() ->
     assert export.trigger.posture == "Proactive"
     assert export.trigger.within == timedelta(hours=1)
     assert "export_json" in json.dumps(export.trigger.model_dump(mode="json"))
+    overdue = by_name["dwh: table overdue by its schedule"]
+    assert overdue.trigger.expect == {"dwh.table.stale"}
+    assert overdue.trigger.posture == "Reactive"
     held = by_name["dwh: table held back by an open source transaction"]
     assert held.trigger.posture == "Reactive"
     assert held.trigger.expect == {"dwh.table.held-back"}

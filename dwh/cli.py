@@ -278,9 +278,10 @@ def health_command(pipeline: str) -> None:
         raise _fail(str(exc)) from exc
     table = Table("check", "result", "detail", title=f"health {pipeline}")
     for check in checks:
-        table.add_row(check.check, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail)
+        result = "[green]ok[/]" if check.ok else "[yellow]WARN[/]" if check.warning else "[red]FAIL[/]"
+        table.add_row(check.check, result, check.detail)
     console.print(table)
-    failed = [c for c in checks if not c.ok]
+    failed = [c for c in checks if c.failed]
     if failed:
         raise _fail(f"{len(failed)} of {len(checks)} health checks failed")
 

@@ -38,6 +38,11 @@ class Check:
     ok: bool
     detail: str
     tables: tuple[str, ...] = ()  # the tables a failed per-table check names (events per table)
+    warning: bool = False  # not ok only warns: shown, but health still passes
+
+    @property
+    def failed(self) -> bool:
+        return not self.ok and not self.warning
 
 
 def _reachable(name: str, conninfo: str) -> Check:
@@ -116,6 +121,30 @@ def _holdback(engine: Engine) -> Check:
         f"source hold-back (< {limit:g} min)",
         ok=not over,
         detail="; ".join(over) or f"largest {worst / 60:,.1f} min",
+    )
+
+
+def _growth(engine: Engine) -> Check:
+    """Seed §9: incremental tables growing at the expected rate (a warning, not a failure)."""
+    settings = RunSettings()
+    tables = [t.name for t in engine.catalog.tables if t.mode.incremental]
+    with psycopg.connect(engine.warehouse_conninfo, autocommit=True) as conn:
+        rows = conn.execute(
+            engine_sql(engine.sql_dir, "health_growth", engine.catalog),
+            {"tables": tables, "days": settings.growth_days},
+        ).fetchall()
+    days, ratio = settings.growth_days, settings.growth_min_ratio
+    short = [
+        f"{name}: {int(last):,} rows in 24 h, median {float(median):,.0f}/day over {days} days"
+        for name, last, median in rows
+        if median is not None and float(median) > 0 and int(last) < ratio * float(median)
+    ]
+    return Check(
+        f"tables growing (>= {ratio:g} x median rows/day)",
+        ok=not short,
+        detail="; ".join(short) or "as expected (or too little history)",
+        tables=tuple(s.split(":", 1)[0] for s in short),
+        warning=True,
     )
 
 
@@ -205,7 +234,12 @@ def check_health(engine: Engine, *, prefect: bool = True, now: datetime | None =
         _storage_writable(engine),
     ]
     if checks[1].ok:
-        checks += [*_table_checks(engine, now or datetime.now(UTC)), _holdback(engine), *_non_empty(engine)]
+        checks += [
+            *_table_checks(engine, now or datetime.now(UTC)),
+            _holdback(engine),
+            _growth(engine),
+            *_non_empty(engine),
+        ]
     if prefect:
         checks += _flow_checks(engine)
     checks.append(_disk(Path(tempfile.gettempdir()), "spool"))

@@ -185,6 +185,15 @@ class RunSettings(BaseSettings):
     model_config = _settings_config("DWH_")
 
     max_parallel_tables: int = Field(default=2, ge=1)
+    growth_days: int = Field(
+        default=14, ge=3, description="trailing days whose median rows/day the growth check compares with"
+    )
+    growth_min_ratio: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description="health warns when a table's rows in the last 24 h fall below this x that median",
+    )
     max_holdback_minutes: float = Field(
         default=60.0,
         gt=0,

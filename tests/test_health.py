@@ -186,3 +186,51 @@ def test_freshness_follows_the_schedule_a_missed_daytime_run_alarms_and_the_nigh
     assert stale(_at(2, 5, 55)) is None
     assert verify_stale(_at(2, 5, 55)) == set()
     assert stale(_at(2, 6, 10)) is not None  # the 05:00 run missed
+
+
+def _history(env: Env, table: str, last_day: int, trailing: list[int]) -> None:
+    """Replace the table's run log: `trailing[n-1]` rows loaded n days ago, `last_day` in the last 24 h."""
+    env.query("wh", "DELETE FROM fleet_control.extract_runs WHERE table_name = %s", (table,))
+    for days_ago, rows in [(0, last_day), *enumerate(trailing, start=1)]:
+        env.query(
+            "wh",
+            "INSERT INTO fleet_control.extract_runs"
+            " (table_name, mode, status, run_started_at, run_finished_at, rows_loaded, rows_skipped)"
+            " VALUES (%s, 'append', 'loaded', now() - make_interval(days => %s, hours => 2),"
+            " now() - make_interval(days => %s, hours => 1), %s, 0)",
+            (table, days_ago, days_ago, rows),
+        )
+
+
+def test_growth_warns_when_rows_per_day_fall_far_below_the_trailing_median(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.migrate()
+    engine = env.engine()
+    seed_source(SourceSettings().conninfo(), "fleet", rows=500, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    ingest("fleet")
+
+    def growth() -> Check:
+        (found,) = [c for c in check_health(engine, prefect=False) if c.check.startswith("tables growing")]
+        return found
+
+    # 14 ordinary days of 1,000 rows and one reseed day of 200,000: median 1,000, mean ~15,000.
+    trailing = [1000] * 14
+    trailing[2] = 200_000
+    _history(env, "position_history", 300, trailing)
+    assert growth().check == "tables growing (>= 0.25 x median rows/day)"
+    assert growth().ok  # 300 >= 0.25 x the median (a mean would call this short)
+
+    _history(env, "position_history", 100, trailing)
+    short = growth()
+    assert not short.ok
+    assert short.warning  # a warning: health itself still passes
+    assert short.detail == "position_history: 100 rows in 24 h, median 1,000/day over 14 days"
+    assert short.tables == ("position_history",)
+    assert [c.check for c in check_health(engine, prefect=False) if c.failed] == []
+
+    monkeypatch.setenv("DWH_GROWTH_MIN_RATIO", "0.05")  # configurable
+    assert growth().ok
+    monkeypatch.setenv("DWH_GROWTH_MIN_RATIO", "0.5")
+    monkeypatch.setenv("DWH_GROWTH_DAYS", "7")
+    assert growth().detail == "position_history: 100 rows in 24 h, median 1,000/day over 7 days"

@@ -122,3 +122,26 @@ def test_wrong_unit_conversion_fails_verify_and_repair_fixes_it_where_a_reseed_c
         "wh",
         "SELECT bool_and(repair) FROM fleet_control.extract_runs WHERE run_id = (SELECT max(run_id) FROM fleet_control.extract_runs)",
     ) == [(True,)]
+
+
+def test_geometry_loaded_as_null_fails_verify_and_repair_restores_it_where_a_reseed_cannot(
+    env: Env,
+) -> None:
+    env.migrate()
+    seed_source(SourceSettings().conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    ingest("fleet", tables=["trips"])
+    # What a lost EWKT guard leaves behind: the geometry arrived as NULL.
+    env.query("wh", "UPDATE fleet_bronze.trips SET start_geom = NULL")
+    assert _trips_failing(env) == {("geometry round trip", "trips.start_geom")}
+
+    reseed = runner.invoke(app, ["run", "fleet", "--table", "trips", "--full-refresh"])
+    assert reseed.exit_code == 0, reseed.output
+    assert _trips_failing(env) == {("geometry round trip", "trips.start_geom")}
+
+    repair = runner.invoke(app, ["run", "fleet", "--table", "trips", "--repair"])
+
+    assert repair.exit_code == 0, repair.output
+    assert _trips_failing(env) == set()
+    assert env.query("wh", "SELECT count(*) FROM fleet_bronze.trips WHERE start_geom IS NULL") == env.query(
+        "source", "SELECT count(*) FROM public.trips WHERE start_geom IS NULL"
+    )

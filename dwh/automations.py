@@ -10,7 +10,7 @@ declared. Running it twice changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any, cast
@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from dwh.catalog import Catalog, load_catalog
+from dwh.schedule import longest_wait
 from dwh.settings import PROJECT_DIR
 
 if TYPE_CHECKING:
@@ -58,10 +59,24 @@ def load_catalogs(pipelines_dir: Path) -> list[Catalog]:
 
 
 def freshness_windows(catalogs: list[Catalog], factor: float) -> list[TableWindow]:
-    """factor x cadence per table: the seed's steady-state gate is lag < 2 x cadence."""
+    """How long each table may go without a `dwh.table.loaded` event.
+
+    With a `schedule:` the rule is dwh/schedule.py's (due by the next scheduled run +
+    grace); a proactive automation has one fixed window, so it gets the longest wait
+    that rule allows (the longest gap between runs + grace) and is the backstop for
+    "nothing runs at all". The hourly health flow applies the exact rule and emits
+    `dwh.table.stale` (automation "overdue by its schedule"). Without a schedule:
+    factor x cadence, the seed's steady-state gate (lag < 2 x cadence).
+    """
     windows = []
+    now = datetime.now(UTC)
     for catalog in catalogs:
         for table in catalog.tables:
+            if catalog.schedule is not None and table.cadence_minutes is None:
+                within = longest_wait(catalog, table, now)
+                gap = within - timedelta(minutes=catalog.schedule.grace_minutes)
+                windows.append(TableWindow(catalog.pipeline, table.name, gap, within))
+                continue
             cadence = timedelta(minutes=catalog.cadence_for(table))
             within = max(timedelta(seconds=round(cadence.total_seconds() * factor)), MIN_PROACTIVE_WINDOW)
             windows.append(TableWindow(catalog.pipeline, table.name, cadence, within))

@@ -9,11 +9,14 @@ the table and the field.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 _IDENT = r"^[a-z_][a-z0-9_]*$"
@@ -172,6 +175,30 @@ class ExportSpec(BaseModel):
         return self
 
 
+class Schedule(BaseModel):
+    """The ingest deployment's schedule (prefect.yaml), for freshness: due by the next run + grace."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cron: str
+    timezone: str = "UTC"
+    grace_minutes: float = Field(default=60, ge=0, description="how long a scheduled run may take")
+
+    @model_validator(mode="after")
+    def _valid_cron_and_zone(self) -> Schedule:
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"unknown time zone {self.timezone!r}"
+            raise ValueError(msg) from None
+        try:
+            CronSim(self.cron, datetime.now(UTC).astimezone(zone))
+        except CronSimError as exc:
+            msg = f"invalid cron {self.cron!r}: {exc}"
+            raise ValueError(msg) from None
+        return self
+
+
 class Catalog(BaseModel):
     """All tables of one pipeline plus the names derived from the pipeline's name."""
 
@@ -182,6 +209,9 @@ class Catalog(BaseModel):
     source_schema: Ident = "public"
     chunk_rows: int = Field(default=1_000_000, ge=1)
     cadence_minutes: int = Field(default=180, ge=1, description="schedule cadence (freshness)")
+    schedule: Schedule | None = Field(
+        default=None, description="the ingest deployment's cron: freshness follows it instead of the cadence"
+    )
     tables: tuple[TableSpec, ...]
     flow_cadences: dict[str, int] = Field(
         default_factory=dict,

@@ -141,6 +141,8 @@ def _print_summary(summary: IngestSummary) -> None:
             t.error or "",
         )
     console.print(table)
+    for t in summary.held_back:
+        console.print(f"[yellow]{t.table} held back: {t.held_back}[/]", highlight=False)
 
 
 class _Bars:
@@ -173,8 +175,17 @@ def run_command(
     table: Annotated[list[str] | None, typer.Option("--table", "-t", help="only these")] = None,
     full_refresh: Annotated[bool, typer.Option(help="reseed from 2000-01-01")] = False,
     backfill_from: Annotated[
-        datetime | None, typer.Option(help="re-extract from this time (watermark only moves back)")
+        datetime | None,
+        typer.Option(
+            "--backfill-from", "--from", help="re-extract from this time (watermark only moves back)"
+        ),
     ] = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            help="re-extract (from --from, else all history) and overwrite rows bronze already has",
+        ),
+    ] = False,
 ) -> None:
     """Run the ingest parent flow locally and print the per-table summary.
 
@@ -195,10 +206,14 @@ def run_command(
             if (RunSettings().sql_dir / pipeline / "transform").is_dir():
                 from flows.osm_notes import etl_outcome, osm_notes_etl  # noqa: PLC0415
 
-                etl = etl_outcome(osm_notes_etl(pipeline, tables, full_refresh, since, return_state=True))
+                etl = etl_outcome(
+                    osm_notes_etl(pipeline, tables, full_refresh, since, repair, return_state=True)
+                )
                 summary = etl.ingest
             else:
-                summary = ingest(pipeline, tables=tables, full_refresh=full_refresh, backfill_from=since)
+                summary = ingest(
+                    pipeline, tables=tables, full_refresh=full_refresh, backfill_from=since, repair=repair
+                )
     except IngestFailedError as exc:
         _print_summary(exc.summary)
         raise _fail(str(exc)) from exc
@@ -297,9 +312,10 @@ def health_command(pipeline: str) -> None:
         raise _fail(str(exc)) from exc
     table = Table("check", "result", "detail", title=f"health {pipeline}")
     for check in checks:
-        table.add_row(check.check, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail)
+        result = "[green]ok[/]" if check.ok else "[yellow]WARN[/]" if check.warning else "[red]FAIL[/]"
+        table.add_row(check.check, result, check.detail)
     console.print(table)
-    failed = [c for c in checks if not c.ok]
+    failed = [c for c in checks if c.failed]
     if failed:
         raise _fail(f"{len(failed)} of {len(checks)} health checks failed")
 

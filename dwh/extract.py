@@ -24,6 +24,7 @@ from dwh.catalog import Catalog, TableSpec
 from dwh.drift import ENGINE_MANAGED, DriftError, check_table, quoted, relation_columns
 from dwh.engine import Engine, ProgressFn, Throttle, no_progress
 from dwh.faults import failpoint
+from dwh.holdback import Holder, SourceBound
 from dwh.parts import exports_prefix, part_filename, run_glob
 from dwh.runlog import RunLog, engine_sql
 from dwh.sqlfiles import read_sql
@@ -62,6 +63,8 @@ class ExtractResult:
     upper: datetime
     seconds: float
     csv_path: str
+    holdback_seconds: float = 0.0  # how far `upper` sat below the source clock
+    held_by: str | None = None  # the open source transaction that set `upper`, if one did
 
 
 def bronze_columns(
@@ -103,11 +106,15 @@ def plan_columns(
     return ColumnPlan(tuple(c.name for c in drift.bronze), sql.SQL(", ").join(items))
 
 
-def source_upper_bound(source: psycopg.Connection[Any], sql_dir: Path, where: str) -> datetime:
-    """The source clock, lowered below the oldest open transaction (seed §5.2, late commits)."""
+def source_bound(source: psycopg.Connection[Any], sql_dir: Path, where: str) -> SourceBound:
+    """The source clock, lowered below the oldest open transaction (seed §5.2, late commits).
+
+    The bound stays safe: it never skips past an open transaction. The session holding
+    it is returned so the hold-back is recorded, checked and alerted on instead.
+    """
     row = source.execute(read_sql(sql_dir / "engine" / "source_bounds.sql")).fetchone()
     assert row is not None  # noqa: S101  (an aggregate always returns a row)
-    now, oldest_open, invisible = row
+    now, oldest_open, invisible, pid, application, state = row
     if invisible:
         msg = (
             f"{where}: {invisible} source session(s) are invisible to this role, so an open "
@@ -116,8 +123,14 @@ def source_upper_bound(source: psycopg.Connection[Any], sql_dir: Path, where: st
         )
         raise SourceVisibilityError(msg)
     if oldest_open is not None and oldest_open <= now:
-        return min(now, oldest_open - _ONE_TICK)  # type: ignore[no-any-return]
-    return now  # type: ignore[no-any-return]
+        holder = Holder(int(pid), application or "", state, oldest_open)
+        return SourceBound(min(now, oldest_open - _ONE_TICK), now, holder)
+    return SourceBound(now, now, None)
+
+
+def source_upper_bound(source: psycopg.Connection[Any], sql_dir: Path, where: str) -> datetime:
+    """Only the bound (see `source_bound`)."""
+    return source_bound(source, sql_dir, where).upper
 
 
 class PartWriter:
@@ -216,8 +229,12 @@ def extract_table(
     *,
     flow_run_id: UUID | None = None,
     progress: ProgressFn = no_progress,
+    repair: bool = False,
 ) -> ExtractResult:
-    """Extract one table into exports/ and record the run as 'uploaded' (seed §4 Phase E)."""
+    """Extract one table into exports/ and record the run as 'uploaded' (seed §4 Phase E).
+
+    `repair` marks the run so its load overwrites rows bronze already has.
+    """
     catalog = engine.catalog
     where = f"table {catalog.pipeline}.{table.name}"
     started = time.monotonic()
@@ -236,8 +253,13 @@ def extract_table(
             runlog.failed(runlog.start(table.name, table.mode.value, None, None, flow_run_id), str(exc))
             raise
         lower = runlog.watermark(table.name) if table.mode.incremental else None
-        upper = source_upper_bound(source, engine.sql_dir, where)
-        run_id = runlog.start(table.name, table.mode.value, lower, upper, flow_run_id)
+        bound = source_bound(source, engine.sql_dir, where)
+        upper = bound.upper
+        # Only an incremental table is held back by the bound; a snapshot reads everything.
+        held = bound if table.mode.incremental else None
+        run_id = runlog.start(
+            table.name, table.mode.value, lower, upper, flow_run_id, bound=held, repair=repair
+        )
         try:
             rows, writer = _stream(engine, table, plan, source, run_id, lower, upper, progress)
         except BaseException as exc:
@@ -260,6 +282,8 @@ def extract_table(
         upper=upper,
         seconds=time.monotonic() - started,
         csv_path=csv_path,
+        holdback_seconds=held.holdback_seconds if held else 0.0,
+        held_by=held.holder.describe() if held and held.holder else None,
     )
 
 

@@ -2,8 +2,9 @@
 
 Cheap checks only (no row counts: that is `dwh verify`): both databases reachable
 with the sslmode in force, storage writable, the exports/ backlog, table freshness
-and recent failures, the last successful run of each flow within its cadence,
-datamart-style tables non-empty, and free disk where parts are spooled.
+and recent failures, how far an open source transaction holds the extracts back, the
+last successful run of each flow within its cadence, datamart-style tables non-empty,
+and free disk where parts are spooled.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import psycopg
 from psycopg import sql
 
 from dwh.engine import Engine
+from dwh.holdback import latest_holdbacks
 from dwh.load import run_parts
 from dwh.runlog import engine_sql
-from dwh.settings import redact_conninfo
+from dwh.schedule import load_due
+from dwh.settings import RunSettings, redact_conninfo
 from dwh.storage import LocalStorage, spool_dir
 
 MIN_FREE_BYTES = 1 << 30
@@ -34,6 +37,12 @@ class Check:
     check: str
     ok: bool
     detail: str
+    tables: tuple[str, ...] = ()  # the tables a failed per-table check names (events per table)
+    warning: bool = False  # not ok only warns: shown, but health still passes
+
+    @property
+    def failed(self) -> bool:
+        return not self.ok and not self.warning
 
 
 def _reachable(name: str, conninfo: str) -> Check:
@@ -62,26 +71,36 @@ def _storage_writable(engine: Engine) -> Check:
     )
 
 
-def _table_checks(engine: Engine) -> list[Check]:
+FRESH_CHECK = "tables fresh (by the schedule)"
+
+
+def _table_checks(engine: Engine, now: datetime) -> list[Check]:
     catalog = engine.catalog
     waiting = {t.name: run_parts(engine.location, catalog.pipeline, t.name) for t in catalog.tables}
     run_ids = [run for runs in waiting.values() for run in runs]
     with psycopg.connect(engine.warehouse_conninfo, autocommit=True) as conn:
         rows = conn.execute(engine_sql(engine.sql_dir, "health_tables", catalog), {"waiting_runs": run_ids})
         states = {str(r[0]): r for r in rows.fetchall()}
-    stale, backlog, failing = [], [], []
+    stale: list[str] = []
+    stale_tables: list[str] = []
+    backlog, failing = [], []
     for table in catalog.tables:
         limit = 2 * catalog.cadence_for(table) * 60
-        _, lag, oldest_waiting, failures = states.get(table.name, (table.name, None, None, 0))
-        if lag is None or float(lag) > limit:
-            stale.append(f"{table.name} ({'never loaded' if lag is None else f'{float(lag) / 3600:.1f} h'})")
+        _, _, oldest_waiting, failures, last = states.get(table.name, (table.name, None, None, 0, None))
+        if last is None:
+            stale.append(f"{table.name} (never loaded)")
+            stale_tables.append(table.name)
+        elif (due := load_due(catalog, table, last)).stale(now):
+            lag = (now - last).total_seconds() / 3600
+            stale.append(f"{table.name} ({lag:.1f} h; due by {due.rule})")
+            stale_tables.append(table.name)
         if oldest_waiting is not None and float(oldest_waiting) > limit:
             backlog.append(f"{table.name} ({sum(len(p) for p in waiting[table.name].values())} part(s))")
         if failures:
             failing.append(f"{table.name} ({failures})")
     parts = sum(len(p) for runs in waiting.values() for p in runs.values())
     return [
-        Check("tables fresh (< 2x cadence)", ok=not stale, detail=", ".join(stale) or "all fresh"),
+        Check(FRESH_CHECK, ok=not stale, detail=", ".join(stale) or "all fresh", tables=tuple(stale_tables)),
         Check(
             "exports/ backlog",
             ok=not backlog,
@@ -89,6 +108,44 @@ def _table_checks(engine: Engine) -> list[Check]:
         ),
         Check("no failures in 24 h", ok=not failing, detail=", ".join(failing) or "none"),
     ]
+
+
+def _holdback(engine: Engine) -> Check:
+    """A session idle in a source transaction stalls incremental tables while runs "succeed"."""
+    limit = RunSettings().max_holdback_minutes
+    with psycopg.connect(engine.warehouse_conninfo, autocommit=True) as conn:
+        holdbacks = latest_holdbacks(conn, engine.catalog, engine.sql_dir)
+    over = [h.describe() for h in holdbacks.values() if h.over(limit)]
+    worst = max((h.seconds for h in holdbacks.values()), default=0.0)
+    return Check(
+        f"source hold-back (< {limit:g} min)",
+        ok=not over,
+        detail="; ".join(over) or f"largest {worst / 60:,.1f} min",
+    )
+
+
+def _growth(engine: Engine) -> Check:
+    """Seed §9: incremental tables growing at the expected rate (a warning, not a failure)."""
+    settings = RunSettings()
+    tables = [t.name for t in engine.catalog.tables if t.mode.incremental]
+    with psycopg.connect(engine.warehouse_conninfo, autocommit=True) as conn:
+        rows = conn.execute(
+            engine_sql(engine.sql_dir, "health_growth", engine.catalog),
+            {"tables": tables, "days": settings.growth_days},
+        ).fetchall()
+    days, ratio = settings.growth_days, settings.growth_min_ratio
+    short = [
+        f"{name}: {int(last):,} rows in 24 h, median {float(median):,.0f}/day over {days} days"
+        for name, last, median in rows
+        if median is not None and float(median) > 0 and int(last) < ratio * float(median)
+    ]
+    return Check(
+        f"tables growing (>= {ratio:g} x median rows/day)",
+        ok=not short,
+        detail="; ".join(short) or "as expected (or too little history)",
+        tables=tuple(s.split(":", 1)[0] for s in short),
+        warning=True,
+    )
 
 
 def _non_empty(engine: Engine) -> list[Check]:
@@ -166,15 +223,23 @@ def _disk(path: Path, what: str) -> Check:
     )
 
 
-def check_health(engine: Engine, *, prefect: bool = True) -> list[Check]:
-    """Every check, in a stable order; never raises for a failed check."""
+def check_health(engine: Engine, *, prefect: bool = True, now: datetime | None = None) -> list[Check]:
+    """Every check, in a stable order; never raises for a failed check.
+
+    `now` is the moment freshness is judged at (the schedule decides what is due).
+    """
     checks = [
         _reachable("source", engine.source_conninfo),
         _reachable("warehouse", engine.warehouse_conninfo),
         _storage_writable(engine),
     ]
     if checks[1].ok:
-        checks += _table_checks(engine) + _non_empty(engine)
+        checks += [
+            *_table_checks(engine, now or datetime.now(UTC)),
+            _holdback(engine),
+            _growth(engine),
+            *_non_empty(engine),
+        ]
     if prefect:
         checks += _flow_checks(engine)
     checks.append(_disk(Path(tempfile.gettempdir()), "spool"))

@@ -12,6 +12,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -23,6 +24,7 @@ from dwh.extract import bronze_columns
 from dwh.faults import failpoint
 from dwh.parts import exports_prefix, parse_part, processed_prefix, rejected_prefix
 from dwh.runlog import RunLog, RunRow, engine_sql
+from dwh.schedule import load_due
 from dwh.storage import Location
 
 log = logging.getLogger(__name__)
@@ -208,9 +210,14 @@ def load_run(
                 step = {Mode.SNAPSHOT: loader.snapshot, Mode.APPEND: loader.append, Mode.MERGE: loader.merge}[
                     table.mode
                 ]
+                if run.repair and table.mode is Mode.APPEND:
+                    # A repair overwrites what bronze holds (DO UPDATE): with DO NOTHING
+                    # every row loaded wrong would be "skipped" and stay wrong.
+                    step = loader.merge
                 loaded, skipped = step(keys, report)
                 _check_rows_read(engine, where, run, keys, loaded + skipped)
-                runlog.loaded(run.run_id, rows_loaded=loaded, rows_skipped=skipped)
+                due = load_due(engine.catalog, table, datetime.now(UTC))
+                runlog.loaded(run.run_id, rows_loaded=loaded, rows_skipped=skipped, due_at=due.by)
                 failpoint("load.before_commit")
         except Exception as exc:
             record_failure(runlog, run.run_id, str(exc))

@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from dwh.engine import Engine
+from dwh.load import run_parts
 from dwh.parts import processed_prefix
 from dwh.runlog import engine_sql
 from dwh.sqlfiles import read_sql
@@ -42,8 +43,15 @@ def vacuum_analyze(engine: Engine) -> list[str]:
 
 
 def prune_runs(engine: Engine, days: int) -> int:
+    """Delete old finished runs, never one that still owns parts in exports/."""
+    catalog = engine.catalog
+    waiting = [
+        run_id for t in catalog.tables for run_id in run_parts(engine.location, catalog.pipeline, t.name)
+    ]
     with psycopg.connect(engine.warehouse_conninfo, autocommit=True) as conn:
-        return conn.execute(engine_sql(engine.sql_dir, "prune_runs", engine.catalog), {"days": days}).rowcount
+        return conn.execute(
+            engine_sql(engine.sql_dir, "prune_runs", catalog), {"days": days, "waiting_runs": waiting}
+        ).rowcount
 
 
 def prune_artifacts(pipeline: str, days: int) -> int:

@@ -306,6 +306,11 @@ def render_catalog(
             f"chunk_rows: {kept.chunk_rows}  # {KEPT}",
             f"cadence_minutes: {kept.cadence_minutes}  # {KEPT}",
         ]
+        if kept.schedule is not None:
+            lines += [
+                f"schedule:  # {KEPT}",
+                *_yaml_block(kept.schedule.model_dump(), 2),
+            ]
         if kept.flow_cadences:
             lines += [f"flow_cadences:  # {KEPT}", *_yaml_block(dict(kept.flow_cadences), 2)]
         if kept.non_empty:

@@ -19,6 +19,9 @@ class TableOutcome:
     seconds: float = 0.0
     files: tuple[str, ...] = field(default_factory=tuple)
     error: str | None = None
+    # Set when the extract's upper bound sat further below the source clock than
+    # DWH_MAX_HOLDBACK_MINUTES: the table loads, but is stalled behind that session.
+    held_back: str | None = None
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,10 @@ class IngestSummary:
     @property
     def failed(self) -> list[TableOutcome]:
         return [t for t in self.tables if t.status == "failed"]
+
+    @property
+    def held_back(self) -> list[TableOutcome]:
+        return [t for t in self.tables if t.held_back]
 
 
 class IngestFailedError(RuntimeError):
@@ -57,4 +64,8 @@ def summary_markdown(summary: IngestSummary) -> str:
             f"| {t.table} | {t.mode} | {t.status} | {t.rows_extracted:,} | {t.rows_loaded:,} "
             f"| {t.rows_skipped:,} | {t.seconds:,.1f} | {files} | {_cell(t.error or '')} |"
         )
+    if summary.held_back:
+        lines += ["", "## Held back by an open source transaction (past DWH_MAX_HOLDBACK_MINUTES)", ""]
+        lines += [f"- **{t.table}**: {t.held_back}" for t in summary.held_back]
+        lines += ["", "See docs/runbook.md, 'Tables held back by an open source transaction'."]
     return "\n".join(lines) + "\n"

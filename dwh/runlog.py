@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
@@ -18,6 +18,9 @@ from psycopg.rows import dict_row
 
 from dwh.catalog import Catalog
 from dwh.sqlfiles import pipeline_parts, render
+
+if TYPE_CHECKING:
+    from dwh.holdback import SourceBound
 
 RESEED_FROM = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
 
@@ -40,6 +43,7 @@ class RunRow:
     rows_extracted: int | None
     parts: int | None
     extracted_at: datetime | None
+    repair: bool = False  # load overwrites rows bronze already has (`dwh run --repair`)
 
     @property
     def extract_finished(self) -> bool:
@@ -89,7 +93,12 @@ class RunLog:
         lower: datetime | None,
         upper: datetime | None,
         flow_run_id: UUID | None,
+        *,
+        bound: SourceBound | None = None,
+        repair: bool = False,
     ) -> int:
+        """Record a new run; `bound` records its hold-back and the session that set it."""
+        holder = bound.holder if bound else None
         with self.conn.transaction():
             row = self.conn.execute(
                 self._q("insert_run"),
@@ -99,6 +108,13 @@ class RunLog:
                     "flow_run_id": flow_run_id,
                     "lower": lower,
                     "upper": upper,
+                    "source_now": bound.now if bound else None,
+                    "holdback_seconds": bound.holdback_seconds if bound else None,
+                    "holder_pid": holder.pid if holder else None,
+                    "holder_application": holder.application if holder else None,
+                    "holder_state": holder.state if holder else None,
+                    "holder_since": holder.since if holder else None,
+                    "repair": repair,
                 },
             ).fetchone()
         assert row is not None  # noqa: S101  (RETURNING always yields the row)
@@ -116,11 +132,16 @@ class RunLog:
         with self.conn.transaction():
             self.conn.execute(self._q("mark_failed"), {"run_id": run_id, "error": error[:4000]})
 
-    def loaded(self, run_id: int, *, rows_loaded: int, rows_skipped: int) -> None:
-        """Mark loaded and advance the watermark; call inside the load transaction."""
+    def loaded(
+        self, run_id: int, *, rows_loaded: int, rows_skipped: int, due_at: datetime | None = None
+    ) -> None:
+        """Mark loaded and advance the watermark; call inside the load transaction.
+
+        `due_at`: when the table's next load is due by the schedule (v_table_due, Grafana).
+        """
         self.conn.execute(
             self._q("mark_loaded"),
-            {"run_id": run_id, "rows_loaded": rows_loaded, "rows_skipped": rows_skipped},
+            {"run_id": run_id, "rows_loaded": rows_loaded, "rows_skipped": rows_skipped, "due_at": due_at},
         )
 
     def runs(self, table: str, run_ids: list[int]) -> list[RunRow]:

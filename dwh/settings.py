@@ -252,6 +252,21 @@ class RunSettings(BaseSettings):
     allow_plaintext: bool = Field(
         default=False, description="let preflight pass a connection without TLS to a host that is not local"
     )
+    growth_days: int = Field(
+        default=14, ge=3, description="trailing days whose median rows/day the growth check compares with"
+    )
+    growth_min_ratio: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description="health warns when a table's rows in the last 24 h fall below this x that median",
+    )
+    max_holdback_minutes: float = Field(
+        default=60.0,
+        gt=0,
+        description="an extract's upper bound further than this below the source clock "
+        "(an open source transaction holding it) fails health and verify and notifies",
+    )
     timezone: str = "Africa/Nairobi"
     pipelines_dir: Path = PROJECT_DIR / "pipelines"
     sql_dir: Path = PROJECT_DIR / "sql"

@@ -2,22 +2,27 @@
 
 Every table loaded, row parity with the source (rows above the watermark are in
 flight, not missing), geometry round trip (same EWKT, SRID kept, NULL stays NULL), no
-part left in exports/, freshness under twice the cadence, no failures in 24 hours.
+part left in exports/, freshness by the schedule (dwh/schedule.py), no failures in 24 hours, and
+no incremental table held back by an open source transaction past DWH_MAX_HOLDBACK_MINUTES.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from dwh.catalog import TableSpec
+from dwh.drift import quoted, relation_columns
 from dwh.engine import Engine
+from dwh.holdback import Holdback, latest_holdbacks
 from dwh.load import run_parts
 from dwh.runlog import engine_sql
+from dwh.schedule import load_due
+from dwh.settings import RunSettings
 
 
 @dataclass(frozen=True)
@@ -70,17 +75,36 @@ def _sample(  # noqa: PLR0917
     return conn.execute(query).fetchall()
 
 
-def _table_gates(
+def _holdback_gate(table: TableSpec, holdback: Holdback | None, limit: float) -> list[Gate]:
+    if not table.mode.incremental or holdback is None:
+        return []
+    return [
+        Gate(
+            "source hold-back",
+            table.name,
+            ok=not holdback.over(limit),
+            detail=f"{holdback.describe()} (limit {limit:g} min)",
+            fix="end the holding source session (commit, or pg_terminate_backend(pid) on the source), "
+            "then run again: docs/runbook.md 'Tables held back'",
+        )
+    ]
+
+
+def _table_gates(  # noqa: PLR0917
     engine: Engine,
     table: TableSpec,
     state: dict[str, Any] | None,
     source: psycopg.Connection[Any],
     warehouse: psycopg.Connection[Any],
+    holdback: Holdback | None = None,
+    now: datetime | None = None,
 ) -> list[Gate]:
+    now = now or datetime.now(UTC)
     name = table.name
     pipeline = engine.catalog.pipeline
     failures = int(state["failures"]) if state else 0
     gates = [
+        *_holdback_gate(table, holdback, RunSettings().max_holdback_minutes),
         Gate(
             "no recent failures",
             name,
@@ -88,7 +112,7 @@ def _table_gates(
             detail=f"{failures} failed run(s) in 24 h"
             + (f": {state['last_error']}" if state and failures else ""),
             fix="read error_message in v_recent_failures; the parts wait in exports/ and load next run",
-        )
+        ),
     ]
     if state is None or state["last_loaded_at"] is None:
         gates.append(
@@ -99,14 +123,14 @@ def _table_gates(
         Gate("loaded", name, ok=True, detail=f"last load {state['last_loaded_at']:%Y-%m-%d %H:%M:%S%z}")
     )
 
-    cadence = engine.catalog.cadence_for(table) * 60
-    lag = float(state["lag_seconds"])
+    due = load_due(engine.catalog, table, state["last_loaded_at"])
+    lag = (now - state["last_loaded_at"]).total_seconds()
     gates.append(
         Gate(
             "freshness",
             name,
-            ok=lag < 2 * cadence,
-            detail=f"lag {lag / 60:,.1f} min (limit {2 * cadence / 60:,.0f})",
+            ok=not due.stale(now),
+            detail=f"lag {lag / 60:,.1f} min (due by {due.rule})",
             fix="check the schedule and worker; v_watermark_lag shows extract vs load",
         )
     )
@@ -132,7 +156,11 @@ def _table_gates(
             ),
         )
     )
-    fix = "check the CASE WHEN … ST_AsEWKT guard and the bronze column's SRID"
+    gates += _conversion_gates(engine, table, source, warehouse, origin, bronze, scope)
+    fix = (
+        "check the CASE WHEN … ST_AsEWKT guard and the bronze column's SRID, then "
+        f"dwh run {pipeline} --table {name} --repair"
+    )
     for column in table.geometry:
         if table.mode.incremental:
             # Rows at or below the watermark never change in an append table: compare
@@ -157,13 +185,98 @@ def _table_gates(
     return gates
 
 
+def _conversion_gates(  # noqa: PLR0917
+    engine: Engine,
+    table: TableSpec,
+    source: psycopg.Connection[Any],
+    warehouse: psycopg.Connection[Any],
+    origin: sql.Composable,
+    bronze: sql.Composable,
+    scope: sql.Composable,
+) -> list[Gate]:
+    """Each declared `columns:` expression, computed on the source, equals what bronze holds.
+
+    Only incremental tables: rows at or below the watermark do not change in the source
+    (a merge row that did has a newer watermark and leaves the sample), while a snapshot
+    may have changed since it loaded.
+    """
+    if not table.mode.incremental or not table.columns:
+        return []
+    catalog = engine.catalog
+    types = {
+        c.name: c.type
+        for c in relation_columns(warehouse, engine.sql_dir, quoted(catalog.bronze_schema, table.name))
+    }
+    key = sql.SQL(", ").join(map(sql.Identifier, table.key))
+    key_text = sql.SQL("concat_ws('|', {})").format(key)
+    gates = []
+    for column, expression in table.columns.items():
+        if column in table.geometry or column not in types:
+            continue  # geometry has its own gate; a missing column is drift's business
+        theirs_value = sql.SQL("CAST(({}) AS {})").format(sql.SQL(expression), sql.SQL(types[column]))
+        ours_value = sql.Identifier(column)
+        theirs = dict(
+            source.execute(
+                _q(
+                    engine,
+                    "verify_value_sample",
+                    relation=origin,
+                    key=key,
+                    key_text=key_text,
+                    value=theirs_value,
+                    in_scope=scope,
+                )
+            ).fetchall()
+        )
+        ours = dict(
+            warehouse.execute(
+                _q(
+                    engine,
+                    "verify_value_sample",
+                    relation=bronze,
+                    key=key,
+                    key_text=key_text,
+                    value=ours_value,
+                    in_scope=sql.SQL("TRUE"),
+                )
+            ).fetchall()
+        )
+        common = sorted(theirs.keys() & ours.keys())
+        differ = [k for k in common if theirs[k] != ours[k]]
+        example = (
+            f" (key {differ[0]}: source gives {theirs[differ[0]]}, bronze has {ours[differ[0]]})"
+            if differ
+            else ""
+        )
+        gates.append(
+            Gate(
+                "declared conversion",
+                f"{table.name}.{column}",
+                ok=not differ,
+                detail=(
+                    f"{len(differ)} of {len(common)} sampled keys differ from `{expression}`{example}"
+                    if differ
+                    else f"{len(common)} sampled keys equal `{expression}`"
+                ),
+                fix=(
+                    f"fix the expression under {table.name}.columns in the catalog, then "
+                    f"dwh run {catalog.pipeline} --table {table.name} --repair"
+                ),
+            )
+        )
+    return gates
+
+
 def _srids(engine: Engine, conn: psycopg.Connection[Any], relation: sql.Composable, column: str) -> set[int]:
     row = conn.execute(_q(engine, "verify_srids", relation=relation, geom=sql.Identifier(column))).fetchone()
     return set(row[0]) if row else set()
 
 
-def verify(engine: Engine) -> list[Gate]:
-    """Run every gate for every table of the pipeline; never raises for a failed gate."""
+def verify(engine: Engine, now: datetime | None = None) -> list[Gate]:
+    """Run every gate for every table of the pipeline; never raises for a failed gate.
+
+    `now` is the moment freshness is judged at (the schedule decides what is due).
+    """
     catalog = engine.catalog
     with (
         psycopg.connect(engine.source_conninfo, autocommit=True) as source,
@@ -174,8 +287,11 @@ def verify(engine: Engine) -> list[Gate]:
         with warehouse.cursor(row_factory=psycopg.rows.dict_row) as cur:
             cur.execute(_q(engine, "verify_loaded"), {"tables": [t.name for t in catalog.tables]})
             states = {row["table_name"]: row for row in cur.fetchall()}
+        held = latest_holdbacks(warehouse, catalog, engine.sql_dir)
         gates = [
-            g for t in catalog.tables for g in _table_gates(engine, t, states.get(t.name), source, warehouse)
+            g
+            for t in catalog.tables
+            for g in _table_gates(engine, t, states.get(t.name), source, warehouse, held.get(t.name), now)
         ]
     waiting = [
         key

@@ -9,5 +9,5 @@ from tasks.extract import extract_table_task
 
 
 @flow(name="extract", flow_run_name="extract-{table}")
-def extract(pipeline: str, table: str) -> ExtractResult:
-    return extract_table_task(pipeline, table)
+def extract(pipeline: str, table: str, repair: bool = False) -> ExtractResult:
+    return extract_table_task(pipeline, table, repair)

@@ -27,7 +27,7 @@ from dwh.runlog import RESEED_FROM, RunLog
 from dwh.settings import RunSettings, StorageSettings
 from flows.extract import extract
 from flows.load import load
-from tasks.events import emit_table_loaded
+from tasks.events import emit_table_held_back, emit_table_loaded
 
 
 def _per_parent_run(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -44,7 +44,7 @@ def _sum_loads(loads: list[LoadResult]) -> tuple[int, int, tuple[str, ...]]:
 
 
 @task(name="ingest-table", task_run_name="ingest-{table}", cache_key_fn=_per_parent_run)
-def ingest_table(pipeline: str, table: str) -> TableOutcome:
+def ingest_table(pipeline: str, table: str, repair: bool = False) -> TableOutcome:
     """Recover leftovers, extract, load; under the table's lock so runs never overlap."""
     started = time.monotonic()
     engine = Engine.from_settings(pipeline)
@@ -55,10 +55,18 @@ def ingest_table(pipeline: str, table: str) -> TableOutcome:
             get_run_logger().warning("%s: another run holds this table; skipped", table)
             return TableOutcome(table, spec.mode.value, "skipped", error="locked by another run")
         recovered = load.with_options(result_storage=storage, persist_result=True)(pipeline, table)
-        extracted = extract.with_options(result_storage=storage, persist_result=True)(pipeline, table)
+        extracted = extract.with_options(result_storage=storage, persist_result=True)(pipeline, table, repair)
         loaded = load.with_options(result_storage=storage, persist_result=True)(pipeline, table)
     rows_loaded, rows_skipped, files = _sum_loads([*recovered, *loaded])
     emit_table_loaded(pipeline, table, rows_loaded, extracted.upper)
+    held_back = None
+    if extracted.holdback_seconds > RunSettings().max_holdback_minutes * 60:
+        held_back = (
+            f"upper bound {extracted.holdback_seconds / 60:,.1f} min behind the source clock, "
+            f"held by {extracted.held_by or 'an open source transaction'}"
+        )
+        get_run_logger().warning("%s: %s", table, held_back)
+        emit_table_held_back(pipeline, table, extracted.holdback_seconds, extracted.held_by)
     return TableOutcome(
         table=table,
         mode=spec.mode.value,
@@ -68,6 +76,7 @@ def ingest_table(pipeline: str, table: str) -> TableOutcome:
         rows_skipped=rows_skipped,
         seconds=time.monotonic() - started,
         files=files,
+        held_back=held_back,
     )
 
 
@@ -91,18 +100,24 @@ def ingest(
     tables: list[str] | None = None,
     full_refresh: bool = False,
     backfill_from: datetime | None = None,
+    repair: bool = False,
 ) -> IngestSummary:
-    """Move the pipeline's tables extract → object storage → idempotent load."""
+    """Move the pipeline's tables extract → object storage → idempotent load.
+
+    `repair` re-extracts from `backfill_from` (default: all history) and overwrites the
+    rows bronze already has (DO UPDATE), so a fixed catalog expression reaches rows that
+    were loaded wrong; a plain backfill or reseed would skip them as duplicates.
+    """
     engine = guarded_engine(pipeline)  # never as a superuser or with rights beyond the pipeline's
     selected = engine.catalog.select(tables)
     incremental = [t.name for t in selected if t.mode.incremental]
-    rewind_to = RESEED_FROM if full_refresh else backfill_from
+    rewind_to = RESEED_FROM if full_refresh or (repair and backfill_from is None) else backfill_from
     if rewind_to is not None and incremental:
         rewind_watermarks(pipeline, incremental, rewind_to)
 
     storage = ensure_result_storage(StorageSettings())
     futures = ingest_table.with_options(result_storage=storage, persist_result=True).map(
-        unmapped(pipeline), [t.name for t in selected]
+        unmapped(pipeline), [t.name for t in selected], unmapped(repair)
     )
     outcomes = []
     for spec, future in zip(selected, futures, strict=True):

@@ -55,17 +55,20 @@ def osm_notes_etl(
     tables: list[str] | None = None,
     full_refresh: bool = False,
     backfill_from: datetime | None = None,
+    repair: bool = False,
 ) -> State[Any]:
     """Ingest the catalog's tables to bronze, then update facts, dimensions and datamart marks.
 
-    `tables`, `full_refresh` and `backfill_from` go to the ingest (see `flows.ingest`);
+    `tables`, `full_refresh`, `backfill_from` and `repair` go to the ingest (see `flows.ingest`);
     the transform always processes whatever reached bronze since its last run.
     """
     conninfo = guarded_engine(pipeline).warehouse_conninfo
     with exclusive_run(conninfo, etl_lock_name(pipeline)) as acquired:
         if not acquired:
             return finished(EtlOutcome(pipeline, skipped=True), skipped=True)
-        summary = ingest(pipeline, tables=tables, full_refresh=full_refresh, backfill_from=backfill_from)
+        summary = ingest(
+            pipeline, tables=tables, full_refresh=full_refresh, backfill_from=backfill_from, repair=repair
+        )
         result = transform_task(pipeline)
     outcome = EtlOutcome(pipeline, skipped=False, ingest=summary, transform=result)
     return finished(outcome)

@@ -25,3 +25,32 @@ def emit_table_loaded(pipeline: str, table: str, rows: int, upper_bound: datetim
         },
         payload={"rows": rows, "lag_seconds": lag},
     )
+
+
+def emit_table_stale(pipeline: str, table: str, detail: str) -> None:
+    """The health check found the table overdue by its schedule (dwh/schedule.py)."""
+    emit_event(
+        event="dwh.table.stale",
+        resource={
+            "prefect.resource.id": table_resource_id(pipeline, table),
+            "prefect.resource.name": f"{pipeline}.{table}",
+            "dwh.pipeline": pipeline,
+            "dwh.table": table,
+        },
+        payload={"detail": detail},
+    )
+
+
+@task(name="emit-table-held-back", task_run_name="emit-held-back-{table}")
+def emit_table_held_back(pipeline: str, table: str, holdback_seconds: float, held_by: str | None) -> None:
+    """The table loaded, but its upper bound sits past DWH_MAX_HOLDBACK_MINUTES behind the source."""
+    emit_event(
+        event="dwh.table.held-back",
+        resource={
+            "prefect.resource.id": table_resource_id(pipeline, table),
+            "prefect.resource.name": f"{pipeline}.{table}",
+            "dwh.pipeline": pipeline,
+            "dwh.table": table,
+        },
+        payload={"holdback_seconds": holdback_seconds, "held_by": held_by},
+    )

@@ -12,7 +12,7 @@ from tasks.tracing import current_flow_run_id
 
 
 @retrying_task("extract-table", "extract-{table}")
-def extract_table_task(pipeline: str, table: str) -> ExtractResult:
+def extract_table_task(pipeline: str, table: str, repair: bool = False) -> ExtractResult:
     engine = Engine.from_settings(pipeline)
     logger = get_run_logger()
     result = extract_table(
@@ -20,6 +20,7 @@ def extract_table_task(pipeline: str, table: str) -> ExtractResult:
         engine.catalog.table(table),
         flow_run_id=current_flow_run_id(),
         progress=reporter(logger),
+        repair=repair,
     )
     logger.info(
         "%s: extracted %s rows in %s part(s) to %s", table, result.rows, result.parts, result.csv_path

@@ -268,6 +268,7 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
         "fleet",
         "fleet-backfill",
         "fleet-reseed",
+        "fleet-repair",
         "osm-notes-etl",
         "osm-notes-datamarts",
         "osm-notes-export",
@@ -293,9 +294,10 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
     for name, (flow_name, schedules) in operations.items():
         assert flow_names[name] == flow_name, name
         assert [(s.schedule.cron, s.schedule.timezone) for s in on_server[name].schedules] == schedules
-    for name in ("fleet-backfill", "fleet-reseed"):
+    for name in ("fleet-backfill", "fleet-reseed", "fleet-repair"):
         assert on_server[name].schedules == [], f"{name} is manual only"
     assert on_server["fleet-reseed"].parameters == {"pipeline": "fleet", "full_refresh": True}
+    assert on_server["fleet-repair"].parameters == {"pipeline": "fleet", "repair": True}
     assert on_server["osm-notes-etl"].parameters == {"pipeline": "osm_notes"}
     datamart_properties = on_server["osm-notes-datamarts"].parameter_openapi_schema["properties"]
     assert datamart_properties["full_rebuild"]["type"] == "boolean"
@@ -453,6 +455,71 @@ def test_freshness_automation_notifies_for_a_stale_table_and_not_for_a_fresh_one
         _delete_automations(server, names)
 
 
+@pytest.mark.usefixtures("notify_env", "prefect_api")
+def test_overdue_automation_notifies_with_the_health_checks_detail(
+    server: Server, receiver: Receiver
+) -> None:
+    applied = dict(_apply_in_process(catalogs=[]))
+    assert applied["dwh: table overdue by its schedule"] in {"created", "updated"}
+    pipeline = f"t{uuid.uuid4().hex[:8]}"
+    detail = "trips (4.4 h; due by next scheduled run 2026-12-01 14:00 EAT + 60 min grace)"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from tasks.events import emit_table_stale\nemit_table_stale({pipeline!r}, 'trips', {detail!r})\n",
+        ],
+        env=server.env,
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    message = wait_for(
+        "a notification for the overdue table",
+        lambda: receiver.received(f"dwh.table.{pipeline}.trips is overdue"),
+        timeout=60,
+    )
+    assert "due by next scheduled run 2026-12-01 14:00 EAT" in message[0]["body"]
+
+
+@pytest.mark.usefixtures("notify_env", "prefect_api")
+def test_held_back_automation_notifies_naming_the_table_and_the_holding_session(
+    server: Server, receiver: Receiver
+) -> None:
+    applied = dict(_apply_in_process(catalogs=[]))
+    name = "dwh: table held back by an open source transaction"
+    assert applied[name] in {"created", "updated"}
+    pipeline = f"t{uuid.uuid4().hex[:8]}"
+    holder = "source session pid 4242 (leaky-pool; idle in transaction; transaction open since 2026-12-02 18:00:00+0000)"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "from tasks.events import emit_table_held_back\n"
+                f"emit_table_held_back.fn({pipeline!r}, 'trips', 5400.0, {holder!r})\n"
+            ),
+        ],
+        env=server.env,
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    message = wait_for(
+        "a notification for the held-back table",
+        lambda: receiver.received(f"dwh.table.{pipeline}.trips held back"),
+        timeout=60,
+    )
+    assert "90.0 min behind the source clock" in message[0]["body"]
+    assert "pid 4242 (leaky-pool" in message[0]["body"]
+
+
 @pytest.mark.usefixtures("worker", "notify_env", "prefect_api")
 def test_failure_automation_notifies_for_a_failing_run_and_not_for_a_successful_one(
     server: Server, receiver: Receiver, env: Env
@@ -513,8 +580,8 @@ def test_automations_apply_is_idempotent_by_name_and_removes_what_it_no_longer_d
     _delete_automations(server, [a.name for a in automations])
 
 
-def test_freshness_window_is_twice_each_tables_cadence_by_default() -> None:
-    fleet = load_catalog("fleet", PIPELINES_DIR)
+def test_freshness_window_is_twice_each_tables_cadence_without_a_schedule() -> None:
+    fleet = load_catalog("fleet", PIPELINES_DIR).model_copy(update={"schedule": None})
     windows = freshness_windows([fleet], factor=2.0)
     assert {w.table for w in windows} == {t.name for t in fleet.tables}
     for window in windows:
@@ -522,6 +589,24 @@ def test_freshness_window_is_twice_each_tables_cadence_by_default() -> None:
     assert describe_window(windows[0].within) == "12 h"  # fleet cadence: the 6 h night gap
     # Prefect refuses proactive windows under 10 s: clamp instead of failing to apply.
     assert freshness_windows([fleet], factor=0.0001)[0].within == timedelta(seconds=10)
+
+
+def test_freshness_window_with_a_schedule_is_its_longest_gap_plus_grace() -> None:
+    """The proactive backstop; the exact rule is the health flow's dwh.table.stale event."""
+    fleet = load_catalog("fleet", PIPELINES_DIR)
+    windows = freshness_windows([fleet], factor=2.0)
+    assert {describe_window(w.within) for w in windows} == {"7 h"}  # 23:00 -> 05:00, + 60 min
+    assert {describe_window(w.cadence) for w in windows} == {"6 h"}
+
+
+def test_catalog_schedule_is_the_ingest_deployments_schedule() -> None:
+    """Freshness follows the catalog's `schedule:`; it must be the cron the deployment runs on."""
+    document = yaml.safe_load((PROJECT_DIR / "prefect.yaml").read_text(encoding="utf-8"))
+    (fleet,) = [d for d in document["deployments"] if d["name"] == "fleet"]
+    schedule = load_catalog("fleet", PIPELINES_DIR).schedule
+    assert schedule is not None
+    assert fleet["schedules"] == [{"cron": schedule.cron, "timezone": schedule.timezone}]
+    assert schedule.cron == FLEET_CRON
 
 
 def test_shipped_automations_cover_every_table_failures_and_the_json_export() -> None:
@@ -537,6 +622,13 @@ def test_shipped_automations_cover_every_table_failures_and_the_json_export() ->
     assert export.trigger.posture == "Proactive"
     assert export.trigger.within == timedelta(hours=1)
     assert "export_json" in json.dumps(export.trigger.model_dump(mode="json"))
+    overdue = by_name["dwh: table overdue by its schedule"]
+    assert overdue.trigger.expect == {"dwh.table.stale"}
+    assert overdue.trigger.posture == "Reactive"
+    held = by_name["dwh: table held back by an open source transaction"]
+    assert held.trigger.posture == "Reactive"
+    assert held.trigger.expect == {"dwh.table.held-back"}
+    assert held.trigger.match.root == {"prefect.resource.id": "dwh.table.*"}
     for automation in automations:
         assert MANAGED_TAG in automation.tags
         assert [a.type for a in automation.actions] == ["send-notification"]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import psycopg
 import pytest
 
+from dwh.schedule import load_due
 from dwh.seed import seed_source
 from dwh.settings import PROJECT_DIR, SourceSettings, WarehouseSettings
 from flows.ingest import ingest
@@ -34,6 +36,22 @@ def test_every_panel_query_answers_as_the_ro_role_after_a_run(env: Env) -> None:
             query = target["rawSql"].replace("${pipeline}", "fleet")
             answers[panel["id"]] = conn.execute(query).fetchall()
 
-    assert [(r[0], r[2] < 4) for r in answers[1]] == [("trips", True)]
+    # Freshness: the same rule as health and verify (dwh/schedule.py), stored by the load.
+    assert [(r[0], r[3] < 0) for r in answers[1]] == [("trips", True)]
+    (finished, due), *_ = env.query(
+        "wh",
+        "SELECT r.run_finished_at, w.due_at FROM fleet_control.extract_runs AS r"
+        " JOIN fleet_control.extract_watermarks AS w USING (table_name) WHERE r.table_name = 'trips'",
+    )
+    catalog = env.catalog()
+    assert isinstance(finished, datetime)
+    assert due == load_due(catalog, catalog.table("trips"), finished).by
+    env.query("wh", "UPDATE fleet_control.extract_watermarks SET due_at = now() - interval '90 minutes'")
+    with psycopg.connect(WarehouseSettings().ro_conninfo("fleet"), autocommit=True) as conn:  # type: ignore[call-arg]
+        (overdue,) = conn.execute(
+            panels[0]["targets"][0]["rawSql"].replace("${pipeline}", "fleet")
+        ).fetchall()
+    assert overdue[0] == "trips"
+    assert 1.4 < float(overdue[3]) < 1.6  # hours past due: red (threshold 0)
     assert [(r[1], r[4]) for r in answers[2]] == [("devices", "boom")]
     assert [(r[1], int(r[2])) for r in answers[3]] == [("trips", counts["trips"])]

@@ -146,7 +146,15 @@ def test_generated_bronze_ddl_migrates_passes_the_audit_and_loads(
     generated = sql_dir / "fleet" / "migrations" / "0100_bronze.sql"
     assert 'CREATE TABLE {bronze}."trips" (' in generated.read_text()
     applied = migrate(catalog, WarehouseSettings(), sql_dir)  # type: ignore[call-arg]
-    assert applied.applied == ["0001_control.sql", "0002_export.sql", "0100_bronze.sql"]
+    assert applied.applied == [
+        "0001_control.sql",
+        "0002_export.sql",
+        "0003_rewind_fence.sql",
+        "0004_holdback.sql",
+        "0005_repair.sql",
+        "0006_due_at.sql",
+        "0100_bronze.sql",
+    ]
     run_audits(catalog, env.warehouse_admin, sql_dir)
     summary = ingest("fleet")
     assert {t.table: t.rows_loaded for t in summary.tables} == {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dwh.extract import extract_table
 from dwh.seed import seed_source
 from dwh.settings import SourceSettings
 from flows.ingest import ingest
@@ -44,3 +45,32 @@ def test_maintenance_vacuums_prunes_old_runs_and_keeps_the_audit_trail(env: Env)
     pruned = maintenance("fleet", processed_days=0)
     assert set(pruned.processed_deleted) == set(processed)
     assert env.location_keys("fleet", "processed") == []
+
+
+def test_retention_keeps_an_old_failed_run_whose_parts_still_wait_in_exports(env: Env) -> None:
+    env.migrate()
+    seed_source(SourceSettings().conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    engine = env.engine()
+    ingest("fleet", tables=["alarms"])
+    seed_source(SourceSettings().conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    stuck = extract_table(engine, engine.catalog.table("alarms"))
+    # Its load failed long ago (say, bad data nobody fixed) and the part still waits.
+    env.query(
+        "wh",
+        "UPDATE fleet_control.extract_runs SET status = 'failed', error_message = 'boom',"
+        " run_started_at = now() - interval '200 days' WHERE run_id = %s",
+        (stuck.run_id,),
+    )
+    assert len(env.location_keys("fleet", "exports", "alarms")) == 1
+
+    result = maintenance("fleet")
+
+    assert result.runs_deleted == 0
+    assert env.query(
+        "wh", "SELECT status FROM fleet_control.extract_runs WHERE run_id = %s", (stuck.run_id,)
+    ) == [("failed",)]
+    after = ingest("fleet", tables=["alarms"])  # recovery still knows the run and loads it
+    assert {t.table: t.status for t in after.tables} == {"alarms": "loaded"}
+    assert env.location_keys("fleet", "exports") == []
+    source = env.query("source", "SELECT count(*) FROM public.alarms")
+    assert env.query("wh", "SELECT count(*) FROM fleet_bronze.alarms") == source

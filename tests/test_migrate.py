@@ -19,11 +19,27 @@ FLEET_TABLES = {"devices", "live_positions", "geofences", "position_history", "t
 def test_migrations_apply_on_empty_warehouse_then_reapply_as_noop(env: Env) -> None:
     catalog = env.catalog()
     first = migrate(catalog, WarehouseSettings(), SQL_DIR)  # type: ignore[call-arg]
-    assert first.applied == ["0001_control.sql", "0002_export.sql", "0100_bronze.sql"]
+    assert first.applied == [
+        "0001_control.sql",
+        "0002_export.sql",
+        "0003_rewind_fence.sql",
+        "0004_holdback.sql",
+        "0005_repair.sql",
+        "0006_due_at.sql",
+        "0100_bronze.sql",
+    ]
 
     second = migrate(catalog, WarehouseSettings(), SQL_DIR)  # type: ignore[call-arg]
     assert second.applied == []
-    assert second.already_applied == ["0001_control.sql", "0002_export.sql", "0100_bronze.sql"]
+    assert second.already_applied == [
+        "0001_control.sql",
+        "0002_export.sql",
+        "0003_rewind_fence.sql",
+        "0004_holdback.sql",
+        "0005_repair.sql",
+        "0006_due_at.sql",
+        "0100_bronze.sql",
+    ]
 
     tables = {
         r[0] for r in env.query("wh", "SELECT tablename FROM pg_tables WHERE schemaname = 'fleet_bronze'")
@@ -96,6 +112,7 @@ def test_ro_role_reads_bronze_and_views_but_writes_nothing(env: Env) -> None:
             "fleet_control.v_table_freshness",
             "fleet_control.v_recent_failures",
             "fleet_control.v_watermark_lag",
+            "fleet_control.v_table_due",
         ):
             conn.execute(f"SELECT count(*) FROM {relation}")
         for statement in (

@@ -364,6 +364,7 @@ def test_every_deployment_runs_on_a_worker_exactly_as_deployed(  # noqa: PLR0915
             ("ingest/fleet", None, False),
             ("ingest/fleet-backfill", {"backfill_from": since, "tables": ["trips"]}, True),
             ("ingest/fleet-reseed", {"tables": ["alarms"]}, True),
+            ("ingest/fleet-repair", {"tables": ["trips"]}, True),
             ("verify/fleet-verify", None, False),
             ("health/fleet-health", None, False),
             ("backup/fleet-backup", None, False),

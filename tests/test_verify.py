@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from dwh.cli import app
 from dwh.extract import extract_table
 from dwh.seed import seed_source
 from dwh.settings import SourceSettings
 from dwh.verify import Gate, verify
 from flows.ingest import ingest
-from tests.conftest import SQL_DIR, Env
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+runner = CliRunner()
 
 
 def _failed(gates: list[Gate]) -> set[tuple[str, str]]:
@@ -34,6 +41,8 @@ def test_gates_pass_after_a_run_and_fail_naming_table_and_gate(env: Env) -> None
         "row parity",
         "geometry round trip",
         "exports/ empty",
+        "source hold-back",
+        "declared conversion",
     }
 
     # New source rows above the watermark are in flight, not a parity failure.
@@ -61,3 +70,78 @@ def test_gates_pass_after_a_run_and_fail_naming_table_and_gate(env: Env) -> None
         ("no recent failures", "devices"),
         ("loaded", "devices"),
     }
+
+
+def _trips_failing(env: Env) -> set[tuple[str, str]]:
+    return {(g.gate, g.table) for g in verify(env.engine()) if not g.ok and g.table.startswith("trips")}
+
+
+def test_wrong_unit_conversion_fails_verify_and_repair_fixes_it_where_a_reseed_cannot(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = (PIPELINES_DIR / "fleet.yaml").read_text(encoding="utf-8")
+    broken = shipped.replace("distance_km: distance_m / 1000.0", "distance_km: distance_m")
+    assert broken != shipped
+    catalog = tmp_path / "pipelines" / "fleet.yaml"
+    catalog.parent.mkdir()
+    catalog.write_text(broken, encoding="utf-8")
+    monkeypatch.setenv("DWH_PIPELINES_DIR", str(catalog.parent))
+    env.migrate()
+    seed_source(SourceSettings().conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    ingest("fleet", tables=["trips"])
+    assert _trips_failing(env) == set()  # bronze matches the (wrong) catalog: nothing can tell yet
+
+    catalog.write_text(shipped, encoding="utf-8")  # the runbook's first step: declare the conversion
+    assert _trips_failing(env) == {("declared conversion", "trips.distance_km")}
+    reseed = runner.invoke(app, ["run", "fleet", "--table", "trips", "--full-refresh"])
+    assert reseed.exit_code == 0, reseed.output
+    # DO NOTHING: every wrong row was "skipped" and is still wrong.
+    assert _trips_failing(env) == {("declared conversion", "trips.distance_km")}
+
+    since = env.query("source", "SELECT min(recorded_at) - interval '1 second' FROM public.trips")[0][0]
+    assert isinstance(since, datetime)
+    repair = runner.invoke(
+        app,
+        [
+            "run",
+            "fleet",
+            "--table",
+            "trips",
+            "--repair",
+            "--from",
+            f"{since.astimezone(UTC):%Y-%m-%dT%H:%M:%S}",
+        ],
+    )
+
+    assert repair.exit_code == 0, repair.output
+    assert _trips_failing(env) == set()
+    source = env.query("source", "SELECT sum(distance_m), count(*) FROM public.trips")[0]
+    bronze = env.query("wh", "SELECT sum(distance_km) * 1000, count(*) FROM fleet_bronze.trips")[0]
+    assert bronze == source
+    assert env.query(
+        "wh",
+        "SELECT bool_and(repair) FROM fleet_control.extract_runs WHERE run_id = (SELECT max(run_id) FROM fleet_control.extract_runs)",
+    ) == [(True,)]
+
+
+def test_geometry_loaded_as_null_fails_verify_and_repair_restores_it_where_a_reseed_cannot(
+    env: Env,
+) -> None:
+    env.migrate()
+    seed_source(SourceSettings().conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    ingest("fleet", tables=["trips"])
+    # What a lost EWKT guard leaves behind: the geometry arrived as NULL.
+    env.query("wh", "UPDATE fleet_bronze.trips SET start_geom = NULL")
+    assert _trips_failing(env) == {("geometry round trip", "trips.start_geom")}
+
+    reseed = runner.invoke(app, ["run", "fleet", "--table", "trips", "--full-refresh"])
+    assert reseed.exit_code == 0, reseed.output
+    assert _trips_failing(env) == {("geometry round trip", "trips.start_geom")}
+
+    repair = runner.invoke(app, ["run", "fleet", "--table", "trips", "--repair"])
+
+    assert repair.exit_code == 0, repair.output
+    assert _trips_failing(env) == set()
+    assert env.query("wh", "SELECT count(*) FROM fleet_bronze.trips WHERE start_geom IS NULL") == env.query(
+        "source", "SELECT count(*) FROM public.trips WHERE start_geom IS NULL"
+    )

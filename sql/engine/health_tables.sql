@@ -7,7 +7,8 @@ SELECT
      FROM {control}.extract_runs AS r
      WHERE r.table_name = w.table_name
        AND r.run_id = ANY(%(waiting_runs)s)) AS oldest_waiting_seconds,
-    (SELECT count(*) FROM {control}.v_recent_failures AS r WHERE r.table_name = w.table_name) AS failures
+    (SELECT count(*) FROM {control}.v_recent_failures AS r WHERE r.table_name = w.table_name) AS failures,
+    f.last_loaded_at
 FROM {control}.extract_watermarks AS w
 LEFT JOIN {control}.v_table_freshness AS f USING (table_name)
 ORDER BY w.table_name;

@@ -36,3 +36,17 @@ SELECT
 FROM {control}.extract_runs
 WHERE status = 'loaded'
 GROUP BY 1, 2;
+
+-- When each table's next load is due by the catalog's schedule (written by every load,
+-- dwh/schedule.py): the rule dwh health and dwh verify apply, for Grafana's freshness
+-- panel. overdue_hours > 0 means the scheduled run after the last load plus its grace
+-- has passed without a load.
+CREATE OR REPLACE VIEW {control}.v_table_due AS
+SELECT
+    w.table_name,
+    f.last_loaded_at,
+    w.due_at,
+    extract(epoch FROM now() - f.last_loaded_at) / 3600.0 AS lag_hours,
+    extract(epoch FROM now() - w.due_at) / 3600.0 AS overdue_hours
+FROM {control}.extract_watermarks AS w
+LEFT JOIN {control}.v_table_freshness AS f USING (table_name);

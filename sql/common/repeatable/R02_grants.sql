@@ -7,5 +7,6 @@ GRANT SELECT ON
     {control}.v_table_freshness,
     {control}.v_recent_failures,
     {control}.v_watermark_lag,
-    {control}.v_rows_per_day
+    {control}.v_rows_per_day,
+    {control}.v_table_due
 TO {ro};

@@ -4,15 +4,17 @@ One run, in one REPEATABLE READ transaction (every document sees the same datama
 
 1. hash every entity's datamart row (`sql/<p>/export/<name>.sql` gives id, row_hash
    and doc; only id and row_hash are read here) and pick the new and changed ones;
-2. stream just those documents from the database (built there with json_build_object),
-   validate each against `<name>.schema.json`, and write it into a new version;
-3. take every unchanged document from the last version (hard link or server-side copy);
-4. write SHA256SUMS and the manifest, switch the pointer (`dwh.publish`), then commit
-   the document list, so an entity counts as exported only once readers can see it.
+2. stream just those documents from the database (built there as JSON), validate each
+   against `<name>.schema.json`, and write it into a new version: per-entity documents
+   first, then the single ones (indexes, global), then the each_publish ones (metadata);
+3. keep every unchanged document (a hard link into the new version on a directory;
+   nothing at all on S3, where documents stay in place) and drop the ones that left;
+4. write SHA256SUMS and the manifest, publish (`dwh.publish`), then commit the document
+   list, so an entity counts as exported only once readers can see it.
 
-Any invalid document aborts before the switch: the old version stays published, the
-new one is deleted, and the message names the file, the field and the rule. A run
-that finds nothing changed publishes nothing.
+Any invalid document aborts before anything reaches readers: the old version stays
+published and the message names the file, the field and the rule. A run that finds
+nothing changed publishes nothing.
 """
 
 from __future__ import annotations

@@ -456,6 +456,7 @@ def test_viewer_profile_fields_match_hand_computed_values(osm: Env) -> None:
         "avg_days_to_resolution": 1.75, "median_days_to_resolution": 1.75,
         # bob opened note 4 only, and it is hidden: neither resolved nor open
         "notes_resolved_count": 0, "notes_still_open_count": 0, "resolution_rate": 0,
+        "notes_opened_but_not_closed_by_user": 1,
         "countries_open_notes": ranked((200, "Beta", 1), keys=("country_id", "country", "quantity")),
         "countries_solving_notes": ranked(
             (100, "Alpha", 1), (200, "Beta", 1), keys=("country_id", "country", "quantity")
@@ -520,22 +521,28 @@ def test_viewer_profile_fields_match_hand_computed_values(osm: Env) -> None:
         "properties"
     ])  # fmt: skip
 
-    # An action today: the relative fields count it (eve opens note 7 in Alpha now).
+    # Actions today: the relative fields count them (eve opens note 7 in Alpha and closes
+    # her note 6, so of the two notes she opened one was closed by herself).
     source_sql(
         "INSERT INTO public.notes (note_id, geom, created_at, status) "
         "VALUES (7, ST_Point(3, 3, 4326), now(), 'open');"
+        "UPDATE public.notes SET status = 'closed', closed_at = now(), updated_at = clock_timestamp() "
+        "WHERE note_id = 6;"
         "INSERT INTO public.note_comments (note_id, sequence, action, user_id, created_at, body) "
-        "VALUES (7, 1, 'opened', 55, now(), 'Bench again');"
+        "VALUES (7, 1, 'opened', 55, now(), 'Bench again'), (6, 2, 'closed', 55, now(), 'Gone');"
     )
     sync_bronze()
     transform()
     refresh()
     eve = profile(osm, "users", "user_id", 55)
     assert [eve[f"history_{p}_open"] for p in ("whole", "year", "month", "day")] == [2, 1, 1, 1]
+    assert [eve[f"history_{p}_closed"] for p in ("whole", "year", "month", "day")] == [1, 1, 1, 1]
     assert eve[f"history_{year}_open"] == 1
-    assert eve["last_year_activity"] == "0" * 370 + "1"  # today is the last tile: 1 action -> 1
+    assert eve["last_year_activity"] == "0" * 370 + "1"  # today is the last tile: 2 actions -> 1
+    assert (eve["notes_opened_but_not_closed_by_user"], eve["notes_resolved_count"]) == (1, 1)
     world = profile(osm, "global", "id", 1)
-    assert (world["notes_created_last_30_days"], world["active_users_count"]) == (1, 1)
+    assert (world["notes_created_last_30_days"], world["notes_resolved_last_30_days"]) == (1, 1)
+    assert world["active_users_count"] == 1
     assert world["notes_age_distribution"]["0-7_days"] == 1
 
 

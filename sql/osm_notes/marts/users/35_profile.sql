@@ -311,6 +311,20 @@ opened AS (
     GROUP BY user_id
 ),
 
+-- Notes the user opened and never closed themselves (closed by someone else, or open).
+self_closed AS (
+    SELECT
+        user_id,
+        jsonb_build_object('notes_opened_but_not_closed_by_user', count(*) FILTER (WHERE NOT closed)) AS doc
+    FROM (
+        SELECT user_id, note_id, bool_or(action = 'opened') AS opened, bool_or(action = 'closed') AS closed
+        FROM actions
+        GROUP BY user_id, note_id
+    ) AS per_note
+    WHERE opened
+    GROUP BY user_id
+),
+
 applications AS (
     SELECT
         user_id,
@@ -345,6 +359,7 @@ SET profile = jsonb_strip_nulls(
     || coalesce(l.counts, '{{"opening_hashtag_count": 0, "resolution_hashtag_count": 0}}')
     || coalesce(o.doc, '{{}}')
     || coalesce(ap.doc, '{{}}')
+    || coalesce(sc.doc, '{{}}')
 )
 FROM summary AS s
 CROSS JOIN year_zeros AS z
@@ -357,6 +372,7 @@ LEFT JOIN country_years AS cy USING (user_id)
 LEFT JOIN hashtag_lists AS l USING (user_id)
 LEFT JOIN opened AS o USING (user_id)
 LEFT JOIN applications AS ap USING (user_id)
+LEFT JOIN self_closed AS sc USING (user_id)
 WHERE d.user_id = s.user_id;
 
 INSERT INTO {dwh}.datamart_periods AS p (datamart, as_of)

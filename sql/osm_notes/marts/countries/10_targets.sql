@@ -14,6 +14,8 @@ SELECT
     (now() AT TIME ZONE 'UTC')::date AS today,
     (SELECT p.as_of FROM {dwh}.datamart_periods AS p WHERE p.datamart = 'countries') AS as_of;
 
+ANALYZE dm_period;  -- one row: the profile's joins with it are planned on that
+
 CREATE TEMP TABLE dm_targets ON COMMIT DROP AS
 SELECT m.country_id AS id, m.mark
 FROM {dwh}.datamart_dirty_countries AS m

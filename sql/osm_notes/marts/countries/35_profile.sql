@@ -112,22 +112,27 @@ years AS (
 
 -- GitHub-style tiles: one digit per day of the last 53 weeks, oldest first, each
 -- floor(log2(actions + 1)) capped at 9 (0 = none, 1 = 1-2 actions ... 9 = 511 and more).
+-- Built from the active days only: each adds the zeros of the quiet days before it.
 daily AS (
-    SELECT a.country_id, a.action_date_key AS day, count(*) AS n
+    SELECT
+        a.country_id,
+        to_date(a.action_date_key::text, 'YYYYMMDD') - (p.today - 370) AS pos,
+        count(*) AS n
     FROM actions AS a, period AS p
     WHERE a.action_date_key >= to_char(p.today - 370, 'YYYYMMDD')::integer
-    GROUP BY a.country_id, a.action_date_key
+    GROUP BY a.country_id, a.action_date_key, p.today
 ),
 
 tiles AS (
     SELECT
-        u.country_id,
-        string_agg(least(9, floor(log(2, coalesce(d.n, 0) + 1)))::integer::text, '' ORDER BY g.day) AS doc
-    FROM (SELECT DISTINCT country_id FROM daily) AS u
-    CROSS JOIN period AS p
-    CROSS JOIN LATERAL generate_series(p.today - 370, p.today, interval '1 day') AS g (day)
-    LEFT JOIN daily AS d ON d.country_id = u.country_id AND d.day = to_char(g.day, 'YYYYMMDD')::integer
-    GROUP BY u.country_id
+        country_id,
+        string_agg(repeat('0', pos - previous - 1) || least(9, floor(log(2, n + 1)))::integer::text, '' ORDER BY pos)
+        || repeat('0', 370 - max(pos)) AS doc
+    FROM (
+        SELECT country_id, pos, n, coalesce(lag(pos) OVER (PARTITION BY country_id ORDER BY pos), -1) AS previous
+        FROM daily
+    ) AS days
+    GROUP BY country_id
 ),
 
 -- Hour-of-week grids (ISO day 1 = Monday, UTC hours), cells with actions only.

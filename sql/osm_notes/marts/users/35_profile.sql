@@ -31,7 +31,8 @@ countries AS (
     SELECT country_key, country_id, name_en FROM {dwh}.dim_countries
 ),
 
--- Whole history, current year, month and day, first and latest note of each action.
+-- Whole history, current year, month and day, first and latest note of each action
+-- (the min / max of (time, fact id, note id): no per-group sort, no array of every note).
 summary AS (
     SELECT
         a.user_id,
@@ -65,21 +66,21 @@ summary AS (
         )
         || jsonb_build_object(
             'first_open_note_id',
-            (array_agg(a.note_id ORDER BY a.action_at, a.fact_id) FILTER (WHERE a.action = 'opened'))[1],
+            (min(ARRAY[extract(EPOCH FROM a.action_at), a.fact_id, a.note_id]) FILTER (WHERE a.action = 'opened'))[3]::integer,
             'first_commented_note_id',
-            (array_agg(a.note_id ORDER BY a.action_at, a.fact_id) FILTER (WHERE a.action = 'commented'))[1],
+            (min(ARRAY[extract(EPOCH FROM a.action_at), a.fact_id, a.note_id]) FILTER (WHERE a.action = 'commented'))[3]::integer,
             'first_closed_note_id',
-            (array_agg(a.note_id ORDER BY a.action_at, a.fact_id) FILTER (WHERE a.action = 'closed'))[1],
+            (min(ARRAY[extract(EPOCH FROM a.action_at), a.fact_id, a.note_id]) FILTER (WHERE a.action = 'closed'))[3]::integer,
             'first_reopened_note_id',
-            (array_agg(a.note_id ORDER BY a.action_at, a.fact_id) FILTER (WHERE a.action = 'reopened'))[1],
+            (min(ARRAY[extract(EPOCH FROM a.action_at), a.fact_id, a.note_id]) FILTER (WHERE a.action = 'reopened'))[3]::integer,
             'latest_open_note_id',
-            (array_agg(a.note_id ORDER BY a.action_at DESC, a.fact_id DESC) FILTER (WHERE a.action = 'opened'))[1],
+            (max(ARRAY[extract(EPOCH FROM a.action_at), a.fact_id, a.note_id]) FILTER (WHERE a.action = 'opened'))[3]::integer,
             'latest_commented_note_id',
-            (array_agg(a.note_id ORDER BY a.action_at DESC, a.fact_id DESC) FILTER (WHERE a.action = 'commented'))[1],
+            (max(ARRAY[extract(EPOCH FROM a.action_at), a.fact_id, a.note_id]) FILTER (WHERE a.action = 'commented'))[3]::integer,
             'latest_closed_note_id',
-            (array_agg(a.note_id ORDER BY a.action_at DESC, a.fact_id DESC) FILTER (WHERE a.action = 'closed'))[1],
+            (max(ARRAY[extract(EPOCH FROM a.action_at), a.fact_id, a.note_id]) FILTER (WHERE a.action = 'closed'))[3]::integer,
             'latest_reopened_note_id',
-            (array_agg(a.note_id ORDER BY a.action_at DESC, a.fact_id DESC) FILTER (WHERE a.action = 'reopened'))[1],
+            (max(ARRAY[extract(EPOCH FROM a.action_at), a.fact_id, a.note_id]) FILTER (WHERE a.action = 'reopened'))[3]::integer,
             'avg_days_to_resolution', round(avg(a.days_to_resolution), 2),
             'median_days_to_resolution',
             round(percentile_cont(0.5) WITHIN GROUP (ORDER BY a.days_to_resolution::float8)::numeric, 2)

@@ -74,3 +74,28 @@ def test_unknown_table_and_missing_catalog_name_what_exists() -> None:
         catalog.select(["trucks"])
     with pytest.raises(CatalogError, match=r"no catalog for pipeline 'shop' .*available: \['fleet'"):
         load_catalog("shop", PIPELINES_DIR)
+
+
+EXPORT_BASE = (
+    "pipeline: p\nsource_schema: public\ntables:\n  t: {mode: snapshot, key: [id]}\nexport:\n  documents:\n"
+)
+
+
+def test_export_paths_take_the_viewers_shard_and_a_stamp_document_only_in_their_place() -> None:
+    catalog = parse_catalog(
+        EXPORT_BASE
+        + "    users: users/{shard}/{id}.json\n    metadata: {path: metadata.json, each_publish: true}\n",
+        Path("p.yaml"),
+    )
+    assert catalog.export is not None
+    users, metadata = catalog.export.documents
+    assert (users.per_entity, users.each_publish, metadata.each_publish) == (True, False, True)
+
+    with pytest.raises(CatalogError, match=r"has \{shard\} without \{id\}"):
+        parse_catalog(EXPORT_BASE + "    users: users/{shard}/all.json\n", Path("p.yaml"))
+    with pytest.raises(CatalogError, match="each_publish is for a single document"):
+        parse_catalog(
+            EXPORT_BASE + "    users: {path: 'users/{id}.json', each_publish: true}\n", Path("p.yaml")
+        )
+    with pytest.raises(CatalogError, match=r"only \{id\}, \{fanout\} and \{shard\} exist"):
+        parse_catalog(EXPORT_BASE + "    users: users/{hash}/{id}.json\n", Path("p.yaml"))

@@ -13,7 +13,7 @@ Usage: uv run python benchmarks/export_json.py [--users 100000] [--countries 200
 The last line is machine-readable:
   RESULT docs=<n> raw_s=<s> raw_files_s=<s> full_local_s=<s> ratio_full_local=<r>
          ratio_full_local_files=<r> quiet_local_s=<s>
-         incr_local_s=<s> s3_docs=<n> full_s3_s=<s> incr_s3_s=<s> rss_mb=<n>
+         incr_local_s=<s> s3_docs=<n> full_s3_s=<s> incr_s3_s=<s> incr_s3_requests=<n> rss_mb=<n>
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
@@ -39,7 +40,7 @@ from dwh import devstack  # noqa: E402
 from dwh.catalog import load_catalog  # noqa: E402
 from dwh.export import ExportResult, Renderer, export_json  # noqa: E402
 from dwh.migrate import migrate  # noqa: E402
-from dwh.publish import open_target  # noqa: E402
+from dwh.publish import S3Target, open_target  # noqa: E402
 from dwh.settings import ExportSettings, WarehouseSettings  # noqa: E402
 
 PIPELINE = "osm_notes"
@@ -109,35 +110,49 @@ def _raw_limit(files: Path | None) -> tuple[int, float]:
     return documents, time.perf_counter() - started
 
 
+REQUESTS: Counter[str] = Counter()
+
+
 def _export(*, full: bool = False) -> ExportResult:
+    """One export; on S3 every request it makes is counted by operation in REQUESTS."""
     catalog = load_catalog(PIPELINE, ROOT / "pipelines")
     settings = ExportSettings()
+    target = open_target(settings, PIPELINE)
+    REQUESTS.clear()
+    if isinstance(target, S3Target):
+        target.client.meta.events.register(
+            "before-call.s3.*", lambda model, **_: REQUESTS.update([model.name]), unique_id="dwh-bench-count"
+        )  # unique_id: the S3 client is shared between targets, count each request once
     return export_json(
         catalog,
         WarehouseSettings().owner_conninfo(PIPELINE),  # type: ignore[call-arg]
         SQL_DIR,
-        open_target(settings, PIPELINE),
+        target,
         full=full,
         keep_versions=settings.keep_versions,
     )
 
 
-def _round(label: str, changed: int) -> tuple[float, float, float]:
-    """Full, quiet and incremental export to DWH_EXPORT_URL; their seconds."""
+def _requests() -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(REQUESTS.items())) or "none"
+
+
+def _round(label: str, changed: int) -> tuple[float, float, float, int]:
+    """Full, quiet and incremental export to DWH_EXPORT_URL; their seconds and the incremental's requests."""
     full = _export(full=True)
-    print(f"{label} full:        {full.describe()}", flush=True)
+    print(f"{label} full:        {full.describe()}; S3 requests: {_requests()}", flush=True)
     quiet = _export()
-    print(f"{label} quiet:       {quiet.describe()}", flush=True)
+    print(f"{label} quiet:       {quiet.describe()}; S3 requests: {_requests()}", flush=True)
     _admin(
         sql.SQL(
             "UPDATE osm_notes_dwh.datamart_users SET commented = commented + 1 WHERE user_id <= {}"
         ).format(sql.Literal(changed))
     )
     incr = _export()
-    print(f"{label} incremental: {incr.describe()}", flush=True)
+    print(f"{label} incremental: {incr.describe()}; S3 requests: {_requests()}", flush=True)
     if incr.rendered["users"] != changed:
         sys.exit(f"incremental export rendered {incr.rendered['users']} users, expected {changed}")
-    return full.seconds, quiet.seconds, incr.seconds
+    return full.seconds, quiet.seconds, incr.seconds, sum(REQUESTS.values())
 
 
 def main() -> None:
@@ -166,11 +181,11 @@ def main() -> None:
         shutil.rmtree(output / "raw")
 
         os.environ["DWH_EXPORT_URL"] = f"file://{output}"
-        full_local, quiet_local, incr_local = _round("local", args.changed)
+        full_local, quiet_local, incr_local, _ = _round("local", args.changed)
         _fill(args.s3_users, args.countries)
         os.environ["DWH_EXPORT_URL"] = f"s3://dwh-dev/bench-{uuid.uuid4().hex[:6]}"
-        full_s3, _, incr_s3 = _round("s3", args.changed)
-        s3_docs = args.s3_users + args.countries + 3
+        full_s3, _, incr_s3, incr_s3_requests = _round("s3", args.changed)
+        s3_docs = args.s3_users + args.countries + 4
 
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         print(
@@ -178,7 +193,7 @@ def main() -> None:
             f"ratio_full_local={full_local / raw:.2f} ratio_full_local_files={full_local / raw_files:.2f} "
             f"quiet_local_s={quiet_local:.2f} "
             f"incr_local_s={incr_local:.2f} s3_docs={s3_docs} full_s3_s={full_s3:.1f} "
-            f"incr_s3_s={incr_s3:.1f} rss_mb={rss_mb}"
+            f"incr_s3_s={incr_s3:.1f} incr_s3_requests={incr_s3_requests} rss_mb={rss_mb}"
         )
     finally:
         devstack.down(state_dir, purge=True)

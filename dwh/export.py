@@ -4,15 +4,17 @@ One run, in one REPEATABLE READ transaction (every document sees the same datama
 
 1. hash every entity's datamart row (`sql/<p>/export/<name>.sql` gives id, row_hash
    and doc; only id and row_hash are read here) and pick the new and changed ones;
-2. stream just those documents from the database (built there with json_build_object),
-   validate each against `<name>.schema.json`, and write it into a new version;
-3. take every unchanged document from the last version (hard link or server-side copy);
-4. write SHA256SUMS and the manifest, switch the pointer (`dwh.publish`), then commit
-   the document list, so an entity counts as exported only once readers can see it.
+2. stream just those documents from the database (built there as JSON), validate each
+   against `<name>.schema.json`, and write it into a new version: per-entity documents
+   first, then the single ones (indexes, global), then the each_publish ones (metadata);
+3. keep every unchanged document (a hard link into the new version on a directory;
+   nothing at all on S3, where documents stay in place) and drop the ones that left;
+4. write SHA256SUMS and the manifest, publish (`dwh.publish`), then commit the document
+   list, so an entity counts as exported only once readers can see it.
 
-Any invalid document aborts before the switch: the old version stays published, the
-new one is deleted, and the message names the file, the field and the rule. A run
-that finds nothing changed publishes nothing.
+Any invalid document aborts before anything reaches readers: the old version stays
+published and the message names the file, the field and the rule. A run that finds
+nothing changed publishes nothing.
 """
 
 from __future__ import annotations
@@ -167,10 +169,28 @@ def _validator(path: Path) -> jsonschema.protocols.Validator:
     return cls(schema)
 
 
+def viewer_shard(entity_id: str) -> str:
+    """OSM-Notes-Viewer's user folders (its `getUserSubdir`): the 3 hex digits of id mod 4096, one level each.
+
+    12345 -> "0/3/9", 4095 -> "f/f/f", 4096 -> "0/0/0". Only ids >= 0 have a folder
+    (the viewer's `%` keeps the sign of a negative id, so no folder would match).
+    """
+    try:
+        number = int(entity_id)
+    except ValueError:
+        number = -1
+    if number < 0 or str(number) != entity_id:
+        msg = f"{{shard}} needs an integer id >= 0 written plainly, got {entity_id!r}"
+        raise ExportError(msg)
+    return "/".join(f"{number % 4096:03x}")
+
+
 def document_path(document: ExportDocument, entity_id: str) -> str:
-    """Where an entity's document goes: `{fanout}` is 2 hex digits of md5(id), 256 folders."""
+    """Where an entity's document goes: `{fanout}` is 2 hex digits of md5(id), 256 folders;
+    `{shard}` the viewer's 4,096 folders of an integer id."""
     fanout = hashlib.md5(entity_id.encode(), usedforsecurity=False).hexdigest()[:2]
-    return document.path.format(id=entity_id, fanout=fanout)
+    shard = viewer_shard(entity_id) if "{shard}" in document.path else ""
+    return document.path.format(id=entity_id, fanout=fanout, shard=shard)
 
 
 def new_version() -> str:
@@ -236,7 +256,7 @@ class _Run:
             for entity_id, row_hash, text in cursor:
                 self.emit(document, entity_id, row_hash, text)
 
-    def render_single(self, document: ExportDocument) -> None:
+    def render_single(self, document: ExportDocument, *, always: bool = False) -> None:
         row = self.conn.execute(
             self.sql("export_render_single", query=self.renderer.query(document))
         ).fetchone()
@@ -244,10 +264,11 @@ class _Run:
             msg = f"{self.renderer.query_path(document)} returned no row: are the datamarts built?"
             raise ExportError(msg)
         row_hash, text = row
-        self.conn.execute(self.sql("export_hash_single"), (document.name, row_hash))
+        if not always:
+            self.conn.execute(self.sql("export_hash_single"), (document.name, row_hash))
         previous = self.conn.execute(self.sql("export_previous_hash"), (document.name, "")).fetchone()
         self.rendered[document.name] = 0
-        if self.full or previous is None or previous[0] != row_hash:
+        if always or self.full or previous is None or previous[0] != row_hash:
             self.emit(document, "", row_hash, text)
 
     def version_row(
@@ -355,16 +376,31 @@ def _build_and_publish(run: _Run) -> int | None:
     """Render, carry, checksum and switch; the number of documents published, None if nothing changed."""
     conn = run.conn
     conn.execute(run.sql("export_begin"))
-    for document in run.renderer.documents:
-        if document.per_entity:
-            run.render_entities(document)
-        else:
-            run.render_single(document)
+    documents = run.renderer.documents
+    # Per-entity documents first, then the single ones that list them (indexes), then
+    # the each_publish ones (metadata.json): a target that writes in place (S3) writes
+    # them in that order, so an index never names a document that is not there yet.
+    for document in (d for d in documents if d.per_entity):
+        run.render_entities(document)
+    run.writer.sequence_point()
+    for document in (d for d in documents if not d.per_entity and not d.each_publish):
+        run.render_single(document)
+    stamps = [d for d in documents if d.each_publish]
+    for document in stamps:  # kept, not "removed", whether or not this run publishes
+        conn.execute(run.sql("export_hash_single"), (document.name, ""))
     run.flush_rendered()
     removed_row = conn.execute(run.sql("export_removed")).fetchone()
     run.removed = int(removed_row[0]) if removed_row else 0
     if not run.full and run.removed == 0 and not any(run.rendered.values()):
         return None
+    run.writer.sequence_point()
+    for document in stamps:
+        run.render_single(document, always=True)
+    run.flush_rendered()
+    with conn.cursor(name="export_stale") as cursor:
+        cursor.itersize = 10_000
+        cursor.execute(run.sql("export_stale_paths"))
+        run.writer.remove(row[0] for row in cursor)
     conn.execute(run.sql("export_commit_state", version=sql.Literal(run.version)))
     if not run.full and run.previous is not None:
         with conn.cursor(name="export_carried") as cursor:
@@ -408,7 +444,7 @@ def _manifest(
         "version": run.version,
         "previous_version": run.previous,
         "generated_at": datetime.now(UTC).isoformat(),
-        "root": f"versions/{run.version}/",
+        "root": run.target.version_root(run.version),
         "full": run.full,
         "counts": counts,
         "rendered": run.rendered,

@@ -324,7 +324,10 @@ def render_catalog(
             f"  # not in the source, so no longer proposed: {', '.join(gone)} (the catalog on disk has them)"
         )
     if kept is not None and kept.export is not None:
-        documents = {d.name: d.path for d in kept.export.documents}
+        documents: dict[str, Any] = {
+            d.name: {"path": d.path, "each_publish": True} if d.each_publish else d.path
+            for d in kept.export.documents
+        }
         lines += ["", f"export:  # {KEPT}", "  documents:", *_yaml_block(documents, 4)]
     return "\n".join(_one_line(line) for line in lines) + "\n"
 

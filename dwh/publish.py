@@ -1,19 +1,22 @@
-"""Where exported JSON is published: versions side by side, and one pointer readers follow.
+"""Where exported JSON is published, and how readers never see a half-written document.
 
-A version is written completely under `versions/<version>/` while readers keep
-reading the current one; only then does the pointer move, in one atomic step:
+A directory (`file:///dir`) keeps whole versions side by side: a version is written
+completely under `versions/<version>/` (documents it takes unchanged from the last one
+are hard links, so an incremental run writes only what changed), then the symlink
+`current` is swapped to it by renaming a new symlink over it (rename(2) is atomic). A
+reader, or a web server serving `current/`, sees one version or the next, never a
+mix inside one file, and old versions stay for `keep_versions` publishes.
 
-- a directory (`file:///dir`): `current` is a symlink to `versions/<version>`, swapped
-  by renaming a new symlink over it (rename(2) is atomic);
-- S3 (`s3://bucket/prefix`): `manifest.json` at the prefix names the version's root,
-  and is written last, after every object of the version exists.
-
-A reader resolves the pointer once (realpath of `current`, or GET `manifest.json`),
-then reads only under that version's root: versions are never modified after the
-switch, so it sees one version whole, and old versions stay for `keep_versions`
-publishes, so a slow reader is not cut off mid-visit. Documents a new version takes
-unchanged from the last one are hard links (directory) or server-side copies (S3),
-so an incremental export only writes what changed.
+S3 (`s3://bucket/prefix`) is published in place, at the fixed paths a static viewer
+reads: only the documents that changed are uploaded (one PUT each; a PUT replaces an
+object atomically, so a reader gets the old document or the new one, never part of
+one), documents that left are deleted afterwards, and `manifest.json`, naming the
+version, is written last. Nothing is uploaded until every document of the run was
+rendered and validated (they wait in a local spool), so a rejected run changes
+nothing. Between the first upload and the manifest a reader may meet documents of two
+consecutive versions, each whole; the order (documents, then the indexes that list
+them, then metadata.json, deletions, manifest) keeps an index from naming a document
+that is not there yet.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -59,6 +63,14 @@ class VersionWriter(Protocol):
         """Wait for every write and carry; raise the first failure."""
         ...
 
+    def sequence_point(self) -> None:
+        """What was written so far reaches readers before anything written after."""
+        ...
+
+    def remove(self, paths: Iterable[str]) -> None:
+        """These documents of the last version are not part of this one."""
+        ...
+
 
 class Target(Protocol):
     url: str
@@ -72,6 +84,10 @@ class Target(Protocol):
         ...
 
     def writer(self, version: str) -> VersionWriter: ...
+
+    def version_root(self, version: str) -> str:
+        """Where a version's documents are, relative to the target ("" = in place)."""
+        ...
 
     def switch(self, version: str, manifest: bytes) -> None:
         """Write the version's manifest, then point readers at it (atomically)."""
@@ -169,6 +185,13 @@ class _LocalWriter:
     def flush(self) -> None:
         return None
 
+    def sequence_point(self) -> None:
+        return None  # the whole version appears at once
+
+    def remove(self, paths: Iterable[str]) -> None:
+        for _ in paths:  # a new version simply does not carry them
+            pass
+
 
 @dataclass
 class LocalTarget:
@@ -197,6 +220,9 @@ class LocalTarget:
         staging.mkdir(parents=True)
         return _LocalWriter(staging, self.root)
 
+    def version_root(self, version: str) -> str:
+        return f"{VERSIONS}/{version}/"
+
     def switch(self, version: str, manifest: bytes) -> None:
         staging, final = self._staging(version), self.root / VERSIONS / version
         (staging / MANIFEST).write_bytes(manifest)
@@ -222,47 +248,59 @@ class LocalTarget:
 
 @dataclass
 class _S3Writer:
-    """Puts and server-side copies, `workers` at a time."""
+    """Spools the run's documents on local disk; `S3Target.switch` uploads them in order.
+
+    Nothing reaches the bucket before the export has validated every document, and an
+    unchanged document costs no request at all (it is already in place).
+    """
 
     target: S3Target
     version: str
-    workers: int
-    _workers: _Workers = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._workers = _Workers(self.workers)
+    spool: Path
+    groups: list[list[str]] = field(default_factory=lambda: [[]])
+    removed: list[str] = field(default_factory=list)
 
     def write(self, path: str, data: bytes) -> None:
-        self._workers.submit(partial(self.target.put, self.target.key(self.version, path), data))
+        spooled = self.spool / path
+        spooled.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with spooled.open("xb") as handle:
+                handle.write(data)
+        except FileExistsError as exc:
+            msg = f"{path} was written twice in one version"
+            raise PublishError(msg) from exc
+        self.groups[-1].append(path)
 
-    def carry(self, paths: Iterable[str], from_version: str) -> int:
-        count = 0
-        for path in paths:
-            source, key = self.target.key(from_version, path), self.target.key(self.version, path)
-            self._workers.submit(partial(self.target.copy, source, key))
-            count += 1
-        return count
+    def carry(self, paths: Iterable[str], from_version: str) -> int:  # noqa: ARG002  (in place already)
+        return sum(1 for _ in paths)
 
     def flush(self) -> None:
-        self._workers.join()
+        return None
+
+    def sequence_point(self) -> None:
+        if self.groups[-1]:
+            self.groups.append([])
+
+    def remove(self, paths: Iterable[str]) -> None:
+        self.removed.extend(paths)
 
 
 @dataclass
 class S3Target:
-    """`<prefix>/versions/<version>/…` and the pointer `<prefix>/manifest.json`."""
+    """Documents at their fixed paths under `<prefix>/`; `<prefix>/manifest.json` names the version."""
 
     bucket: str
     prefix: str
     client: S3Client = field(repr=False)
     workers: int = 16
     url: str = ""
+    _writers: dict[str, _S3Writer] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.url = self.url or f"s3://{self.bucket}/{self.prefix}"
 
-    def key(self, version: str | None, path: str) -> str:
-        parts = [self.prefix, *([VERSIONS, version] if version else []), path]
-        return "/".join(p.strip("/") for p in parts if p.strip("/"))
+    def key(self, path: str) -> str:
+        return "/".join(p.strip("/") for p in (self.prefix, path) if p.strip("/"))
 
     def put(self, key: str, data: bytes) -> None:
         content_type = "application/json" if key.endswith(".json") else "text/plain; charset=utf-8"
@@ -272,18 +310,23 @@ class S3Target:
             msg = f"upload of s3://{self.bucket}/{key} failed: {exc}"
             raise PublishError(msg) from exc
 
-    def copy(self, source: str, key: str) -> None:
+    def delete(self, keys: list[str]) -> None:
         try:
-            self.client.copy_object(
-                Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source}
+            answer = self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True},
             )
         except (BotoCoreError, ClientError) as exc:
-            msg = f"copy of s3://{self.bucket}/{source} to {key} failed: {exc}"
+            msg = f"delete of {len(keys)} object(s) under s3://{self.bucket}/{self.prefix} failed: {exc}"
             raise PublishError(msg) from exc
+        if answer.get("Errors"):
+            first = answer["Errors"][0]
+            msg = f"delete of s3://{self.bucket}/{first.get('Key')} failed: {first.get('Message')}"
+            raise PublishError(msg)
 
     def current(self) -> str | None:
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self.key(None, MANIFEST))["Body"].read()
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key(MANIFEST))["Body"].read()
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
                 return None
@@ -292,32 +335,50 @@ class S3Target:
         return str(version)
 
     def versions(self) -> list[str]:
-        base = self.key(None, VERSIONS) + "/"
-        found: list[str] = []
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=base, Delimiter="/"):
-            found.extend(p["Prefix"][len(base) :].strip("/") for p in page.get("CommonPrefixes", []))
-        return sorted(found)
+        """Only the current one: S3 keeps no old versions (documents are replaced in place)."""
+        current = self.current()
+        return [current] if current else []
 
     def writer(self, version: str) -> VersionWriter:
-        return _S3Writer(self, version, self.workers)
+        spool = Path(tempfile.mkdtemp(prefix=f"dwh-export-{version}-"))
+        self._writers[version] = _S3Writer(self, version, spool)
+        return self._writers[version]
+
+    def version_root(self, version: str) -> str:  # noqa: ARG002  (one tree, in place)
+        return ""
 
     def switch(self, version: str, manifest: bytes) -> None:
-        self.put(self.key(version, MANIFEST), manifest)
-        self.put(self.key(None, MANIFEST), manifest)  # the pointer: written last
+        """Upload the spooled documents group by group, delete what left, write the manifest last."""
+        writer = self._writers[version]
+        for group in writer.groups:
+            workers = _Workers(self.workers)
+            try:
+                for path in group:
+                    workers.submit(partial(self._upload, writer.spool, path))
+            finally:
+                workers.join()
+        for start in range(0, len(writer.removed), 1000):  # DeleteObjects takes 1,000 keys
+            self.delete([self.key(p) for p in writer.removed[start : start + 1000]])
+        self.put(self.key(MANIFEST), manifest)
+        self._drop(version)
+
+    def _upload(self, spool: Path, path: str) -> None:
+        self.put(self.key(path), (spool / path).read_bytes())
+
+    def _drop(self, version: str) -> None:
+        writer = self._writers.pop(version, None)
+        if writer is not None:
+            shutil.rmtree(writer.spool, ignore_errors=True)
 
     def delete_version(self, version: str) -> None:
+        """A version that was not published: only its local spool exists."""
         if version == self.current():
             msg = f"refusing to delete {version}: readers are pointed at it"
             raise PublishError(msg)
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.key(version, "") + "/"):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if keys:
-                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})  # type: ignore[typeddict-item]
+        self._drop(version)
 
-    def read(self, version: str, path: str) -> bytes:
-        return bytes(self.client.get_object(Bucket=self.bucket, Key=self.key(version, path))["Body"].read())
+    def read(self, version: str, path: str) -> bytes:  # noqa: ARG002  (one tree: what is there now)
+        return bytes(self.client.get_object(Bucket=self.bucket, Key=self.key(path))["Body"].read())
 
 
 def open_target(settings: ExportSettings, pipeline: str) -> Target:

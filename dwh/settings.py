@@ -284,7 +284,7 @@ class ExportSettings(BaseSettings):
     keep_versions: int = Field(
         default=5, ge=1, description="published versions kept, the current one included"
     )
-    copy_workers: int = Field(default=16, ge=1, description="parallel server-side copies on S3")
+    copy_workers: int = Field(default=16, ge=1, description="parallel uploads on S3")
 
     @field_validator("url")
     @classmethod

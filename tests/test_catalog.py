@@ -85,3 +85,28 @@ def test_a_table_that_is_not_a_mapping_is_a_catalog_error_naming_table_and_line(
     path.write_text(f"pipeline: shop\ntables:\n  orders:\n    mode: snapshot\n  trips: {spec}\n")
     with pytest.raises(CatalogError, match=r"shop\.yaml: table 'trips', line 5: expected a mapping"):
         parse_catalog(path.read_text(), path)
+
+
+EXPORT_BASE = (
+    "pipeline: p\nsource_schema: public\ntables:\n  t: {mode: snapshot, key: [id]}\nexport:\n  documents:\n"
+)
+
+
+def test_export_paths_take_the_viewers_shard_and_a_stamp_document_only_in_their_place() -> None:
+    catalog = parse_catalog(
+        EXPORT_BASE
+        + "    users: users/{shard}/{id}.json\n    metadata: {path: metadata.json, each_publish: true}\n",
+        Path("p.yaml"),
+    )
+    assert catalog.export is not None
+    users, metadata = catalog.export.documents
+    assert (users.per_entity, users.each_publish, metadata.each_publish) == (True, False, True)
+
+    with pytest.raises(CatalogError, match=r"has \{shard\} without \{id\}"):
+        parse_catalog(EXPORT_BASE + "    users: users/{shard}/all.json\n", Path("p.yaml"))
+    with pytest.raises(CatalogError, match="each_publish is for a single document"):
+        parse_catalog(
+            EXPORT_BASE + "    users: {path: 'users/{id}.json', each_publish: true}\n", Path("p.yaml")
+        )
+    with pytest.raises(CatalogError, match=r"only \{id\}, \{fanout\} and \{shard\} exist"):
+        parse_catalog(EXPORT_BASE + "    users: users/{hash}/{id}.json\n", Path("p.yaml"))

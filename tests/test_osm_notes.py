@@ -9,6 +9,7 @@ generator (`dwh seed-source osm_notes`) feeds the same checks at a larger scale.
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -428,6 +429,141 @@ def test_facts_dimensions_and_every_datamart_metric_match_hand_computed_values(o
     (global_row,) = rows(osm, f"SELECT * FROM {DWH}.datamart_global")
     assert_matches(global_row, FIRST_GLOBAL, "datamart_global")
     assert osm.query("wh", f"SELECT count(*) FROM {DWH}.datamart_dirty_users") == [(0,)]
+
+
+def profile(env: Env, name: str, key: str, entity_id: int) -> dict[str, Any]:
+    (row,) = rows(env, f"SELECT profile FROM {DWH}.datamart_{name} WHERE {key} = {entity_id}")
+    return dict(row["profile"])
+
+
+def ranked(*entries: tuple[object, ...], keys: tuple[str, ...]) -> list[dict[str, object]]:
+    return [{"rank": rank, **dict(zip(keys, e, strict=True))} for rank, e in enumerate(entries, start=1)]
+
+
+def test_viewer_profile_fields_match_hand_computed_values(osm: Env) -> None:
+    first_batch(flow=False)
+    year = datetime.now(UTC).year  # every fixed action is in 2024 or 2025: this year counts 0
+
+    bob = profile(osm, "users", "user_id", 22)
+    expected_bob: dict[str, object] = {
+        "history_whole_open": 1, "history_whole_commented": 1, "history_whole_closed": 2,
+        "history_whole_reopened": 1, "history_year_open": 0, "history_month_closed": 0, "history_day_commented": 0,
+        "history_2013_open": 0, "history_2024_commented": 1, "history_2024_closed": 2, "history_2024_reopened": 1,
+        "history_2025_open": 1, "history_2025_closed": 0, f"history_{year}_open": 0,
+        "first_open_note_id": 4, "latest_open_note_id": 4, "first_commented_note_id": 1,
+        "first_closed_note_id": 1, "latest_closed_note_id": 2, "first_reopened_note_id": 2,
+        "date_starting_creating_notes": "2025-03-02", "date_starting_solving_notes": "2024-01-03",
+        "avg_days_to_resolution": 1.75, "median_days_to_resolution": 1.75,
+        # bob opened note 4 only, and it is hidden: neither resolved nor open
+        "notes_resolved_count": 0, "notes_still_open_count": 0, "resolution_rate": 0,
+        "notes_opened_but_not_closed_by_user": 1,
+        "countries_open_notes": ranked((200, "Beta", 1), keys=("country_id", "country", "quantity")),
+        "countries_solving_notes": ranked(
+            (100, "Alpha", 1), (200, "Beta", 1), keys=("country_id", "country", "quantity")
+        ),
+        "ranking_countries_opening_2025": ranked((200, "Beta", 1), keys=("country_id", "country", "quantity")),
+        "ranking_countries_closing_2024": ranked(
+            (100, "Alpha", 1), (200, "Beta", 1), keys=("country_id", "country", "quantity")
+        ),
+        "working_hours_of_week_opening": [{"day_of_week": 7, "hour_of_day": 9, "count": 1}],
+        "working_hours_of_week_commenting": [{"day_of_week": 2, "hour_of_day": 10, "count": 1}],
+        "working_hours_of_week_closing": [
+            {"day_of_week": 3, "hour_of_day": 0, "count": 1},
+            {"day_of_week": 3, "hour_of_day": 10, "count": 1},
+        ],
+        "dates_most_open": [{"date": "2025-03-02", "quantity": 1}],
+        "dates_most_closed": [{"date": "2024-01-10", "quantity": 1}, {"date": "2024-01-03", "quantity": 1}],
+        "hashtags": ranked(("fixme", 1), ("mapathon", 1), ("地図", 1), keys=("hashtag", "quantity")),
+        "hashtags_opening": ranked(("mapathon", 1), ("地図", 1), keys=("hashtag", "quantity")),
+        "hashtags_comments": ranked(("fixme", 1), keys=("hashtag", "quantity")),
+        "favorite_opening_hashtag": "mapathon", "opening_hashtag_count": 2, "resolution_hashtag_count": 0,
+        "last_year_activity": "0" * 371,  # nothing in the last 53 weeks
+    }  # fmt: skip
+    assert_matches(bob, expected_bob, "bob's profile")
+    assert "hashtags_resolution" not in bob  # no hashtag in his closes: left out, never null
+    assert "ranking_countries_opening_2024" not in bob
+    assert [(a["application_name"], a["usage_count"]) for a in bob["applications_used"]] == [(UNKNOWN, 1)]
+
+    beta = profile(osm, "countries", "country_id", 200)
+    expected_beta: dict[str, object] = {
+        "history_whole_open": 3, "history_whole_closed": 2, "history_whole_reopened": 1,
+        "history_2024_open": 2, "history_2025_open": 1,
+        "first_open_note_id": 2, "latest_open_note_id": 4, "first_closed_note_id": 2, "latest_closed_note_id": 2,
+        # notes 2 (closed), 4 (hidden), 6 (open); closes in Beta took 1 and 1.5 days
+        "notes_resolved_count": 1, "notes_still_open_count": 1, "resolution_rate": 33.33,
+        "avg_days_to_resolution": 1.25, "median_days_to_resolution": 1.25,
+        # opens: anonymous (in no user list), bob, eve; closes: ana and bob, one each (ties: by id)
+        "users_open_notes": ranked((22, "bob", 1), (55, "eve", 1), keys=("user_id", "username", "quantity")),
+        "users_solving_notes": ranked((11, "ana", 1), (22, "bob", 1), keys=("user_id", "username", "quantity")),
+        "dates_most_open": [
+            {"date": "2025-03-02", "quantity": 1}, {"date": "2024-02-01", "quantity": 1},
+            {"date": "2024-01-06", "quantity": 1},
+        ],
+    }  # fmt: skip
+    assert_matches(beta, expected_beta, "Beta's profile")
+
+    world = profile(osm, "global", "id", 1)
+    expected_world: dict[str, object] = {
+        "dimension_global_id": 1, "history_whole_open": 5, "history_whole_closed": 4,
+        "currently_open_count": 2, "currently_closed_count": 2, "notes_resolved_count": 2, "resolution_rate": 40,
+        "notes_backlog_size": 2,  # notes 3 and 6: open, and far older than 7 days
+        "notes_age_distribution": {"0-7_days": 0, "8-30_days": 0, "31-90_days": 0, "90_plus_days": 2},
+        "avg_days_to_resolution": 1.5, "median_days_to_resolution": 1.5, "active_users_count": 0,
+        "first_open_note_id": 1, "latest_open_note_id": 4, "latest_closed_note_id": 2,
+        "top_countries": [
+            {"country_id": 200, "country_name": "Beta", "total_actions": 7},
+            {"country_id": 100, "country_name": "Alpha", "total_actions": 4},
+            {"country_id": -1, "country_name": "International waters", "total_actions": 1},
+        ],
+    }  # fmt: skip
+    assert_matches(world, expected_world, "global profile")
+    assert set(world) <= set(json.loads((SQL_DIR / PIPELINE / "export" / "global_stats.schema.json").read_text())[
+        "properties"
+    ])  # fmt: skip
+
+    # Actions today: the relative fields count them (eve opens note 7 in Alpha and closes
+    # her note 6, so of the two notes she opened one was closed by herself).
+    source_sql(
+        "INSERT INTO public.notes (note_id, geom, created_at, status) "
+        "VALUES (7, ST_Point(3, 3, 4326), now(), 'open');"
+        "UPDATE public.notes SET status = 'closed', closed_at = now(), updated_at = clock_timestamp() "
+        "WHERE note_id = 6;"
+        "INSERT INTO public.note_comments (note_id, sequence, action, user_id, created_at, body) "
+        "VALUES (7, 1, 'opened', 55, now(), 'Bench again'), (6, 2, 'closed', 55, now(), 'Gone');"
+    )
+    sync_bronze()
+    transform()
+    refresh()
+    eve = profile(osm, "users", "user_id", 55)
+    assert [eve[f"history_{p}_open"] for p in ("whole", "year", "month", "day")] == [2, 1, 1, 1]
+    assert [eve[f"history_{p}_closed"] for p in ("whole", "year", "month", "day")] == [1, 1, 1, 1]
+    assert eve[f"history_{year}_open"] == 1
+    assert eve["last_year_activity"] == "0" * 370 + "1"  # today is the last tile: 2 actions -> 1
+    assert (eve["notes_opened_but_not_closed_by_user"], eve["notes_resolved_count"]) == (1, 1)
+    world = profile(osm, "global", "id", 1)
+    assert (world["notes_created_last_30_days"], world["notes_resolved_last_30_days"]) == (1, 1)
+    assert world["active_users_count"] == 1
+    assert world["notes_age_distribution"]["0-7_days"] == 1
+
+
+def test_a_refresh_on_a_new_day_recomputes_the_relative_fields_of_recently_active_entities_only(
+    osm: Env,
+) -> None:
+    first_batch(flow=False)
+    before = datamart(osm, "users", "user_id")
+    # As if the last refresh ran on 2025-06-01: users active since 2025-01-01 (that year) or
+    # 2024-05-26 (its 53 weeks) may show stale relative fields: bob and chen, not ana or eve.
+    osm.query("wh", f"UPDATE {DWH}.datamart_periods SET as_of = '2025-06-01' WHERE datamart = 'users'")
+    osm.query("wh", f"UPDATE {DWH}.datamart_users SET profile = profile || '{{\"history_day_open\": 99}}'")
+
+    refresh()
+
+    after = datamart(osm, "users", "user_id")
+    assert {u: after[u]["profile"]["history_day_open"] for u in after} == {11: 99, 22: 0, 33: 0, 55: 99}
+    assert after[22] == before[22]
+    assert after[33] == before[33]
+    assert osm.query("wh", f"SELECT as_of = (now() AT TIME ZONE 'UTC')::date FROM {DWH}.datamart_periods "
+                     "WHERE datamart = 'users'") == [(True,)]  # fmt: skip
 
 
 def test_new_activity_updates_only_what_changed_and_equals_a_full_rebuild(osm: Env) -> None:

@@ -7,9 +7,29 @@ SET LOCAL random_page_cost = 1.1;
 -- The countries to refresh: those the ETL marked, or every country (international waters included) for a full
 -- rebuild. `mark` is kept so 50_clear_marks.sql clears only marks that did not change
 -- while this refresh ran.
+-- The UTC day the profile's relative fields (current year/month/day, last 53 weeks,
+-- last 30 days) refer to, and the day the datamart last computed them.
+CREATE TEMP TABLE dm_period ON COMMIT DROP AS
+SELECT
+    (now() AT TIME ZONE 'UTC')::date AS today,
+    (SELECT p.as_of FROM {dwh}.datamart_periods AS p WHERE p.datamart = 'countries') AS as_of;
+
+ANALYZE dm_period;  -- one row: the profile's joins with it are planned on that
+
 CREATE TEMP TABLE dm_targets ON COMMIT DROP AS
 SELECT m.country_id AS id, m.mark
 FROM {dwh}.datamart_dirty_countries AS m
+UNION ALL
+-- A new day: countries active since the start of the last computed year or its 53
+-- weeks have relative fields that may have moved; rows without a profile are built too.
+SELECT d.country_id, NULL::bigint
+FROM {dwh}.datamart_countries AS d, dm_period AS p, dm_run AS r
+WHERE NOT r.full_rebuild
+    AND (
+        d.profile = '{{}}'
+        OR (p.as_of < p.today AND d.last_action_at >= least(date_trunc('year', p.as_of), p.as_of - 371))
+    )
+    AND NOT EXISTS (SELECT FROM {dwh}.datamart_dirty_countries AS m WHERE m.country_id = d.country_id)
 UNION ALL
 SELECT c.country_id, NULL::bigint
 FROM {dwh}.dim_countries AS c, dm_run AS r

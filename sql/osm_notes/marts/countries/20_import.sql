@@ -9,12 +9,12 @@ JOIN dm_targets AS t ON t.id = c.country_id;
 CREATE TEMP TABLE dm_actions ON COMMIT DROP AS
 SELECT
     c.country_id, f.fact_id, f.action, f.action_at, f.action_date_key, f.action_time_of_week_key,
-    f.actor_user_key, f.days_to_resolution
+    f.actor_user_key, f.days_to_resolution, f.note_id
 FROM {dwh}.facts AS f
 JOIN dm_country_rows AS c USING (country_key);
 
 CREATE TEMP TABLE dm_notes ON COMMIT DROP AS
-SELECT c.country_id, n.status
+SELECT c.country_id, n.status, n.application_key
 FROM {dwh}.dim_notes AS n
 JOIN dm_country_rows AS c USING (country_key);
 

@@ -11,12 +11,12 @@ JOIN dm_targets AS t ON t.id = u.user_id;
 CREATE TEMP TABLE dm_actions ON COMMIT DROP AS
 SELECT
     v.user_id, f.fact_id, f.action, f.action_at, f.action_date_key, f.action_time_of_week_key,
-    f.country_key, f.days_to_resolution
+    f.country_key, f.days_to_resolution, f.note_id
 FROM {dwh}.facts AS f
 JOIN dm_user_versions AS v ON v.user_key = f.actor_user_key;
 
 CREATE TEMP TABLE dm_opened_notes ON COMMIT DROP AS
-SELECT v.user_id, n.status
+SELECT v.user_id, n.status, n.application_key
 FROM {dwh}.dim_notes AS n
 JOIN dm_user_versions AS v ON v.user_key = n.opener_user_key;
 

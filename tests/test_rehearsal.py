@@ -417,4 +417,6 @@ def test_every_deployment_runs_on_a_worker_exactly_as_deployed(  # noqa: PLR0915
     users = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{export}/indexes/users.json")["Body"].read())
     assert users, "the index lists the users"
     for entry in users:
-        assert f"{export}/users/{viewer_shard(str(entry['user_id']))}/{entry['user_id']}.json" in published, entry
+        assert f"{export}/users/{viewer_shard(str(entry['user_id']))}/{entry['user_id']}.json" in published, (
+            entry
+        )

@@ -38,7 +38,7 @@ from jsonschema.exceptions import SchemaError
 from psycopg import sql
 
 from dwh.catalog import Catalog, CatalogError, ExportDocument
-from dwh.publish import PublishError, Target, VersionWriter
+from dwh.publish import PublishError, Target, VersionWriter, is_plain_name
 from dwh.runlog import engine_sql
 from dwh.sqlfiles import read_sql, render
 from dwh.transform import Logger, dwh_parts, record_failure
@@ -187,7 +187,17 @@ def viewer_shard(entity_id: str) -> str:
 
 def document_path(document: ExportDocument, entity_id: str) -> str:
     """Where an entity's document goes: `{fanout}` is 2 hex digits of md5(id), 256 folders;
-    `{shard}` the viewer's 4,096 folders of an integer id."""
+    `{shard}` the viewer's 4,096 folders of an integer id.
+
+    The id becomes one file name: the catalog does not promise integers, and an id
+    `../../x` would otherwise write outside the version (a key outside the prefix on S3).
+    """
+    if not is_plain_name(entity_id):
+        msg = (
+            f"{document.name}: entity id {entity_id!r} cannot be a file name in {document.path} "
+            "(no '/', '\\', '.', '..', NUL or line break)"
+        )
+        raise ExportError(msg)
     fanout = hashlib.md5(entity_id.encode(), usedforsecurity=False).hexdigest()[:2]
     shard = viewer_shard(entity_id) if "{shard}" in document.path else ""
     return document.path.format(id=entity_id, fanout=fanout, shard=shard)

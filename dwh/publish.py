@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -48,6 +49,25 @@ VERSIONS = "versions"
 
 class PublishError(RuntimeError):
     """The target refused a write or the switch; the message names the object."""
+
+
+# A document path is relative, '/'-separated, and every segment is a plain name: not
+# empty, "." or "..", and free of '/', backslash, NUL and other control characters.
+# Anything else could land outside the version (a local `../`) or make a confusing S3 key.
+_PLAIN_NAME = re.compile(r"[^/\\\x00-\x1f\x7f]+")
+
+
+def is_plain_name(name: str) -> bool:
+    """Whether `name` is one path segment that stays where it is put."""
+    return name not in {".", ".."} and _PLAIN_NAME.fullmatch(name) is not None
+
+
+def check_relative(path: str) -> str:
+    """`path` itself when it stays inside the version; PublishError naming it otherwise."""
+    if not all(is_plain_name(segment) for segment in path.split("/")):
+        msg = f"refusing to write {path!r}: a document path must stay inside the version (plain names only)"
+        raise PublishError(msg)
+    return path
 
 
 class VersionWriter(Protocol):
@@ -164,7 +184,7 @@ class _LocalWriter:
         # exists already is a bug, and writing through it could change a carried hard
         # link, i.e. a document of a published version.
         try:
-            with self._target(path).open("xb") as handle:
+            with self._target(check_relative(path)).open("xb") as handle:
                 handle.write(data)
         except FileExistsError as exc:
             msg = f"{path} was written twice in one version ({exc.filename})"
@@ -261,7 +281,7 @@ class _S3Writer:
     removed: list[str] = field(default_factory=list)
 
     def write(self, path: str, data: bytes) -> None:
-        spooled = self.spool / path
+        spooled = self.spool / check_relative(path)
         spooled.parent.mkdir(parents=True, exist_ok=True)
         try:
             with spooled.open("xb") as handle:

@@ -516,3 +516,45 @@ def test_cli_exports_then_reports_nothing_changed_and_skips_an_overlapping_run()
         skipped = runner.invoke(app, ["export-json", PIPELINE])
     assert skipped.exit_code == 0, skipped.output
     assert "skipped: another export_json run of osm_notes is in progress" in " ".join(skipped.output.split())
+
+
+ESCAPES = ["../../../../x", "a/b", "..", ".", "", "x\x00y", "x\ny", "x\\y"]
+
+
+@pytest.mark.parametrize("entity_id", ESCAPES)
+def test_an_entity_id_that_is_not_a_plain_file_name_is_refused_naming_the_document(entity_id: str) -> None:
+    from dwh.catalog import ExportDocument  # noqa: PLC0415
+    from dwh.export import document_path  # noqa: PLC0415
+
+    for path in ("users/{fanout}/{id}.json", "countries/{id}.json"):
+        with pytest.raises(ExportError, match=r"users: entity id .* cannot be a file name"):
+            document_path(ExportDocument(name="users", path=path), entity_id)
+    assert (
+        document_path(ExportDocument(name="users", path="countries/{id}.json"), "-1") == "countries/-1.json"
+    )
+
+
+@pytest.mark.parametrize(
+    "path", ["../../outside.json", "users/../../../outside.json", "/abs/outside.json", "a//b.json"]
+)
+def test_no_target_writes_a_path_outside_its_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    import tempfile  # noqa: PLC0415
+
+    import boto3  # noqa: PLC0415
+
+    from dwh.publish import PublishError  # noqa: PLC0415
+
+    # The S3 writer spools under the temp dir: keep even a wrong write inside tmp_path.
+    deep = tmp_path / "t" / "m" / "p"
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    local = LocalTarget(tmp_path / "json" / "osm_notes")
+    never_called = boto3.client("s3", region_name="us-east-1", endpoint_url="http://127.0.0.1:9")
+    s3 = S3Target("bucket", "json/osm_notes", never_called)
+    for target in (local, s3):
+        writer = target.writer("v1")
+        with pytest.raises(PublishError, match="must stay inside the version"):
+            writer.write(path, b"{}")
+    assert not list(tmp_path.rglob("outside.json")), "nothing was written anywhere"

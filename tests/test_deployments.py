@@ -455,20 +455,10 @@ def test_freshness_automation_notifies_for_a_stale_table_and_not_for_a_fresh_one
         _delete_automations(server, names)
 
 
-@pytest.mark.usefixtures("notify_env", "prefect_api")
-def test_overdue_automation_notifies_with_the_health_checks_detail(
-    server: Server, receiver: Receiver
-) -> None:
-    applied = dict(_apply_in_process(catalogs=[]))
-    assert applied["dwh: table overdue by its schedule"] in {"created", "updated"}
-    pipeline = f"t{uuid.uuid4().hex[:8]}"
-    detail = "trips (4.4 h; due by next scheduled run 2026-12-01 14:00 EAT + 60 min grace)"
+def _emit_in_own_process(server: Server, code: str) -> None:
+    """Run `code` in a fresh interpreter against the server: Prefect's events client is per process."""
     done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"from tasks.events import emit_table_stale\nemit_table_stale({pipeline!r}, 'trips', {detail!r})\n",
-        ],
+        [sys.executable, "-c", code],
         env=server.env,
         cwd=PROJECT_DIR,
         capture_output=True,
@@ -477,6 +467,20 @@ def test_overdue_automation_notifies_with_the_health_checks_detail(
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.usefixtures("notify_env", "prefect_api")
+def test_overdue_automation_notifies_with_the_health_checks_detail(
+    server: Server, receiver: Receiver
+) -> None:
+    applied = dict(_apply_in_process(catalogs=[]))
+    assert applied["dwh: table overdue by its schedule"] in {"created", "updated"}
+    pipeline = f"t{uuid.uuid4().hex[:8]}"
+    detail = "trips (4.4 h; due by next scheduled run 2026-12-01 14:00 EAT + 60 min grace)"
+    _emit_in_own_process(
+        server,
+        f"from tasks.events import emit_table_stale\nemit_table_stale({pipeline!r}, 'trips', {detail!r})\n",
+    )
     message = wait_for(
         "a notification for the overdue table",
         lambda: receiver.received(f"dwh.table.{pipeline}.trips is overdue"),
@@ -494,23 +498,11 @@ def test_held_back_automation_notifies_naming_the_table_and_the_holding_session(
     assert applied[name] in {"created", "updated"}
     pipeline = f"t{uuid.uuid4().hex[:8]}"
     holder = "source session pid 4242 (leaky-pool; idle in transaction; transaction open since 2026-12-02 18:00:00+0000)"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            (
-                "from tasks.events import emit_table_held_back\n"
-                f"emit_table_held_back.fn({pipeline!r}, 'trips', 5400.0, {holder!r})\n"
-            ),
-        ],
-        env=server.env,
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    _emit_in_own_process(
+        server,
+        "from tasks.events import emit_table_held_back\n"
+        f"emit_table_held_back.fn({pipeline!r}, 'trips', 5400.0, {holder!r})\n",
     )
-    assert done.returncode == 0, done.stderr[-2000:]
     message = wait_for(
         "a notification for the held-back table",
         lambda: receiver.received(f"dwh.table.{pipeline}.trips held back"),

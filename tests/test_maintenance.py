@@ -74,3 +74,30 @@ def test_retention_keeps_an_old_failed_run_whose_parts_still_wait_in_exports(env
     assert env.location_keys("fleet", "exports") == []
     source = env.query("source", "SELECT count(*) FROM public.alarms")
     assert env.query("wh", "SELECT count(*) FROM fleet_bronze.alarms") == source
+
+
+def test_the_runbooks_fix_for_an_orphaned_part_makes_the_table_load_again(env: Env) -> None:
+    """docs/runbook.md, "parts in exports/ belong to no run": move them to rejected/, then backfill."""
+    from dwh.parts import rejected_prefix  # noqa: PLC0415
+    from dwh.report import IngestFailedError  # noqa: PLC0415
+
+    env.migrate()
+    seed_source(SourceSettings().conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    engine = env.engine()
+    ingest("fleet", tables=["alarms"])
+    seed_source(SourceSettings().conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    orphan = extract_table(engine, engine.catalog.table("alarms"))
+    env.query("wh", "DELETE FROM fleet_control.extract_runs WHERE run_id = %s", (orphan.run_id,))
+    with pytest.raises(IngestFailedError, match="belong to no run in extract_runs"):
+        ingest("fleet", tables=["alarms"])
+
+    # The fix as written: the named parts to rejected/ (an `aws s3 mv`), then a backfill.
+    for key in env.location_keys("fleet", "exports", "alarms"):
+        name = key.rsplit("/", 1)[-1]
+        engine.location.storage.move(key, f"{rejected_prefix(engine.location, 'fleet', 'alarms')}/{name}")
+    fixed = ingest("fleet", tables=["alarms"], backfill_from=orphan.lower)
+
+    assert {t.table: t.status for t in fixed.tables} == {"alarms": "loaded"}
+    source = env.query("source", "SELECT count(*) FROM public.alarms")
+    assert env.query("wh", "SELECT count(*) FROM fleet_bronze.alarms") == source
+    assert env.location_keys("fleet", "exports") == []

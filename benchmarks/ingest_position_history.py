@@ -37,7 +37,13 @@ from dwh.catalog import load_catalog  # noqa: E402
 from dwh.extract import plan_columns  # noqa: E402
 from dwh.migrate import migrate  # noqa: E402
 from dwh.seed import seed_source  # noqa: E402
-from dwh.settings import SourceSettings, WarehouseSettings  # noqa: E402
+from dwh.settings import SeedSettings, SourceSettings, WarehouseSettings  # noqa: E402
+
+
+def _app_conninfo() -> str:
+    """The source application's role (DWH_SEED_URL): it writes sample rows; the flows only read."""
+    return SeedSettings().conninfo(SourceSettings())  # type: ignore[call-arg]
+
 
 TABLE = "position_history"
 RUNNER = """
@@ -70,6 +76,7 @@ def _databases(stack_env: dict[str, str], tag: str) -> dict[str, str]:
     return {
         **stack_env,
         "DWH_SOURCE_URL": _with_db(stack_env["DWH_SOURCE_URL"], src),
+        "DWH_SEED_URL": _with_db(stack_env["DWH_SEED_URL"], src),
         "DWH_WAREHOUSE_URL": _with_db(stack_env["DWH_WAREHOUSE_URL"], wh),
         "DWH_WAREHOUSE_ADMIN_URL": _with_db(admin, wh),
     }
@@ -84,9 +91,9 @@ def _prepare(stack_env: dict[str, str], rows: int) -> dict[str, str]:
     _apply(env)
     migrate(load_catalog("fleet", ROOT / "pipelines"), WarehouseSettings(), ROOT / "sql")  # type: ignore[call-arg]
     started = time.perf_counter()
-    seed_source(SourceSettings().conninfo(), "fleet", rows=rows, sql_dir=ROOT / "sql")  # type: ignore[call-arg]
+    seed_source(_app_conninfo(), "fleet", rows=rows, sql_dir=ROOT / "sql")
     print(f"seeded {rows:,} position rows in {time.perf_counter() - started:.1f} s", flush=True)
-    with psycopg.connect(SourceSettings().conninfo(), autocommit=True) as conn:  # type: ignore[call-arg]
+    with psycopg.connect(_app_conninfo(), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE public.position_history")
     return env
 
@@ -98,7 +105,7 @@ def raw_limit(env: dict[str, str]) -> tuple[float, int]:
     table = catalog.table(TABLE)
     admin = env["DWH_WAREHOUSE_ADMIN_URL"]
     with (
-        psycopg.connect(SourceSettings().conninfo(), autocommit=True) as source,  # type: ignore[call-arg]
+        psycopg.connect(_app_conninfo(), autocommit=True) as source,
         psycopg.connect(admin) as warehouse,
     ):
         plan = plan_columns(catalog, table, source, warehouse, ROOT / "sql")
@@ -176,6 +183,7 @@ def main() -> None:
 
         s3_env = _databases(stack_env, uuid.uuid4().hex[:8])
         s3_env["DWH_SOURCE_URL"] = large_env["DWH_SOURCE_URL"]  # same source data
+        s3_env["DWH_SEED_URL"] = large_env["DWH_SEED_URL"]
         _apply(s3_env)
         migrate(load_catalog("fleet", ROOT / "pipelines"), WarehouseSettings(), ROOT / "sql")  # type: ignore[call-arg]
         s3 = ours(s3_env, "s3://dwh-dev/bench")

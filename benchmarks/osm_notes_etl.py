@@ -41,8 +41,14 @@ from dwh.extract import extract_table  # noqa: E402
 from dwh.load import load_pending  # noqa: E402
 from dwh.migrate import migrate  # noqa: E402
 from dwh.seed import seed_source  # noqa: E402
-from dwh.settings import SourceSettings, WarehouseSettings  # noqa: E402
+from dwh.settings import SeedSettings, SourceSettings, WarehouseSettings  # noqa: E402
 from dwh.transform import TransformResult, run_transform  # noqa: E402
+
+
+def _app_conninfo() -> str:
+    """The source application's role (DWH_SEED_URL): it writes sample rows; the flows only read."""
+    return SeedSettings().conninfo(SourceSettings())  # type: ignore[call-arg]
+
 
 PIPELINE = "osm_notes"
 SQL_DIR = ROOT / "sql"
@@ -69,6 +75,7 @@ def _databases(stack_env: dict[str, str], storage: Path) -> None:
         {
             **stack_env,
             "DWH_SOURCE_URL": _with_db(stack_env["DWH_SOURCE_URL"], src),
+            "DWH_SEED_URL": _with_db(stack_env["DWH_SEED_URL"], src),
             "DWH_WAREHOUSE_URL": _with_db(stack_env["DWH_WAREHOUSE_URL"], wh),
             "DWH_WAREHOUSE_ADMIN_URL": _with_db(admin, wh),
             "DWH_STORAGE_URL": f"file://{storage}",
@@ -78,7 +85,7 @@ def _databases(stack_env: dict[str, str], storage: Path) -> None:
 
 def _seed(notes: int) -> dict[str, int]:
     started = time.perf_counter()
-    counts = seed_source(SourceSettings().conninfo(), PIPELINE, rows=0, sql_dir=SQL_DIR, notes=notes)  # type: ignore[call-arg]
+    counts = seed_source(_app_conninfo(), PIPELINE, rows=0, sql_dir=SQL_DIR, notes=notes)
     print(
         f"seeded {notes:,} notes: {counts['note_comments']:,} comments in total, "
         f"{time.perf_counter() - started:.1f} s",

@@ -260,6 +260,11 @@ class Catalog(BaseModel):
         return f"{self.pipeline}_control"
 
     @property
+    def ledger_schema(self) -> str:
+        """Owned by the admin: the owner may add lines, never change them (backups)."""
+        return f"{self.pipeline}_ledger"
+
+    @property
     def owner_role(self) -> str:
         return f"{self.pipeline}_owner"
 

@@ -26,7 +26,7 @@ from dwh.engine import Progress as EngineProgress
 from dwh.guard import RoleRightsError, guarded_engine
 from dwh.migrate import MigrationError, migrate
 from dwh.report import IngestFailedError, IngestSummary
-from dwh.settings import RunSettings, UrlError, WarehouseSettings
+from dwh.settings import RunSettings, SeedSettings, UrlError, WarehouseSettings
 
 if TYPE_CHECKING:
     from dwh.verify import Gate
@@ -100,7 +100,7 @@ def seed_source_command(
     run = RunSettings()
     try:
         counts = seed_source(
-            source_settings().conninfo(),
+            SeedSettings().conninfo(source_settings()),
             pipeline,
             rows=rows,
             sql_dir=run.sql_dir,
@@ -324,33 +324,61 @@ def health_command(pipeline: str) -> None:
 def backup_command(
     pipeline: str, keep: Annotated[int, typer.Option(help="backups to keep; older ones are deleted")] = 7
 ) -> None:
-    """pg_dump the pipeline's warehouse schemas to object storage."""
-    from dwh.backup import BackupError, backup  # noqa: PLC0415
+    """pg_dump the pipeline's warehouse schemas to DWH_BACKUP_URL and record its sha256."""
+    from dwh.backup import BackupError, backup, backup_location  # noqa: PLC0415
 
     try:
         engine = guarded_engine(pipeline)
-        result = backup(engine.catalog, engine.warehouse_conninfo, engine.location, engine.sql_dir, keep=keep)
+        location = backup_location()
+        result = backup(engine.catalog, engine.warehouse_conninfo, location, engine.sql_dir, keep=keep)
     except (CatalogError, UrlError, BackupError, RoleRightsError) as exc:
         raise _fail(str(exc)) from exc
-    where = engine.location.storage.url(result.key)
+    where = location.storage.url(result.key)
     console.print(f"{where}: {result.size / 2**20:,.1f} MB of {', '.join(result.schemas)}")
+    console.print(f"sha256 {result.sha256} (keep it: `dwh restore --sha256` into a fresh database)")
     for key in result.deleted:
         console.print(f"deleted {key} (retention {keep})")
+
+
+@app.command("backups")
+def backups_command(pipeline: str) -> None:
+    """List the pipeline's archives, oldest first, with the sha256 its ledger recorded."""
+    from dwh.backup import BackupError, backup_location, ledger, list_backups  # noqa: PLC0415
+    from dwh.engine import Engine  # noqa: PLC0415
+
+    try:
+        engine = Engine.from_settings(pipeline)
+        location = backup_location()
+        keys = list_backups(location, pipeline)
+        recorded = ledger(engine.catalog, engine.warehouse_conninfo, engine.sql_dir, keys)
+    except (CatalogError, UrlError, BackupError) as exc:
+        raise _fail(str(exc)) from exc
+    where = location.storage.url(location.key(pipeline))
+    table = Table("backup", "recorded sha256", title=f"{pipeline}: {where}")
+    for key in keys:
+        table.add_row(key, recorded.get(key, "[yellow]no ledger line: restore needs --sha256[/]"))
+    console.print(table)
 
 
 @app.command("restore")
 def restore_command(
     pipeline: str,
     backup_key: Annotated[str, typer.Argument(help="a key from `dwh backups`, or 'latest'")] = "latest",
+    sha256: Annotated[
+        str | None,
+        typer.Option(help="the digest the backup run logged; needed when the database has no ledger line"),
+    ] = None,
 ) -> None:
-    """Restore a backup into the (fresh) database DWH_WAREHOUSE_ADMIN_URL names."""
-    from dwh.backup import BackupError, restore  # noqa: PLC0415
+    """Restore a backup into the (fresh) database DWH_WAREHOUSE_ADMIN_URL names, if its sha256 matches."""
+    from dwh.backup import BackupError, backup_location, restore  # noqa: PLC0415
     from dwh.engine import Engine  # noqa: PLC0415
 
     try:
         engine = Engine.from_settings(pipeline)
         settings = WarehouseSettings()  # type: ignore[call-arg]
-        schemas = restore(engine.catalog, backup_key, engine.location, settings, engine.sql_dir)
+        schemas = restore(
+            engine.catalog, backup_key, backup_location(), settings, engine.sql_dir, sha256=sha256
+        )
     except (CatalogError, UrlError, BackupError, MigrationError) as exc:
         raise _fail(str(exc)) from exc
     console.print(

@@ -48,7 +48,8 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 POSTGIS_PACKAGE = "postgresql-15-postgis-3"
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"
-SOURCE_ROLE = "source_app"
+SOURCE_ROLE = "source_app"  # the OLTP application: owns and writes the source tables
+READER_ROLE = "dwh_reader"  # what the flows extract as: SELECT only, as in production
 SOURCE_DATABASE = "source"
 WAREHOUSE_DATABASE = "warehouse"
 TEMPLATE_DATABASE = "template_postgis"
@@ -95,6 +96,8 @@ class Passwords:
     source_app: str = field(repr=False)
     warehouse_owner: str = field(repr=False)
     warehouse_ro: str = field(repr=False)
+    # Added later: a record written before it gets one at the next `up`.
+    source_reader: str = field(repr=False, default_factory=lambda: secrets.token_urlsafe(24))
 
 
 @dataclass(frozen=True)
@@ -630,10 +633,12 @@ def _bootstrap_databases(port: int, passwords: Passwords) -> None:
     """Create the missing roles and databases; every step is safe to repeat."""
     try:
         with _connect(port, passwords, "postgres") as conn:
-            _ensure_source_role(conn, passwords.source_app)
+            _ensure_source_role(conn, SOURCE_ROLE, passwords.source_app)
+            _ensure_source_role(conn, READER_ROLE, passwords.source_reader)
             _ensure_database(conn, TEMPLATE_DATABASE, SUPERUSER, template="template0")
         with _connect(port, passwords, TEMPLATE_DATABASE) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+            _grant_reads(conn)  # every database made from the template inherits it
         with _connect(port, passwords, "postgres") as conn:
             name = sql.Identifier(TEMPLATE_DATABASE)
             conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE true").format(name))
@@ -642,16 +647,27 @@ def _bootstrap_databases(port: int, passwords: Passwords) -> None:
         for dbname in (SOURCE_DATABASE, WAREHOUSE_DATABASE):
             with _connect(port, passwords, dbname) as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        with _connect(port, passwords, SOURCE_DATABASE) as conn:
+            _grant_reads(conn)  # a source database made before the template had it
     except psycopg.Error as err:
         raise DevStackError(f"setting up databases on {HOST}:{port} failed: {err}") from err
 
 
-def _ensure_source_role(conn: psycopg.Connection[TupleRow], password: str) -> None:
-    role = sql.Identifier(SOURCE_ROLE)
-    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [SOURCE_ROLE]).fetchone()
+def _ensure_source_role(conn: psycopg.Connection[TupleRow], name: str, password: str) -> None:
+    role = sql.Identifier(name)
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone()
     verb = sql.SQL("ALTER") if exists else sql.SQL("CREATE")
     conn.execute(sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(verb, role, sql.Literal(password)))
     conn.execute(sql.SQL("GRANT pg_read_all_stats TO {}").format(role))
+
+
+def _grant_reads(conn: psycopg.Connection[TupleRow]) -> None:
+    """The reader may SELECT every table in `public`, those created later by the app or admin too."""
+    reader = sql.Identifier(READER_ROLE)
+    conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(reader))
+    later = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT SELECT ON TABLES TO {}")
+    for creator in (SOURCE_ROLE, SUPERUSER):
+        conn.execute(later.format(sql.Identifier(creator), reader))
 
 
 def _ensure_database(conn: psycopg.Connection[TupleRow], name: str, owner: str, *, template: str) -> None:
@@ -667,12 +683,17 @@ def _ensure_database(conn: psycopg.Connection[TupleRow], name: str, owner: str, 
 
 def _postgres_env(port: int, passwords: Passwords) -> dict[str, str]:
     address = f"{HOST}:{port}"
-    source_pw = quote(passwords.source_app, safe="")
+    app_pw = quote(passwords.source_app, safe="")
+    reader_pw = quote(passwords.source_reader, safe="")
     superuser_pw = quote(passwords.superuser, safe="")
-    source = f"{SOURCE_ROLE}:{source_pw}@{address}/{SOURCE_DATABASE}"
+    app = f"{SOURCE_ROLE}:{app_pw}@{address}/{SOURCE_DATABASE}"
+    reader = f"{READER_ROLE}:{reader_pw}@{address}/{SOURCE_DATABASE}"
     admin = f"{SUPERUSER}:{superuser_pw}@{address}/{WAREHOUSE_DATABASE}"
     return {
-        "DWH_SOURCE_URL": f"postgresql://{source}",
+        # The flows read as a role that cannot write the source (the guard refuses one
+        # that can); sample rows are written as the application itself.
+        "DWH_SOURCE_URL": f"postgresql://{reader}",
+        "DWH_SEED_URL": f"postgresql://{app}",
         # No user: flows connect as <pipeline>_owner with DWH_WAREHOUSE_OWNER_PASSWORD.
         "DWH_WAREHOUSE_URL": f"postgresql://{address}/{WAREHOUSE_DATABASE}",
         "DWH_WAREHOUSE_ADMIN_URL": f"postgresql://{admin}",

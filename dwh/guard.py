@@ -3,11 +3,14 @@
 A superuser (or a role that may create roles, read other pipelines' schemas or write
 outside its own) turns a bug in a catalog expression or a migration into damage far
 beyond the pipeline, so the parent flow refuses to start with one and says why. The
-source is somebody else's OLTP: there only a superuser is refused.
+source is somebody else's OLTP: the extract only reads it, so a superuser, or a role that
+may write (or owns) any of the catalog's source tables, is refused there;
+DWH_ALLOW_WRITABLE_SOURCE=true turns the second refusal into a warning.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +19,12 @@ from psycopg.conninfo import conninfo_to_dict
 
 from dwh.catalog import Catalog
 from dwh.engine import Engine
-from dwh.settings import redact_conninfo
+from dwh.settings import RunSettings, redact_conninfo
 from dwh.sqlfiles import read_sql
 
 _SUPERUSER = "it is a superuser"
 _MAX_LISTED = 20
+log = logging.getLogger(__name__)
 
 
 class RoleRightsError(RuntimeError):
@@ -29,17 +33,31 @@ class RoleRightsError(RuntimeError):
 
 def pipeline_schemas(catalog: Catalog) -> list[str]:
     """The schemas a pipeline's owner may own: bronze, control and its analytical schema."""
-    return [catalog.bronze_schema, catalog.control_schema, f"{catalog.pipeline}_dwh"]
+    return [catalog.bronze_schema, catalog.control_schema, f"{catalog.pipeline}_dwh", catalog.ledger_schema]
 
 
 def excess_rights(conn: psycopg.Connection[Any], catalog: Catalog, sql_dir: Path) -> list[str]:
     """What the connected role may do beyond the pipeline's needs; empty when it is fit."""
-    params = {"schemas": pipeline_schemas(catalog), "roles": [catalog.owner_role]}
+    params = {
+        "schemas": pipeline_schemas(catalog),
+        "roles": [catalog.owner_role],
+        "ledger": catalog.ledger_schema,
+    }
     rows = conn.execute(read_sql(sql_dir / "engine" / "role_rights.sql"), params).fetchall()
     problems = [str(problem) for _, problem in rows]
     if _SUPERUSER in problems:
         return [_SUPERUSER]  # it may do anything: listing what follows from that is noise
     return problems
+
+
+def source_write_rights(conn: psycopg.Connection[Any], catalog: Catalog, sql_dir: Path) -> list[str]:
+    """`schema.table: rights` for each catalog source table the connected role may write."""
+    params = {
+        "schemas": [catalog.source_schema_of(t) for t in catalog.tables],
+        "tables": [t.source_table for t in catalog.tables],
+    }
+    rows = conn.execute(read_sql(sql_dir / "engine" / "source_write_rights.sql"), params).fetchall()
+    return [f"{relation}: {rights}" for relation, rights in rows]
 
 
 def _listed(problems: list[str]) -> str:
@@ -61,6 +79,15 @@ def check_roles(engine: Engine) -> None:
                 "pg_read_all_stats, nothing more"
             )
             raise RoleRightsError(msg)
+        writable = source_write_rights(source, catalog, engine.sql_dir)
+    if writable:
+        user = conninfo_to_dict(engine.source_conninfo).get("user", "?")
+        what = f"the source role {user!r} may write the tables it extracts:\n{_listed(writable)}\n"
+        fix = "Connect as a role with SELECT on them (and pg_read_all_stats), nothing more"
+        if not RunSettings().allow_writable_source:
+            msg = f"{refusal}: {what}{fix}, or set DWH_ALLOW_WRITABLE_SOURCE=true to run with a warning."
+            raise RoleRightsError(msg)
+        log.warning("pipeline %s: %s%s (DWH_ALLOW_WRITABLE_SOURCE is set)", catalog.pipeline, what, fix)
     with psycopg.connect(engine.warehouse_conninfo, autocommit=True) as warehouse:
         problems = excess_rights(warehouse, catalog, engine.sql_dir)
     if problems:

@@ -93,6 +93,23 @@ class SourceSettings(BaseSettings):
         return _conninfo(self.url, "DWH_SOURCE_URL", self.sslmode, application_name="dwh-extract")
 
 
+class SeedSettings(BaseSettings):
+    """Where `dwh seed-source` writes sample rows: the source application's own role.
+
+    The flows' DWH_SOURCE_URL is a reader that cannot write the source tables (the guard
+    refuses one that can), so writing sample data takes its own URL; unset, the source's.
+    """
+
+    model_config = _settings_config("DWH_SEED_")
+
+    url: SecretStr | None = Field(default=None, description="libpq URL of a role that may write the source")
+
+    def conninfo(self, fallback: SourceSettings) -> str:
+        if self.url is None:
+            return fallback.conninfo()
+        return _conninfo(self.url, "DWH_SEED_URL", fallback.sslmode, application_name="dwh-seed")
+
+
 class WarehouseSettings(BaseSettings):
     """The analytical warehouse we load into.
 
@@ -204,6 +221,37 @@ class StorageSettings(BaseSettings):
         return "s3" if self.url.startswith("s3://") else "file"
 
 
+class BackupSettings(BaseSettings):
+    """Where `backup` writes its archives: `file:///dir` or `s3://bucket/prefix`.
+
+    Outside the CSV parts' prefix on purpose: the bucket policy then gives backups their
+    own statement (and an operator can put Object Lock or a lifecycle on them alone).
+    Unset, it is the storage URL with `-backups` appended (`s3://b/dwh` -> `s3://b/dwh-backups`).
+    S3 endpoint and keys are those of `StorageSettings`.
+    """
+
+    model_config = _settings_config("DWH_BACKUP_")
+
+    url: str | None = Field(default=None, description="archives go under <url>/<pipeline>/")
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value and urlparse(value).scheme not in {"file", "s3"}:
+            msg = f"DWH_BACKUP_URL must start with file:// or s3://, got {value!r}"
+            raise ValueError(msg)
+        return value or None  # an empty job variable means unset
+
+    def resolved(self, storage: StorageSettings) -> str:
+        """The URL in effect: the setting, else a sibling of the storage URL."""
+        if self.url:
+            return self.url
+        parsed = urlparse(storage.url)
+        path = parsed.path.rstrip("/")
+        sibling = f"{path}-backups" if path.strip("/") else "/backups"
+        return parsed._replace(path=sibling).geturl()
+
+
 class NotificationSettings(BaseSettings):
     """Where automations send alerts (webhook by default; Slack and email documented)."""
 
@@ -251,6 +299,10 @@ class RunSettings(BaseSettings):
     max_parallel_tables: int = Field(default=2, ge=1)
     allow_plaintext: bool = Field(
         default=False, description="let preflight pass a connection without TLS to a host that is not local"
+    )
+    allow_writable_source: bool = Field(
+        default=False,
+        description="run (with a warning) although the source role may write the tables it extracts",
     )
     growth_days: int = Field(
         default=14, ge=3, description="trailing days whose median rows/day the growth check compares with"

@@ -40,10 +40,12 @@ def pipeline_parts(catalog: Catalog) -> dict[str, sql.Composable]:
     return {
         "bronze": sql.Identifier(catalog.bronze_schema),
         "control": sql.Identifier(catalog.control_schema),
+        "ledger": sql.Identifier(catalog.ledger_schema),
         "owner": sql.Identifier(catalog.owner_role),
         "ro": sql.Identifier(catalog.ro_role),
         "bronze_name": sql.Literal(catalog.bronze_schema),
         "control_name": sql.Literal(catalog.control_schema),
+        "ledger_name": sql.Literal(catalog.ledger_schema),
         "owner_name": sql.Literal(catalog.owner_role),
         "ro_name": sql.Literal(catalog.ro_role),
         "pipeline": sql.Literal(catalog.pipeline),

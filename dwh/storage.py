@@ -230,10 +230,10 @@ def s3_client(settings: StorageSettings, *, max_pool_connections: int | None = N
     return credentials.get_s3_client()
 
 
-def open_location(settings: StorageSettings) -> Location:
-    """Turn DWH_STORAGE_URL into a back-end and prefix."""
-    parsed = urlparse(settings.url)
-    if settings.scheme == "s3":
+def open_location(settings: StorageSettings, url: str | None = None) -> Location:
+    """Turn DWH_STORAGE_URL (or another URL reached with its credentials) into a back-end and prefix."""
+    parsed = urlparse(url or settings.url)
+    if parsed.scheme == "s3":
         storage = S3Storage(parsed.netloc, s3_client(settings), encryption=settings.encryption_args())
         return Location(storage, parsed.path.strip("/"))
     root = Path(parsed.path)

@@ -24,7 +24,7 @@ from dwh import devstack
 from dwh.catalog import Catalog, load_catalog
 from dwh.engine import Engine
 from dwh.migrate import migrate
-from dwh.settings import PROJECT_DIR, StorageSettings, WarehouseSettings
+from dwh.settings import PROJECT_DIR, SeedSettings, SourceSettings, StorageSettings, WarehouseSettings
 from dwh.storage import open_location
 from tests.prefect_server import Server
 
@@ -106,6 +106,15 @@ def prefect_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Se
     return Server(api_url, env)
 
 
+def app_conninfo() -> str:
+    """The source application's own connection (it owns and writes the source tables).
+
+    Tests write sample rows, open late transactions and idle sessions as the app; the
+    flows read through DWH_SOURCE_URL, a role that may only SELECT.
+    """
+    return SeedSettings().conninfo(SourceSettings())  # type: ignore[call-arg]
+
+
 @dataclass
 class Env:
     """One test's own databases and storage, with the DWH_* environment pointing at them."""
@@ -180,6 +189,7 @@ def env(stack: Stack, storage_kind: str, monkeypatch: pytest.MonkeyPatch, tmp_pa
     else:
         storage_url = f"file://{tmp_path / 'storage'}"
     monkeypatch.setenv("DWH_SOURCE_URL", _url_with_db(stack.env["DWH_SOURCE_URL"], source_db))
+    monkeypatch.setenv("DWH_SEED_URL", _url_with_db(stack.env["DWH_SEED_URL"], source_db))
     monkeypatch.setenv("DWH_WAREHOUSE_URL", _url_with_db(stack.env["DWH_WAREHOUSE_URL"], warehouse_db))
     monkeypatch.setenv(
         "DWH_WAREHOUSE_ADMIN_URL", _url_with_db(stack.env["DWH_WAREHOUSE_ADMIN_URL"], warehouse_db)

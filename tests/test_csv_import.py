@@ -10,8 +10,7 @@ import pytest
 from dwh.csv_import import CsvImportError, import_csv
 from dwh.load import load_pending
 from dwh.seed import seed_source
-from dwh.settings import SourceSettings
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 
 ALARMS_CSV = (
     "COPY (SELECT alarm_id, device_id, alarm_type, alarm_time, recorded_at,"
@@ -37,7 +36,7 @@ def small_parts(env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 def _dump_alarms(path: Path) -> None:
     with (
-        psycopg.connect(SourceSettings().conninfo()) as conn,  # type: ignore[call-arg]
+        psycopg.connect(app_conninfo()) as conn,  # type: ignore[call-arg]
         path.open("wb") as out,
         conn.cursor().copy(ALARMS_CSV) as copy,
     ):
@@ -57,7 +56,7 @@ def _digest(env: Env, db: str) -> object:
 @pytest.mark.usefixtures("small_parts")
 def test_imported_file_is_split_into_parts_and_loads_byte_exact(env: Env, tmp_path: Path) -> None:
     env.migrate()
-    counts = seed_source(SourceSettings().conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    counts = seed_source(app_conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
     dump = tmp_path / "20260424_1400_EAT.csv"
     _dump_alarms(dump)
     engine = env.engine()
@@ -111,7 +110,7 @@ def test_header_that_does_not_match_bronze_is_refused_naming_the_column(env: Env
 def test_a_nul_byte_is_refused_with_its_line_before_anything_is_registered(env: Env, tmp_path: Path) -> None:
     """Past the import, COPY would refuse the part at every load and the table would stay blocked."""
     env.migrate()
-    seed_source(SourceSettings().conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_source(app_conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
     dump = tmp_path / "alarms.csv"
     _dump_alarms(dump)
     lines = dump.read_bytes().split(b"\n")

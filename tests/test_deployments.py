@@ -41,8 +41,8 @@ from dwh.automations import (
 )
 from dwh.catalog import load_catalog
 from dwh.seed import seed_source
-from dwh.settings import PROJECT_DIR, SourceSettings
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env
+from dwh.settings import PROJECT_DIR
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 from tests.prefect_server import Server, process_worker, wait_for
 
 pytestmark = [
@@ -119,7 +119,7 @@ def _job_env() -> dict[str, str]:
 
 def _seeded(env: Env, rows: int = 300) -> None:
     env.migrate()
-    seed_source(SourceSettings().conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_source(app_conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
 
 
 def _count(env: Env, db: str, table: str) -> int:

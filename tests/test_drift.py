@@ -15,16 +15,15 @@ from dwh.cli import app
 from dwh.drift import Column, compare_table
 from dwh.report import IngestFailedError
 from dwh.seed import seed_source
-from dwh.settings import SourceSettings
 from flows.ingest import ingest
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 runner = CliRunner()
 
 
 def _seed(rows: int = 1000) -> dict[str, int]:
-    return seed_source(SourceSettings().conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    return seed_source(app_conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
 
 
 def _drift() -> tuple[int, str]:

@@ -32,9 +32,9 @@ from dwh.cli import app
 from dwh.export import SUMS, ExportError, ExportResult, Renderer, export_json, viewer_shard
 from dwh.publish import LocalTarget, S3Target, Target, open_target
 from dwh.seed import seed_source
-from dwh.settings import ExportSettings, SourceSettings
+from dwh.settings import ExportSettings
 from dwh.transform import exclusive_run
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 from tests.test_osm_notes import PIPELINE, owner, refresh, sync_bronze, transform
 
 DWH = "osm_notes_dwh"
@@ -48,7 +48,7 @@ def built(env: Env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Env:
     env.migrate()
     url = f"{env.storage_url}/json" if env.storage_url.startswith("s3://") else f"file://{tmp_path / 'json'}"
     monkeypatch.setenv("DWH_EXPORT_URL", url)
-    seed_source(SourceSettings().conninfo(), PIPELINE, rows=0, sql_dir=SQL_DIR, notes=600)  # type: ignore[call-arg]
+    seed_source(app_conninfo(), PIPELINE, rows=0, sql_dir=SQL_DIR, notes=600)  # type: ignore[call-arg]
     sync_bronze()
     transform()
     refresh()
@@ -66,7 +66,7 @@ def export(*, full: bool = False, keep: int = 5, sql_dir: Path = SQL_DIR) -> Exp
 
 def more_activity() -> None:
     """A second batch of notes and comments through the whole chain, datamarts included."""
-    seed_source(SourceSettings().conninfo(), PIPELINE, rows=0, sql_dir=SQL_DIR, notes=60)  # type: ignore[call-arg]
+    seed_source(app_conninfo(), PIPELINE, rows=0, sql_dir=SQL_DIR, notes=60)  # type: ignore[call-arg]
     sync_bronze()
     transform()
     refresh()

@@ -50,10 +50,10 @@ from dwh.load import load_pending
 from dwh.parts import parse_part
 from dwh.report import IngestFailedError, IngestSummary
 from dwh.seed import seed_source
-from dwh.settings import PROJECT_DIR, SourceSettings
+from dwh.settings import PROJECT_DIR
 from dwh.storage import StorageError
 from flows.ingest import ingest
-from tests.conftest import SQL_DIR, Env, Stack
+from tests.conftest import SQL_DIR, Env, Stack, app_conninfo
 from tests.outages import (
     TcpCut,
     endpoint_port,
@@ -76,7 +76,7 @@ SMALL_PARTS = 2_000
 
 
 def _seed(rows: int) -> dict[str, int]:
-    return seed_source(SourceSettings().conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    return seed_source(app_conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
 
 
 def _keys(env: Env, db: str, table: str) -> tuple[object, ...]:

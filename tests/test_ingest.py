@@ -15,9 +15,9 @@ import pytest
 from dwh.extract import extract_table
 from dwh.report import IngestFailedError, IngestSummary
 from dwh.seed import seed_source
-from dwh.settings import PROJECT_DIR, SourceSettings
+from dwh.settings import PROJECT_DIR
 from flows.ingest import ingest
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -39,7 +39,7 @@ TEXT = {
 
 
 def _seed(rows: int) -> dict[str, int]:
-    return seed_source(SourceSettings().conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    return seed_source(app_conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
 
 
 def _count(env: Env, db: str, table: str) -> int:
@@ -173,7 +173,7 @@ def test_row_committed_late_below_the_upper_bound_arrives_next_run(env: Env) -> 
     env.migrate()
     _seed(1000)
     ingest("fleet", tables=["position_history"])
-    late = psycopg.connect(SourceSettings().conninfo())  # type: ignore[call-arg]
+    late = psycopg.connect(app_conninfo())  # type: ignore[call-arg]
     try:
         # recorded_at defaults to now(): the start of this still-open transaction.
         late.execute(

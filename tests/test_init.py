@@ -15,15 +15,15 @@ from dwh.cli import app
 from dwh.migrate import migrate, run_audits
 from dwh.proposal import propose_from_source
 from dwh.seed import seed_source
-from dwh.settings import SourceSettings, WarehouseSettings
+from dwh.settings import WarehouseSettings
 from flows.ingest import ingest
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 
 runner = CliRunner()
 
 
 def _seed_fleet(rows: int = 1000) -> dict[str, int]:
-    return seed_source(SourceSettings().conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    return seed_source(app_conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
 
 
 def _entry(text: str, table: str) -> str:
@@ -110,7 +110,7 @@ def test_device_time_only_table_is_a_snapshot_and_a_keyless_table_is_never_incre
         " INSERT INTO public.raw_events (payload) SELECT 'e' || i FROM generate_series(1, 20000) AS i;"
         " ANALYZE public.gps_fixes; ANALYZE public.raw_events;",
     )
-    with psycopg.connect(SourceSettings().conninfo(), autocommit=True) as conn:  # type: ignore[call-arg]
+    with psycopg.connect(app_conninfo(), autocommit=True) as conn:  # type: ignore[call-arg]
         text = propose_from_source(conn, SQL_DIR, "probe", ["public"])
     catalog = parse_catalog(text, Path("probe.yaml"))
 
@@ -185,7 +185,7 @@ def test_generated_bronze_ddl_migrates_passes_the_audit_and_loads(
 
     # Up to date: nothing to generate. A column the source gains becomes the next migration.
     with (
-        psycopg.connect(SourceSettings().conninfo(), autocommit=True) as source,  # type: ignore[call-arg]
+        psycopg.connect(app_conninfo(), autocommit=True) as source,  # type: ignore[call-arg]
         psycopg.connect(env.warehouse_admin, autocommit=True) as warehouse,
     ):
         assert generate_bronze_migration(catalog, source, warehouse, sql_dir) is None

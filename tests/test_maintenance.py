@@ -6,17 +6,16 @@ import pytest
 
 from dwh.extract import extract_table
 from dwh.seed import seed_source
-from dwh.settings import SourceSettings
 from flows.ingest import ingest
 from flows.maintenance import maintenance
-from tests.conftest import SQL_DIR, Env
+from tests.conftest import SQL_DIR, Env, app_conninfo
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 def test_maintenance_vacuums_prunes_old_runs_and_keeps_the_audit_trail(env: Env) -> None:
     env.migrate()
-    seed_source(SourceSettings().conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_source(app_conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
     ingest("fleet", tables=["trips", "devices"])
     ingest("fleet", tables=["trips", "devices"])
     env.query("wh", "UPDATE fleet_control.extract_runs SET run_started_at = now() - interval '200 days'")
@@ -49,10 +48,10 @@ def test_maintenance_vacuums_prunes_old_runs_and_keeps_the_audit_trail(env: Env)
 
 def test_retention_keeps_an_old_failed_run_whose_parts_still_wait_in_exports(env: Env) -> None:
     env.migrate()
-    seed_source(SourceSettings().conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_source(app_conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
     engine = env.engine()
     ingest("fleet", tables=["alarms"])
-    seed_source(SourceSettings().conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_source(app_conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
     stuck = extract_table(engine, engine.catalog.table("alarms"))
     # Its load failed long ago (say, bad data nobody fixed) and the part still waits.
     env.query(
@@ -82,10 +81,10 @@ def test_the_runbooks_fix_for_an_orphaned_part_makes_the_table_load_again(env: E
     from dwh.report import IngestFailedError  # noqa: PLC0415
 
     env.migrate()
-    seed_source(SourceSettings().conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_source(app_conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
     engine = env.engine()
     ingest("fleet", tables=["alarms"])
-    seed_source(SourceSettings().conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_source(app_conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
     orphan = extract_table(engine, engine.catalog.table("alarms"))
     env.query("wh", "DELETE FROM fleet_control.extract_runs WHERE run_id = %s", (orphan.run_id,))
     with pytest.raises(IngestFailedError, match="belong to no run in extract_runs"):

@@ -31,11 +31,11 @@ from dwh.extract import extract_table
 from dwh.load import load_pending
 from dwh.migrate import MigrationError, migrate
 from dwh.seed import seed_source
-from dwh.settings import SourceSettings, WarehouseSettings
+from dwh.settings import WarehouseSettings
 from dwh.transform import TransformError, TransformResult, run_transform
 from flows.osm_notes import etl_outcome, osm_notes_etl, skipped_message
 from tasks.transform import transform_task
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 from tests.test_faults import _on_failpoint
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -59,7 +59,7 @@ def osm(env: Env) -> Env:
 
 def source_sql(statements: str) -> None:
     """Run statements as the source application role, like the OLTP would."""
-    with psycopg.connect(SourceSettings().conninfo()) as conn:  # type: ignore[call-arg]
+    with psycopg.connect(app_conninfo()) as conn:  # type: ignore[call-arg]
         conn.execute(statements.encode())
 
 
@@ -652,7 +652,7 @@ def test_new_activity_updates_only_what_changed_and_equals_a_full_rebuild(osm: E
 def test_generated_source_incremental_run_equals_rebuild_from_scratch(
     osm: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
-    conninfo = SourceSettings().conninfo()  # type: ignore[call-arg]
+    conninfo = app_conninfo()
     first = seed_source(conninfo, PIPELINE, rows=0, sql_dir=SQL_DIR, notes=1500)
     sync_bronze()
     assert transform().facts_inserted == first["note_comments"]
@@ -760,7 +760,7 @@ def test_cli_seeds_runs_the_etl_and_refreshes_datamarts(osm: Env) -> None:
 
 
 def test_seed_source_builds_realistic_notes_then_adds_newer_activity(osm: Env) -> None:
-    conninfo = SourceSettings().conninfo()  # type: ignore[call-arg]
+    conninfo = app_conninfo()
 
     first = seed_source(conninfo, PIPELINE, rows=0, sql_dir=SQL_DIR, notes=2000)
 

@@ -16,15 +16,15 @@ from dwh.engine import Engine
 from dwh.migrate import migrate
 from dwh.preflight import preflight
 from dwh.seed import seed_source
-from dwh.settings import SourceSettings, WarehouseSettings
+from dwh.settings import WarehouseSettings
 from dwh.verify import Gate
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 
 runner = CliRunner()
 
 
 def _seed() -> None:
-    seed_source(SourceSettings().conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_source(app_conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
 
 
 def _failed(gates: list[Gate]) -> dict[tuple[str, str], str]:

@@ -47,8 +47,8 @@ from dwh.catalog import load_catalog
 from dwh.export import viewer_shard
 from dwh.migrate import migrate
 from dwh.seed import seed_source
-from dwh.settings import PROJECT_DIR, SourceSettings, WarehouseSettings
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env
+from dwh.settings import PROJECT_DIR, WarehouseSettings
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 from tests.image import container_env, replay_image
 from tests.prefect_server import Server, process_worker, wait_for
 from tests.s3_policy import render_policy
@@ -165,7 +165,14 @@ def test_the_shipped_policy_denies_what_lies_outside_the_prefixes(policed_s3: Po
     s3.put_object(Bucket=BUCKET, Key=f"{EXPORT_PREFIX}/osm_notes/probe.json", Body=b"{}")
     s3.delete_object(Bucket=BUCKET, Key=f"{EXPORT_PREFIX}/osm_notes/probe.json")
 
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}-backups/fleet/probe.dump", Body=b"x")
+    s3.delete_object(Bucket=BUCKET, Key=f"{PREFIX}-backups/fleet/probe.dump")  # retention
+
     assert _denied(s3.put_object, Bucket=BUCKET, Key="elsewhere/x.csv", Body=b"x"), "write outside"
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/fleet/backups/old.dump", Body=b"x")
+    assert _denied(s3.delete_object, Bucket=BUCKET, Key=f"{PREFIX}/fleet/backups/old.dump"), (
+        "backups have their own prefix and statement; the parts' prefix deletes only parts and probes"
+    )
     assert _denied(s3.get_object, Bucket=BUCKET, Key="elsewhere/x.csv"), "read outside"
     s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/fleet/processed/t/part.csv", Body=b"x")
     assert _denied(s3.delete_object, Bucket=BUCKET, Key=f"{PREFIX}/fleet/processed/t/part.csv"), (
@@ -297,7 +304,7 @@ def test_every_deployment_runs_on_a_worker_exactly_as_deployed(  # noqa: PLR0915
     # 1. The operator's machine: migrations, sample sources, blocks, `prefect deploy --all`.
     for pipeline in ("fleet", "osm_notes"):
         migrate(load_catalog(pipeline, PIPELINES_DIR), WarehouseSettings(), SQL_DIR)  # type: ignore[call-arg]
-    source = SourceSettings().conninfo()  # type: ignore[call-arg]
+    source = app_conninfo()
     seed_source(source, "fleet", rows=2000, sql_dir=SQL_DIR)
     seed_source(source, "osm_notes", rows=0, sql_dir=SQL_DIR, notes=300)
     operator = {k: v for k, v in os.environ.items() if k.startswith("DWH_") and k != "DWH_STORAGE_URL"}
@@ -407,7 +414,8 @@ def test_every_deployment_runs_on_a_worker_exactly_as_deployed(  # noqa: PLR0915
     dockerfile = (PROJECT_DIR / "Dockerfile").read_text(encoding="utf-8")
     assert f"postgresql-client-{server_major}" in dockerfile, "the image's pg_dump matches the server"
     for pipeline in ("fleet", "osm_notes"):
-        (backup,) = _keys(s3, f"{PREFIX}/{pipeline}/backups/")
+        assert _keys(s3, f"{PREFIX}/{pipeline}/backups/") == [], "backups live under their own prefix"
+        (backup,) = _keys(s3, f"{PREFIX}-backups/{pipeline}/")
         archive = s3.get_object(Bucket=BUCKET, Key=backup)["Body"].read()
         assert _dumped_by(archive, tmp_path).split(".")[0] == str(server_major), backup
     # The export where OSM-Notes-Viewer looks: metadata, the indexes, every indexed user's file.

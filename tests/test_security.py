@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -48,9 +49,9 @@ from dwh.guard import RoleRightsError, excess_rights
 from dwh.migrate import migrate
 from dwh.report import IngestFailedError, IngestSummary
 from dwh.seed import seed_source
-from dwh.settings import SourceSettings, UrlError, WarehouseSettings
+from dwh.settings import UrlError, WarehouseSettings
 from flows.ingest import ingest
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, Stack
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, Stack, app_conninfo
 from tests.outages import split_env
 from tests.s3_policy import render_policy
 
@@ -58,7 +59,7 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 def _seed(rows: int) -> dict[str, int]:
-    return seed_source(SourceSettings().conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    return seed_source(app_conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
 
 
 def _loaded(summary: IngestSummary) -> dict[str, int]:
@@ -98,6 +99,39 @@ def test_flows_refuse_to_start_as_a_superuser(env: Env, monkeypatch: pytest.Monk
     # Refused before anything ran: no run row, no part.
     assert env.query("wh", "SELECT count(*) FROM fleet_control.extract_runs") == [(0,)]
     assert env.location_keys("fleet") == []
+
+
+def test_flows_refuse_a_source_role_that_may_write_the_tables_they_extract(
+    env: Env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The extract only reads somebody else's OLTP: a role that can write it is refused."""
+    env.migrate()
+    _seed(500)
+    reader_url = os.environ["DWH_SOURCE_URL"]
+    assert "dwh_reader" in reader_url, "the dev stack's flows read as a SELECT-only role"
+
+    monkeypatch.setenv("DWH_SOURCE_URL", os.environ["DWH_SEED_URL"])  # the app: it owns them
+    owns = r"public\.trips: INSERT, UPDATE, DELETE, TRUNCATE \(it owns the table\)"
+    with pytest.raises(
+        RoleRightsError,
+        match=rf"(?s)the source role 'source_app' may write .*{owns}.*DWH_ALLOW_WRITABLE_SOURCE",
+    ):
+        ingest("fleet", tables=["devices"])
+    assert env.query("wh", "SELECT count(*) FROM fleet_control.extract_runs") == [(0,)], "refused first"
+
+    # One right on one table is enough, and the refusal names exactly that.
+    monkeypatch.setenv("DWH_SOURCE_URL", reader_url)
+    env.query("source", "GRANT UPDATE ON public.alarms TO dwh_reader")
+    with pytest.raises(
+        RoleRightsError, match=r"(?s)'dwh_reader' may write .*\n  - public\.alarms: UPDATE\n[^-]"
+    ):
+        ingest("fleet", tables=["devices"])
+
+    # An operator who accepts it gets a warning, and the run goes on.
+    monkeypatch.setenv("DWH_ALLOW_WRITABLE_SOURCE", "true")
+    with caplog.at_level(logging.WARNING, logger="dwh.guard"):
+        assert _loaded(ingest("fleet", tables=["devices"]))["devices"] > 0
+    assert "public.alarms: UPDATE" in caplog.text
 
 
 def _every_flow() -> list[tuple[str, Callable[[], object]]]:

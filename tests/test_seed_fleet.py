@@ -14,8 +14,7 @@ import pytest
 from psycopg import sql
 
 from dwh.seed import SourceGeneratorMissingError, SourceSeedError, seed_source
-from dwh.settings import SourceSettings
-from tests.conftest import Env
+from tests.conftest import Env, app_conninfo
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 ROWS = 1000
@@ -52,7 +51,7 @@ TEXT_COLUMNS = [
 @pytest.fixture
 def source_db(env: Env) -> str:  # noqa: ARG001  (env points DWH_SOURCE_URL at a fresh database)
     """The test's own source database on the session cluster, as the app role that owns it."""
-    return SourceSettings().conninfo()  # type: ignore[call-arg]
+    return app_conninfo()
 
 
 def seed(conninfo: str, rows: int = ROWS) -> dict[str, int]:

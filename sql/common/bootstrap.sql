@@ -32,3 +32,21 @@ CREATE TABLE IF NOT EXISTS {control}.schema_migrations (
     applied_at  timestamptz NOT NULL DEFAULT now()
 );
 ALTER TABLE {control}.schema_migrations OWNER TO {owner};
+
+-- The backup ledger: the sha256 of every archive, written when it is taken. The schema
+-- and table belong to the admin; the owner may add a line and read them, never change
+-- or remove one, so an archive replaced in storage (by anyone holding the storage keys)
+-- no longer matches its line and `dwh restore` refuses it. Not in any backup: the owner
+-- does not own it.
+CREATE SCHEMA IF NOT EXISTS {ledger};
+CREATE TABLE IF NOT EXISTS {ledger}.backups (
+    key       text PRIMARY KEY,
+    sha256    text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{{64}}$'),
+    bytes     bigint NOT NULL CHECK (bytes > 0),
+    taken_at  timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON SCHEMA {ledger} FROM PUBLIC;
+REVOKE ALL ON {ledger}.backups FROM PUBLIC, {owner}, {ro};
+GRANT USAGE ON SCHEMA {ledger} TO {owner}, {ro};
+GRANT SELECT, INSERT ON {ledger}.backups TO {owner};
+GRANT SELECT ON {ledger}.backups TO {ro};

@@ -1,7 +1,8 @@
 -- Rights of the connected role beyond what one pipeline needs (seed §12), one row per
--- problem, most serious first; no row means the role is fit to run the flows. The pipeline needs its own
--- schemas (%(schemas)s), CONNECT and TEMPORARY on the database (staging tables), and
--- at most membership of its own owner role (%(roles)s); anything else is refused.
+-- problem, most serious first; no row means the role is fit to run the flows. The pipeline
+-- needs its own schemas (%(schemas)s), CONNECT and TEMPORARY on the database (staging
+-- tables), adding and reading lines of its backup ledger (%(ledger)s) and never changing
+-- them, and at most membership of its own owner role (%(roles)s); anything else is refused.
 -- Rights PUBLIC holds (reading PostGIS's spatial_ref_sys, the catalogs) every role
 -- has, so they are not counted against this one.
 WITH me AS (
@@ -45,6 +46,16 @@ UNION ALL
 SELECT 5, format('it owns or may create objects in schema %%I', s.nspname)
 FROM foreign_schemas AS s, me
 WHERE s.nspowner = me.oid OR has_schema_privilege(me.oid, s.oid, 'CREATE')
+UNION ALL
+SELECT 5, format('it may change or remove lines of the backup ledger %%I.backups', %(ledger)s::text)
+FROM me
+JOIN pg_namespace AS n ON n.nspname = %(ledger)s
+LEFT JOIN pg_class AS c ON c.relnamespace = n.oid AND c.relname = 'backups'
+WHERE n.nspowner = me.oid
+   OR has_schema_privilege(me.oid, n.oid, 'CREATE')
+   OR has_table_privilege(me.oid, c.oid, 'UPDATE')
+   OR has_table_privilege(me.oid, c.oid, 'DELETE')
+   OR has_table_privilege(me.oid, c.oid, 'TRUNCATE')
 UNION ALL
 SELECT 6, format('it has %%s on %%I.%%I', p.privilege, s.nspname, c.relname)
 FROM pg_class AS c

@@ -134,7 +134,7 @@ def test_flows_refuse_a_source_role_that_may_write_the_tables_they_extract(
     assert "public.alarms: UPDATE" in caplog.text
 
 
-def _every_flow() -> list[tuple[str, Callable[[], object]]]:
+def _every_flow(pipeline: str = "fleet") -> list[tuple[str, Callable[[], object]]]:
     from flows.backup import backup_pipeline  # noqa: PLC0415
     from flows.datamarts import datamarts  # noqa: PLC0415
     from flows.export_json import export_json  # noqa: PLC0415
@@ -144,14 +144,14 @@ def _every_flow() -> list[tuple[str, Callable[[], object]]]:
     from flows.verify import verify_pipeline  # noqa: PLC0415
 
     return [
-        ("ingest", lambda: ingest("fleet")),
-        ("osm_notes_etl", lambda: osm_notes_etl("fleet")),
-        ("datamarts", lambda: datamarts("fleet")),
-        ("export_json", lambda: export_json("fleet")),
-        ("health", lambda: health("fleet")),
-        ("verify", lambda: verify_pipeline("fleet")),
-        ("backup", lambda: backup_pipeline("fleet")),
-        ("maintenance", lambda: maintenance("fleet")),
+        ("ingest", lambda: ingest(pipeline)),
+        ("osm_notes_etl", lambda: osm_notes_etl(pipeline)),
+        ("datamarts", lambda: datamarts(pipeline)),
+        ("export_json", lambda: export_json(pipeline)),
+        ("health", lambda: health(pipeline)),
+        ("verify", lambda: verify_pipeline(pipeline)),
+        ("backup", lambda: backup_pipeline(pipeline)),
+        ("maintenance", lambda: maintenance(pipeline)),
     ]
 
 
@@ -186,30 +186,63 @@ def test_every_flow_and_command_that_opens_the_warehouse_refuses_a_superuser(
     assert env.location_keys("fleet") == [], "nothing written before the refusal"
 
 
+def _every_command(tmp_path: Path) -> list[list[str]]:
+    """Every CLI command that opens a database, with arguments that would make it do so."""
+    csv = tmp_path / "devices.csv"
+    csv.write_text("device_id\n1\n")
+    return [
+        ["migrate", "fleet"],
+        ["seed-source", "fleet", "--rows", "10"],
+        ["run", "fleet", "--table", "devices"],
+        ["datamarts", "fleet"],
+        ["export-json", "fleet"],
+        ["verify", "fleet"],
+        ["health", "fleet"],
+        ["backup", "fleet"],
+        ["backups", "fleet"],
+        ["restore", "fleet"],
+        ["import-csv", "fleet", "devices", str(csv)],
+        ["blocks", "apply", "--connections"],
+        ["init", "fleet", "--from-source", "--out", str(tmp_path / "fleet.yaml")],
+        ["migrations", "generate", "fleet"],
+        ["drift", "fleet"],
+        ["preflight", "fleet"],
+    ]
+
+
 def test_a_malformed_url_is_an_error_naming_the_setting_never_the_password(
-    env: Env, monkeypatch: pytest.MonkeyPatch
+    env: Env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """libpq quotes a bad percent-escape back, and in a URL that is usually the password."""
+    """libpq quotes a bad percent-escape back, and in a URL that is usually the password.
+
+    Every command and every flow, with every database URL malformed the same way: each
+    fails with one line naming a setting, and the password is nowhere, not even in the
+    exception a flow's Failed state and logs would carry.
+    """
     from typer.testing import CliRunner  # noqa: PLC0415
 
     from dwh.cli import app  # noqa: PLC0415
 
     assert env.source_db
     secret = "s3cr%t-Passw0rd"  # noqa: S105 - a bad percent-escape libpq would quote back
-    monkeypatch.setenv("DWH_SOURCE_URL", f"postgresql://reader:{secret}@127.0.0.1:5432/src")
-    for command in (["verify", "fleet"], ["drift", "fleet"], ["preflight", "fleet"], ["health", "fleet"]):
+    settings = ("DWH_SOURCE_URL", "DWH_SEED_URL", "DWH_WAREHOUSE_URL", "DWH_WAREHOUSE_ADMIN_URL")
+    for setting in settings:
+        monkeypatch.setenv(setting, f"postgresql://someone:{secret}@127.0.0.1:5432/db")
+    named = re.compile(
+        r"error: (dwh \w+ fleet: )?(" + "|".join(settings) + r") is not a valid PostgreSQL URL"
+    )
+    for command in _every_command(tmp_path):
         result = CliRunner().invoke(app, command)
-        assert result.exit_code == 1, (command, result.output)
-        assert "s3cr" not in result.output, command
-        assert "error: DWH_SOURCE_URL is not a valid PostgreSQL URL" in " ".join(result.output.split()), (
-            command,
-            result.output,
-        )
-    with pytest.raises(UrlError) as caught:
-        ingest("fleet", tables=["devices"])
-    flat = "".join(traceback.format_exception(caught.value))  # what a flow's Failed state and logs carry
-    assert "s3cr" not in flat
-    assert "DWH_SOURCE_URL is not a valid PostgreSQL URL" in flat
+        raised = "".join(traceback.format_exception(result.exception)) if result.exception else ""
+        assert "s3cr" not in result.output + raised, command
+        assert result.exit_code == 1, (command, result.output, raised)
+        assert named.search(" ".join(result.output.split())), (command, result.output)
+    for name, run in _every_flow():
+        with pytest.raises(UrlError) as caught:
+            run()
+        flat = "".join(traceback.format_exception(caught.value))
+        assert "s3cr" not in flat, name
+        assert "is not a valid PostgreSQL URL" in flat, name
 
 
 def test_flows_refuse_an_owner_role_with_rights_beyond_the_pipelines(env: Env) -> None:
@@ -334,10 +367,11 @@ def _prefect_surfaces(since: datetime) -> dict[str, str]:
 
 
 def _bucket_text(env: Env) -> str:
-    """Every object the run left under the test's prefix: CSV parts and persisted results."""
+    """Every object the runs left under the test's prefix: CSV parts, results, backups."""
     client = boto3.client("s3")
     bucket, _, prefix = env.storage_url.removeprefix("s3://").partition("/")
-    objects = client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/").get("Contents", [])
+    # `<prefix>-backups/` too: the archives (DWH_BACKUP_URL's default) are searched as well.
+    objects = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
     keys = [o["Key"] for o in objects]
     assert any("/prefect-results/" in k for k in keys), keys
     return "\n".join(
@@ -357,6 +391,30 @@ def _prefect_database() -> str:
 
 def _describe(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc)) + repr(exc)
+
+
+def _operate_on_vault(errors: list[str]) -> str:
+    """Run every flow but the ingest, then every command, on `vault`; return the commands' output."""
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from dwh.cli import app  # noqa: PLC0415
+
+    for name, run in _every_flow("vault"):
+        if name == "ingest":
+            continue
+        try:
+            run()
+        except Exception as exc:  # noqa: BLE001 - any outcome is searched, none is expected
+            errors.append(f"{name}: {_describe(exc)}")
+    outputs = []
+    for command in (
+        ["verify", "vault"], ["health", "vault"], ["backup", "vault"], ["backups", "vault"],
+        ["drift", "vault"], ["preflight", "vault"],
+    ):  # fmt: skip
+        result = CliRunner().invoke(app, command)
+        raised = _describe(result.exception) if result.exception else ""
+        outputs.append(f"$ dwh {' '.join(command)} -> {result.exit_code}\n{result.output}{raised}")
+    return "\n".join(outputs)
 
 
 @pytest.mark.parametrize("storage_kind", ["s3"], indirect=True)
@@ -415,6 +473,9 @@ def test_secrets_never_reach_prefect_storage_the_run_log_or_error_text(
             ingest("vault", tables=["devices", "trips", "alarms"])
         errors.append(_describe(failed.value))
         errors += [t.error or "" for t in failed.value.summary.tables]
+        # Every other flow and command of the pipeline, whatever their outcome (verify
+        # fails on the failed table): their errors, output and logs are searched too.
+        commands = _operate_on_vault(errors)
         # And a run refused because it was pointed at the superuser.
         monkeypatch.setenv("DWH_WAREHOUSE_URL", env.warehouse_admin)
         with pytest.raises(RoleRightsError) as refused:
@@ -433,6 +494,7 @@ def test_secrets_never_reach_prefect_storage_the_run_log_or_error_text(
     surfaces = {
         "exception text": "\n".join(errors),
         "console output": captured.out + captured.err,
+        "command output": commands,
         "run log": "\n".join(str(row) for row in env.query("wh", "SELECT * FROM vault_control.extract_runs")),
         "object storage (parts, persisted results)": _bucket_text(env),
         **_prefect_surfaces(since),
@@ -440,6 +502,8 @@ def test_secrets_never_reach_prefect_storage_the_run_log_or_error_text(
     # The search reads real content: the failure it must describe is in there.
     for name in ("exception text", "run log", "logs", "flow runs (parameters, states, messages)"):
         assert "invalid input syntax for type numeric" in surfaces[name], name
+    assert "-backups/vault/" in surfaces["object storage (parts, persisted results)"], "a backup was taken"
+    assert "$ dwh backups vault -> 0" in commands
     assert key_id in surfaces["block documents"]  # the result-storage block was read, unmasked fields and all
 
     every = {**unique, "superuser password": admin_password}

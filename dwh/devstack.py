@@ -741,6 +741,8 @@ def _create_bucket(port: int) -> None:
     )
     with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
         client.create_bucket(Bucket=S3_BUCKET)
+    # As a production bucket should be: an overwrite in processed/ keeps the first version.
+    client.put_bucket_versioning(Bucket=S3_BUCKET, VersioningConfiguration={"Status": "Enabled"})
 
 
 def _start_prefect(state_dir: Path) -> Service:

@@ -2,7 +2,8 @@
 
 Each gate is one question with a yes/no answer and, when no, the command or change that
 fixes it, in the shape of `dwh verify`'s gates: both databases reachable (and with which
-sslmode), storage writable under the pipeline's prefix, migrations applied, roles and
+sslmode), storage writable under the pipeline's prefix, the audit trail kept (S3
+versioning or Object Lock), migrations applied, roles and
 grants as `dwh migrate` leaves them, watermark rows seeded, every conflict key backed by a
 constraint, the flows' roles not privileged, and no drift that would lose data.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -19,13 +20,16 @@ from psycopg.types.json import Jsonb
 
 from dwh.drift import pipeline_drift
 from dwh.engine import Engine
-from dwh.guard import excess_rights
+from dwh.guard import excess_rights, source_write_rights
 from dwh.migrate import discover
 from dwh.runlog import engine_sql
 from dwh.settings import RunSettings, is_local, redact_conninfo
 from dwh.sqlfiles import pipeline_parts, read_sql, render
-from dwh.storage import spool_dir
+from dwh.storage import S3Storage, spool_dir
 from dwh.verify import Gate
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 Conn = psycopg.Connection[Any]
 
@@ -74,6 +78,47 @@ def _storage_writable(engine: Engine) -> Gate:
         return Gate("storage writable", pipeline, ok=False, detail=f"{storage.url(key)}: {exc}", fix=fix)
     where = storage.url(engine.location.key(pipeline))
     return Gate("storage writable", pipeline, ok=True, detail=f"wrote and deleted a probe under {where}")
+
+
+def _audit_trail_kept(engine: Engine) -> Gate:
+    """On S3, bucket versioning or Object Lock: the only thing that keeps processed/ as written.
+
+    The policy can forbid deleting the audit trail but not overwriting it (a PutObject to
+    an existing key replaces it); with versioning the first version stays retrievable.
+    """
+    pipeline = engine.catalog.pipeline
+    storage = engine.location.storage
+    if not isinstance(storage, S3Storage):
+        return Gate(
+            "audit trail kept", pipeline, ok=True, detail="local files: protect the folder by permissions"
+        )
+    bucket = storage.bucket
+    fix = (
+        f"aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration Status=Enabled "
+        "(or Object Lock), and allow s3:GetBucketVersioning (deployments/iam/s3-policy.json)"
+    )
+    try:
+        if storage.client.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled":
+            return Gate("audit trail kept", pipeline, ok=True, detail=f"bucket {bucket}: versioning enabled")
+        lock = _object_lock(storage.client, bucket)
+    except Exception as exc:  # noqa: BLE001  (any failure is the answer)
+        return Gate("audit trail kept", pipeline, ok=False, detail=f"bucket {bucket}: {exc}", fix=fix)
+    if lock:
+        return Gate("audit trail kept", pipeline, ok=True, detail=f"bucket {bucket}: Object Lock enabled")
+    detail = (
+        f"bucket {bucket} has neither versioning nor Object Lock: the flows' keys could overwrite processed/"
+    )
+    return Gate("audit trail kept", pipeline, ok=False, detail=detail, fix=fix)
+
+
+def _object_lock(client: S3Client, bucket: str) -> bool:
+    try:
+        config = client.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
+    except client.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] == "ObjectLockConfigurationNotFoundError":
+            return False
+        raise
+    return bool(config.get("ObjectLockEnabled") == "Enabled")
 
 
 def _migrations(engine: Engine, conn: Conn) -> Gate:
@@ -153,6 +198,9 @@ def _least_privilege(engine: Engine, warehouse: Conn) -> Gate:
     with psycopg.connect(engine.source_conninfo, autocommit=True) as source:
         if source.info.parameter_status("is_superuser") == "on":
             problems.append("source: it is a superuser")
+        elif not RunSettings().allow_writable_source:
+            writable = source_write_rights(source, catalog, engine.sql_dir)
+            problems += [f"source may write {w}" for w in writable]
     return Gate(
         "flows' roles not privileged",
         catalog.pipeline,
@@ -201,6 +249,8 @@ def preflight(engine: Engine) -> list[Gate]:
         ),
         _storage_writable(engine),
     ]
+    if gates[2].ok:  # a bucket that cannot be written has nothing to keep yet
+        gates.append(_audit_trail_kept(engine))
     if not gates[1].ok:
         return gates
     with psycopg.connect(engine.warehouse_conninfo, autocommit=True) as conn:

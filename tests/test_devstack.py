@@ -9,6 +9,7 @@ import socket
 import subprocess
 import tempfile
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, LiteralString
 
@@ -133,20 +134,34 @@ def test_source_and_warehouse_urls_connect_and_have_postgis(
         password=running_stack.passwords.superuser,
     )
 
-    assert _scalar(source, "SELECT current_user") == "source_app"
+    assert _scalar(source, "SELECT current_user") == "dwh_reader"
+    assert _scalar(variables["DWH_SEED_URL"], "SELECT current_user") == "source_app"
     assert _scalar(source, "SELECT postgis_version()")
     assert _scalar(admin, "SELECT current_database()") == "warehouse"
     assert _scalar(admin, "SELECT postgis_version()")
     assert _scalar(warehouse_as_superuser, "SELECT postgis_version()")
 
 
-def test_source_app_owns_source_and_reads_all_stats(running_stack: StackInfo) -> None:
-    source = devstack.env(running_stack.state_dir)["DWH_SOURCE_URL"]
+def test_source_app_owns_source_and_the_flows_reader_only_reads_it(running_stack: StackInfo) -> None:
+    """As in production: the app owns and writes its tables; the flows' role may only SELECT."""
+    variables = devstack.env(running_stack.state_dir)
+    app, reader = variables["DWH_SEED_URL"], variables["DWH_SOURCE_URL"]
 
     owner = "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'source'"
-    assert _scalar(source, owner) == "source_app"
-    stats = "SELECT pg_has_role('source_app', 'pg_read_all_stats', 'member')"
-    assert _scalar(source, stats) is True
+    assert _scalar(app, owner) == "source_app"
+    stats = "SELECT pg_has_role(current_user, 'pg_read_all_stats', 'member')"
+    assert _scalar(reader, stats) is True
+    table = f"public.t_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(app, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {table} (x int)")  # created after the stack: default privileges
+        conn.execute(f"INSERT INTO {table} VALUES (1)")
+    try:
+        assert _scalar(reader, f"SELECT count(*) FROM {table}") == 1
+        with psycopg.connect(reader) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f"INSERT INTO {table} VALUES (2)")
+    finally:
+        with psycopg.connect(app, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE {table}")
 
 
 def test_template_postgis_clones_into_a_database_with_postgis(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import uuid
 from pathlib import Path
 
+import boto3
 import pytest
 from typer.testing import CliRunner
 
@@ -18,6 +20,7 @@ from dwh.preflight import preflight
 from dwh.seed import seed_source
 from dwh.settings import WarehouseSettings
 from dwh.verify import Gate
+from flows.ingest import ingest
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 
 runner = CliRunner()
@@ -47,6 +50,7 @@ def test_preflight_passes_on_the_dev_stack(env: Env) -> None:
         "source reachable",
         "warehouse reachable",
         "storage writable",
+        "audit trail kept",
         "migrations applied",
         "roles and grants",
         "watermarks seeded",
@@ -58,7 +62,7 @@ def test_preflight_passes_on_the_dev_stack(env: Env) -> None:
     assert env.location_keys("fleet", "preflight") == []  # the probe is deleted
     code, output = _cli("fleet")
     assert code == 0, output
-    assert "fleet: all 11 pre-deploy gates passed" in output
+    assert "fleet: all 12 pre-deploy gates passed" in output
 
 
 def test_missing_role_fails_the_roles_gate_by_name(
@@ -85,7 +89,7 @@ def test_missing_role_fails_the_roles_gate_by_name(
     assert f"role {name}_ro does not exist" in failed["roles and grants", name]
     code, output = _cli(name)
     assert code == 1
-    assert "1 of 11 gates failed: roles and grants" in output
+    assert "1 of 12 gates failed: roles and grants" in output
     assert f"dwh migrate {name}" in output
 
 
@@ -117,6 +121,56 @@ def test_missing_storage_prefix_fails_the_storage_gate(env: Env, monkeypatch: py
     code, output = _cli("fleet")
     assert code == 1
     assert "gates failed: storage writable" in output
+
+
+@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.parametrize("storage_kind", ["s3"], indirect=True)
+def test_a_bucket_that_lets_processed_parts_be_overwritten_fails_the_audit_gate(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The policy can forbid deleting processed/, not overwriting it: versioning must keep the first."""
+    env.migrate()
+    _seed()
+    bucket = f"unversioned-{uuid.uuid4().hex[:8]}"
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=bucket)
+    monkeypatch.setenv("DWH_STORAGE_URL", f"s3://{bucket}/dwh")
+
+    failed = _failed(preflight(Engine.from_settings("fleet")))
+    assert list(failed) == [("audit trail kept", "fleet")]
+    assert f"bucket {bucket} has neither versioning nor Object Lock" in failed["audit trail kept", "fleet"]
+    code, output = _cli("fleet")
+    assert (code, "gates failed: audit trail kept" in output) == (1, True), output
+
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    assert _failed(preflight(Engine.from_settings("fleet"))) == {}
+    ingest("fleet", tables=["devices"])
+    (part,) = [
+        o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"] if "/processed/" in o["Key"]
+    ]
+    original = client.get_object(Bucket=bucket, Key=part)["Body"].read()
+    client.put_object(Bucket=bucket, Key=part, Body=b"device_id\n666\n")  # what the keys allow
+    versions = client.list_object_versions(Bucket=bucket, Prefix=part)["Versions"]
+    (oldest,) = [v for v in versions if not v["IsLatest"]]
+    assert (
+        client.get_object(Bucket=bucket, Key=part, VersionId=oldest["VersionId"])["Body"].read() == original
+    )
+
+
+def test_preflight_fails_a_source_role_that_may_write_the_tables_it_extracts(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.migrate()
+    _seed()
+    monkeypatch.setenv("DWH_SOURCE_URL", os.environ["DWH_SEED_URL"])
+
+    failed = _failed(preflight(Engine.from_settings("fleet")))
+
+    assert list(failed) == [("flows' roles not privileged", "fleet")]
+    assert (
+        "source may write public.devices: INSERT, UPDATE, DELETE, TRUNCATE"
+        in failed["flows' roles not privileged", "fleet"]
+    )
 
 
 def test_preflight_fails_a_plaintext_connection_to_a_host_that_is_not_local(

@@ -218,6 +218,7 @@ def split_env(
             )
     variables = {
         "DWH_SOURCE_URL": _url_with_db(source.env["DWH_SOURCE_URL"], made.source_db, url_query),
+        "DWH_SEED_URL": _url_with_db(source.env["DWH_SEED_URL"], made.source_db, url_query),
         "DWH_WAREHOUSE_URL": _url_with_db(warehouse.env["DWH_WAREHOUSE_URL"], made.warehouse_db, url_query),
         "DWH_WAREHOUSE_ADMIN_URL": _url_with_db(
             warehouse.env["DWH_WAREHOUSE_ADMIN_URL"], made.warehouse_db, url_query

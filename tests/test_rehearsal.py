@@ -169,8 +169,8 @@ def test_the_shipped_policy_denies_what_lies_outside_the_prefixes(policed_s3: Po
     s3.delete_object(Bucket=BUCKET, Key=f"{PREFIX}-backups/fleet/probe.dump")  # retention
 
     assert _denied(s3.put_object, Bucket=BUCKET, Key="elsewhere/x.csv", Body=b"x"), "write outside"
-    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/fleet/backups/old.dump", Body=b"x")
-    assert _denied(s3.delete_object, Bucket=BUCKET, Key=f"{PREFIX}/fleet/backups/old.dump"), (
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/probe/backups/old.dump", Body=b"x")
+    assert _denied(s3.delete_object, Bucket=BUCKET, Key=f"{PREFIX}/probe/backups/old.dump"), (
         "backups have their own prefix and statement; the parts' prefix deletes only parts and probes"
     )
     assert _denied(s3.get_object, Bucket=BUCKET, Key="elsewhere/x.csv"), "read outside"

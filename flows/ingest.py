@@ -17,12 +17,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.context import TaskRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from dwh.engine import Engine
+from dwh.engine import Engine, shared_engine
 from dwh.guard import guarded_engine
-from dwh.load import LoadResult
+from dwh.load import LoadResult, recovery_pending
 from dwh.locks import table_lock
 from dwh.report import IngestFailedError, IngestSummary, TableOutcome, summary_markdown
-from dwh.results import RESULT_BLOCK_NAME, ensure_result_storage, result_storage
+from dwh.results import ensure_result_storage
 from dwh.runlog import RESEED_FROM, RunLog
 from dwh.settings import RunSettings, StorageSettings
 from flows.extract import extract
@@ -49,14 +49,19 @@ def ingest_table(pipeline: str, table: str, repair: bool = False) -> TableOutcom
     started = time.monotonic()
     engine = Engine.from_settings(pipeline)
     spec = engine.catalog.table(table)
-    storage = f"{result_storage(StorageSettings()).get_block_type_slug()}/{RESULT_BLOCK_NAME}"
-    with table_lock(engine, table) as acquired:
+    # The block this task persists to, already resolved: a slug would cost each subflow
+    # a round trip to the server to load it again.
+    storage = TaskRunContext.get().result_store.result_storage  # type: ignore[union-attr]
+    load_table = load.with_options(result_storage=storage, persist_result=True)
+    extract_table = extract.with_options(result_storage=storage, persist_result=True)
+    with shared_engine(engine), table_lock(engine, table) as acquired:
         if not acquired:
             get_run_logger().warning("%s: another run holds this table; skipped", table)
             return TableOutcome(table, spec.mode.value, "skipped", error="locked by another run")
-        recovered = load.with_options(result_storage=storage, persist_result=True)(pipeline, table)
-        extracted = extract.with_options(result_storage=storage, persist_result=True)(pipeline, table, repair)
-        loaded = load.with_options(result_storage=storage, persist_result=True)(pipeline, table)
+        # Nothing in exports/ and no unfinished run: the recovery subflow would find nothing.
+        recovered = load_table(pipeline, table) if recovery_pending(engine, spec) else []
+        extracted = extract_table(pipeline, table, repair)
+        loaded = load_table(pipeline, table)
     rows_loaded, rows_skipped, files = _sum_loads([*recovered, *loaded])
     emit_table_loaded(pipeline, table, rows_loaded, extracted.upper)
     held_back = None

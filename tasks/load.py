@@ -12,7 +12,7 @@ from tasks.retry import retrying_task
 
 @retrying_task("load-table", "load-{table}")
 def load_pending_task(pipeline: str, table: str) -> list[LoadResult]:
-    engine = Engine.from_settings(pipeline)
+    engine = Engine.for_pipeline(pipeline)
     logger = get_run_logger()
     results = load_pending(engine, engine.catalog.table(table), progress=reporter(logger))
     for result in results:

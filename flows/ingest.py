@@ -25,7 +25,7 @@ from dwh.guard import guarded_engine
 from dwh.load import LoadResult, recovery_pending
 from dwh.locks import table_lock
 from dwh.report import IngestFailedError, IngestSummary, TableOutcome, summary_markdown
-from dwh.results import ensure_result_storage
+from dwh.results import saved_result_storage
 from dwh.runlog import RESEED_FROM, RunLog
 from dwh.settings import RunSettings, StorageSettings
 from flows.extract import extract
@@ -136,7 +136,7 @@ def ingest(
     if rewind_to is not None and incremental:
         rewind_watermarks(pipeline, incremental, rewind_to)
 
-    storage = ensure_result_storage(StorageSettings())
+    storage = saved_result_storage(StorageSettings())
     futures = ingest_table.with_options(result_storage=storage, persist_result=True).map(
         unmapped(pipeline), [t.name for t in selected], unmapped(repair)
     )

@@ -25,7 +25,7 @@ from dwh.faults import failpoint
 from dwh.parts import exports_prefix, parse_part, processed_prefix, rejected_prefix
 from dwh.runlog import RunLog, RunRow, engine_sql
 from dwh.schedule import load_due
-from dwh.storage import Location
+from dwh.storage import Location, read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,9 @@ class _Loader:
                     with (
                         cur.copy(self.q("load_copy", target=into)) as copy,
                         storage.open_read(key) as handle,
+                        read_ahead(handle, _READ_CHUNK) as chunks,
                     ):
-                        while chunk := handle.read(_READ_CHUNK):
+                        for chunk in chunks:
                             copy.write(chunk)
                             self.size += len(chunk)
                             report(rows, self.size)

@@ -9,8 +9,10 @@ in neither (seed §4 Phase D step 8).
 
 from __future__ import annotations
 
+import queue
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -293,6 +295,62 @@ def open_location(settings: StorageSettings) -> Location:
     root = Path(parsed.path)
     root.mkdir(parents=True, exist_ok=True)
     return Location(LocalStorage(root), "")
+
+
+_DONE = object()
+
+
+class _Reader(threading.Thread):
+    """Reads `handle` into a bounded queue until the end, an error, or `stop`."""
+
+    def __init__(self, handle: IO[bytes], chunk: int, depth: int) -> None:
+        super().__init__(name="dwh-read-ahead", daemon=True)
+        self.handle, self.chunk = handle, chunk
+        self.chunks: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+
+    def _offer(self, item: object) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.chunks.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def run(self) -> None:
+        try:
+            while data := self.handle.read(self.chunk):
+                if not self._offer(data):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            self._offer(exc)
+            return
+        self._offer(_DONE)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while (item := self.chunks.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]  # only bytes, errors and _DONE are queued
+
+
+@contextmanager
+def read_ahead(handle: IO[bytes], chunk: int, depth: int = 4) -> Iterator[Iterator[bytes]]:
+    """The chunks of `handle`, read by a background thread at most `depth` chunks ahead.
+
+    The load streams a part from storage into COPY: read in line, every network wait
+    for the next chunk of an S3 GET was time the database sat idle. Reading ahead
+    overlaps the two while holding at most `depth` chunks. A read error is raised to
+    the consumer as it was raised; leaving early stops the reader.
+    """
+    reader = _Reader(handle, chunk, depth)
+    reader.start()
+    try:
+        yield iter(reader)
+    finally:
+        reader.stop.set()
+        reader.join()
 
 
 @contextmanager

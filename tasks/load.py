@@ -10,7 +10,7 @@ from dwh.progress import reporter
 from tasks.retry import retrying_task
 
 
-@retrying_task("load-table", "load-{table}")
+@retrying_task("load-table", "load-{table}", persist_result=False)  # the subflow persists it
 def load_pending_task(pipeline: str, table: str) -> list[LoadResult]:
     engine = Engine.for_pipeline(pipeline)
     logger = get_run_logger()

@@ -149,6 +149,10 @@ def _child(env: dict[str, str], code: str, *args: str) -> dict[str, float]:
     )
     if done.returncode != 0:
         sys.exit(f"child failed:\n{done.stderr[-4000:]}")
+    # A run slowed by a retry (a transient failure on a loaded box) must say so.
+    for line in done.stderr.splitlines():
+        if " WARNING " in line or " ERROR " in line or "etry" in line:
+            print(f"  child: {line.strip()[:300]}", flush=True)
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 

@@ -24,7 +24,6 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -32,6 +31,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.ingest_position_history import _databases as fresh_databases  # noqa: E402
 from dwh import devstack  # noqa: E402
 from dwh.catalog import load_catalog  # noqa: E402
 from dwh.migrate import migrate  # noqa: E402
@@ -72,10 +72,6 @@ print(json.dumps({"seconds": seconds, "rows": loaded, "tables": len(summary.tabl
 """
 
 
-def _with_db(url: str, db: str) -> str:
-    return f"{url.rpartition('/')[0]}/{quote(db)}"
-
-
 def _table_names(count: int) -> list[str]:
     return [f"t{i:03d}" for i in range(1, count + 1)]
 
@@ -102,24 +98,11 @@ def _pipeline_files(work: Path, tables: list[str]) -> tuple[Path, Path]:
 
 def _prepare(stack_env: dict[str, str], count: int, rows: int) -> dict[str, str]:
     """Fresh databases, N source tables with rows, the catalog, migrated bronze."""
-    tag = uuid.uuid4().hex[:8]
-    src, wh = f"bench_{tag}_src", f"bench_{tag}_wh"
-    admin = stack_env["DWH_WAREHOUSE_ADMIN_URL"]
-    with psycopg.connect(_with_db(admin, "postgres"), autocommit=True) as conn:
-        for name, owner in ((src, "source_app"), (wh, "postgres")):
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE template_postgis OWNER {}").format(
-                    sql.Identifier(name), sql.Identifier(owner)
-                )
-            )
     tables = _table_names(count)
     work = Path(tempfile.mkdtemp(prefix=f"dwh-orch-{count}-"))
     pipelines, sql_dir = _pipeline_files(work, tables)
     env = {
-        **stack_env,
-        "DWH_SOURCE_URL": _with_db(stack_env["DWH_SOURCE_URL"], src),
-        "DWH_WAREHOUSE_URL": _with_db(stack_env["DWH_WAREHOUSE_URL"], wh),
-        "DWH_WAREHOUSE_ADMIN_URL": _with_db(admin, wh),
+        **fresh_databases(stack_env, uuid.uuid4().hex[:8]),
         "DWH_STORAGE_URL": f"file://{work / 'storage'}",
         "DWH_PIPELINES_DIR": str(pipelines),
         "DWH_SQL_DIR": str(sql_dir),

@@ -6,11 +6,15 @@ One run, one machine, same cluster:
   * ours/local = the `ingest` flow end to end (recover → extract → load → move) with
                  file:// storage;
   * ours/s3    = the same through the S3 API (moto server over HTTP);
+  * storage floor = a plain boto3 multipart PUT, then a streamed GET, of the very bytes
+                 ours/local wrote (its parts in processed/) to the same endpoint: what
+                 the S3 API costs by itself, so `ratio_s3_floor` = ours/s3 / (raw limit +
+                 storage floor) separates what moto costs from what we cost;
   * peak RSS of a process running `ingest` at a small and a large table size.
 
 Usage: uv run python benchmarks/ingest_position_history.py [--rows 2000000] [--small 500000]
 The last line is machine-readable:
-  RESULT ratio_local=<x> ratio_s3=<y> rss_mb_small=<a> rss_mb_large=<b>
+  RESULT ratio_local=<x> ratio_s3=<y> ratio_s3_floor=<z> storage_floor_s=<f> rss_mb_small=<a> rss_mb_large=<b>
 """
 
 from __future__ import annotations
@@ -153,6 +157,32 @@ def ours(env: dict[str, str], storage_url: str) -> dict[str, float]:
     return result
 
 
+def storage_floor(env: dict[str, str], parts: list[Path]) -> tuple[float, int]:
+    """Seconds to PUT (multipart) then GET (streamed) `parts` with a plain boto3 client."""
+    import boto3  # noqa: PLC0415
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    )
+    bucket, prefix = devstack.S3_BUCKET, f"bench-floor/{uuid.uuid4().hex[:8]}"
+    size = 0
+    started = time.perf_counter()
+    for part in parts:
+        client.upload_file(str(part), bucket, f"{prefix}/{part.name}")
+    for part in parts:
+        body = client.get_object(Bucket=bucket, Key=f"{prefix}/{part.name}")["Body"]
+        for chunk in body.iter_chunks(2**20):
+            size += len(chunk)
+    seconds = time.perf_counter() - started
+    for part in parts:
+        client.delete_object(Bucket=bucket, Key=f"{prefix}/{part.name}")
+    return seconds, size
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
@@ -191,11 +221,23 @@ def main() -> None:
             f"ingest {s3['rows']:,.0f} rows (S3 API): {s3['seconds']:.1f} s, peak RSS {s3['rss_mb']:.0f} MB"
         )
 
+        parts = sorted((storage / "large").glob(f"fleet/processed/{TABLE}/*.csv"))
+        floor_seconds, floor_bytes = storage_floor(stack_env, parts)
+        print(
+            f"storage floor: PUT + GET of {len(parts)} part(s), {floor_bytes / 2**20:,.0f} MB "
+            f"(the bytes ours/local wrote): {floor_seconds:.1f} s"
+        )
+
         ratio_local = local["seconds"] / raw_seconds
         ratio_s3 = s3["seconds"] / raw_seconds
-        print(f"ratio to the raw limit: local {ratio_local:.2f}, S3 {ratio_s3:.2f}")
+        ratio_s3_floor = s3["seconds"] / (raw_seconds + floor_seconds)
+        print(
+            f"ratio to the raw limit: local {ratio_local:.2f}, S3 {ratio_s3:.2f}, "
+            f"S3 to raw limit + storage floor {ratio_s3_floor:.2f}"
+        )
         print(
             f"RESULT ratio_local={ratio_local:.3f} ratio_s3={ratio_s3:.3f} "
+            f"ratio_s3_floor={ratio_s3_floor:.3f} storage_floor_s={floor_seconds:.1f} "
             f"rss_mb_small={small['rss_mb']:.0f} rss_mb_large={local['rss_mb']:.0f}"
         )
     finally:

@@ -8,7 +8,9 @@ parameters, persisted results or the Prefect UI.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,3 +86,27 @@ class Engine:
             sql_dir=run.sql_dir,
             timezone=run.timezone,
         )
+
+    @classmethod
+    def for_pipeline(cls, pipeline: str) -> Engine:
+        """The engine `shared_engine` lends to this chain, else one resolved from settings."""
+        shared = _SHARED.get()
+        if shared is not None and shared.catalog.pipeline == pipeline:
+            return shared
+        return cls.from_settings(pipeline)
+
+
+# Resolving an engine reads the catalog YAML and the settings and may load blocks from
+# the Prefect server; a table's chain (recovery, extract, load) resolves it once and
+# lends it to its subflows and tasks, which run in the chain's thread and context.
+_SHARED: ContextVar[Engine | None] = ContextVar("dwh_shared_engine", default=None)
+
+
+@contextmanager
+def shared_engine(engine: Engine) -> Iterator[Engine]:
+    """Within the block, `Engine.for_pipeline(<its pipeline>)` returns `engine`."""
+    token = _SHARED.set(engine)
+    try:
+        yield engine
+    finally:
+        _SHARED.reset(token)

@@ -32,12 +32,19 @@ def result_storage(settings: StorageSettings) -> WritableFileSystem:
 RESULT_BLOCK_NAME = "dwh-results"
 
 
-def ensure_result_storage(settings: StorageSettings) -> str:
-    """Save (or refresh) the result-storage block and return its slug.
+def saved_result_storage(settings: StorageSettings) -> WritableFileSystem:
+    """Save (or refresh) the result-storage block and return it, saved.
 
     Prefect only accepts saved blocks as task result storage; saving with overwrite
-    keeps the block in step with the environment on every run (idempotent).
+    keeps the block in step with the environment on every run (idempotent). Tasks given
+    the block itself, not its slug, do not load it from the server again at each run.
     """
     block = result_storage(settings)
     block.save(RESULT_BLOCK_NAME, overwrite=True)
+    return block
+
+
+def ensure_result_storage(settings: StorageSettings) -> str:
+    """Save (or refresh) the result-storage block and return its slug."""
+    block = saved_result_storage(settings)
     return f"{block.get_block_type_slug()}/{RESULT_BLOCK_NAME}"

@@ -9,25 +9,35 @@ in neither (seed §4 Phase D step 8).
 
 from __future__ import annotations
 
+import queue
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 from urllib.parse import urlparse
 
-from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import BotoCoreError, ClientError
-
 from dwh.settings import StorageSettings
 
 if TYPE_CHECKING:
+    from boto3.s3.transfer import TransferConfig
     from mypy_boto3_s3 import S3Client
 
-_MULTIPART = TransferConfig(multipart_threshold=16 * 2**20, multipart_chunksize=16 * 2**20)
+# boto3 is imported where S3 is used: it costs ~0.4 s, which commands on file:// storage
+# (and `dwh --help`) should not pay.
+_PART_BYTES = 16 * 2**20
+
+
+@cache
+def _multipart() -> TransferConfig:
+    from boto3.s3.transfer import TransferConfig  # noqa: PLC0415
+
+    return TransferConfig(multipart_threshold=_PART_BYTES, multipart_chunksize=_PART_BYTES)
 
 
 class StorageError(RuntimeError):
@@ -142,9 +152,11 @@ class S3Storage:
 
     def publish(self, staged: Path, key: str) -> None:
         """Upload in 16 MB multipart chunks: the object appears only when complete."""
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
         try:
             self.client.upload_file(
-                str(staged), self.bucket, key, Config=_MULTIPART, ExtraArgs=self.encryption or None
+                str(staged), self.bucket, key, Config=_multipart(), ExtraArgs=self.encryption or None
             )
         except (BotoCoreError, ClientError) as exc:
             msg = f"upload to {self.url(key)} failed: {exc}"
@@ -154,6 +166,8 @@ class S3Storage:
 
     @contextmanager
     def open_read(self, key: str) -> Iterator[IO[bytes]]:
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
         except ClientError as exc:
@@ -172,6 +186,8 @@ class S3Storage:
         return sorted(keys)
 
     def size(self, key: str) -> int | None:
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
         try:
             return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
         except ClientError as exc:
@@ -190,7 +206,7 @@ class S3Storage:
             {"Bucket": self.bucket, "Key": src},
             self.bucket,
             dst,
-            Config=_MULTIPART,
+            Config=_multipart(),
             ExtraArgs=self.encryption or None,
         )
         if self.size(dst) != source_size:
@@ -214,11 +230,16 @@ class Location:
 
 
 def s3_client(settings: StorageSettings, *, max_pool_connections: int | None = None) -> S3Client:
-    """A boto3 S3 client built through prefect-aws, so a credentials block can replace env.
+    """A boto3 S3 client: through prefect-aws when a credentials block is named, else from settings.
 
+    Without a block the client is built as prefect-aws would build it from the same
+    settings, but without importing Prefect, so a command that runs no flow (`dwh
+    drift`, `preflight`…) starts fast on S3 storage too.
     `max_pool_connections` sizes the HTTP pool for callers that use the client from
     that many threads at once (botocore keeps 10 and discards the rest otherwise).
     """
+    if not settings.credentials_block:
+        return _env_s3_client(settings, max_pool_connections)
     from dwh.blocks import aws_credentials  # noqa: PLC0415  (imports prefect-aws: slow)
 
     credentials = aws_credentials(settings)
@@ -230,6 +251,41 @@ def s3_client(settings: StorageSettings, *, max_pool_connections: int | None = N
     return credentials.get_s3_client()
 
 
+def _env_s3_client(settings: StorageSettings, max_pool_connections: int | None) -> S3Client:
+    return _cached_s3_client(
+        endpoint_url=settings.endpoint_url,
+        access_key_id=settings.access_key_id.get_secret_value() if settings.access_key_id else None,
+        secret_access_key=(
+            settings.secret_access_key.get_secret_value() if settings.secret_access_key else None
+        ),
+        region=settings.region,
+        verify=str(settings.ca_bundle) if settings.ca_bundle else settings.verify_tls,
+        max_pool_connections=max_pool_connections,
+    )
+
+
+# One client per distinct configuration, as prefect-aws caches them: a client is
+# thread-safe and costs ~50 ms to build, and every chain of a run opens storage.
+@lru_cache(maxsize=8)
+def _cached_s3_client(
+    *,
+    endpoint_url: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    region: str,
+    verify: bool | str,
+    max_pool_connections: int | None,
+) -> S3Client:
+    import boto3  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
+    session = boto3.session.Session(
+        aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key, region_name=region
+    )
+    config = Config(max_pool_connections=max_pool_connections) if max_pool_connections else None
+    return session.client("s3", endpoint_url=endpoint_url, verify=verify, config=config)
+
+
 def open_location(settings: StorageSettings, url: str | None = None) -> Location:
     """Turn DWH_STORAGE_URL (or another URL reached with its credentials) into a back-end and prefix."""
     parsed = urlparse(url or settings.url)
@@ -239,6 +295,62 @@ def open_location(settings: StorageSettings, url: str | None = None) -> Location
     root = Path(parsed.path)
     root.mkdir(parents=True, exist_ok=True)
     return Location(LocalStorage(root), "")
+
+
+_DONE = object()
+
+
+class _Reader(threading.Thread):
+    """Reads `handle` into a bounded queue until the end, an error, or `stop`."""
+
+    def __init__(self, handle: IO[bytes], chunk: int, depth: int) -> None:
+        super().__init__(name="dwh-read-ahead", daemon=True)
+        self.handle, self.chunk = handle, chunk
+        self.chunks: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+
+    def _offer(self, item: object) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.chunks.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def run(self) -> None:
+        try:
+            while data := self.handle.read(self.chunk):
+                if not self._offer(data):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            self._offer(exc)
+            return
+        self._offer(_DONE)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while (item := self.chunks.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]  # only bytes, errors and _DONE are queued
+
+
+@contextmanager
+def read_ahead(handle: IO[bytes], chunk: int, depth: int = 4) -> Iterator[Iterator[bytes]]:
+    """The chunks of `handle`, read by a background thread at most `depth` chunks ahead.
+
+    The load streams a part from storage into COPY: read in line, every network wait
+    for the next chunk of an S3 GET was time the database sat idle. Reading ahead
+    overlaps the two while holding at most `depth` chunks. A read error is raised to
+    the consumer as it was raised; leaving early stops the reader.
+    """
+    reader = _Reader(handle, chunk, depth)
+    reader.start()
+    try:
+        yield iter(reader)
+    finally:
+        reader.stop.set()
+        reader.join()
 
 
 @contextmanager

@@ -22,7 +22,7 @@ def _table_resource(pipeline: str, table: str) -> dict[str, str]:
     }
 
 
-@task(name="emit-table-loaded", task_run_name="emit-loaded-{table}")
+@task(name="emit-table-loaded", task_run_name="emit-loaded-{table}", persist_result=False)
 def emit_table_loaded(pipeline: str, table: str, rows: int, upper_bound: datetime | None) -> None:
     lag = (datetime.now(UTC) - upper_bound).total_seconds() if upper_bound else None
     emit_event(
@@ -41,7 +41,7 @@ def emit_table_stale(pipeline: str, table: str, detail: str) -> None:
     )
 
 
-@task(name="emit-table-held-back", task_run_name="emit-held-back-{table}")
+@task(name="emit-table-held-back", task_run_name="emit-held-back-{table}", persist_result=False)
 def emit_table_held_back(pipeline: str, table: str, holdback_seconds: float, held_by: str | None) -> None:
     """The table loaded, but its upper bound sits past DWH_MAX_HOLDBACK_MINUTES behind the source."""
     emit_event(

@@ -11,9 +11,9 @@ from tasks.retry import retrying_task
 from tasks.tracing import current_flow_run_id
 
 
-@retrying_task("extract-table", "extract-{table}")
+@retrying_task("extract-table", "extract-{table}", persist_result=False)  # the subflow persists it
 def extract_table_task(pipeline: str, table: str, repair: bool = False) -> ExtractResult:
-    engine = Engine.from_settings(pipeline)
+    engine = Engine.for_pipeline(pipeline)
     logger = get_run_logger()
     result = extract_table(
         engine,

@@ -10,9 +10,9 @@ from dwh.progress import reporter
 from tasks.retry import retrying_task
 
 
-@retrying_task("load-table", "load-{table}")
+@retrying_task("load-table", "load-{table}", persist_result=False)  # the subflow persists it
 def load_pending_task(pipeline: str, table: str) -> list[LoadResult]:
-    engine = Engine.from_settings(pipeline)
+    engine = Engine.for_pipeline(pipeline)
     logger = get_run_logger()
     results = load_pending(engine, engine.catalog.table(table), progress=reporter(logger))
     for result in results:

@@ -49,12 +49,19 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def retrying_task(name: str, task_run_name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
-    """`@task` with the project's retry policy: transient failures only, after 5 s then 30 s."""
+def retrying_task(
+    name: str, task_run_name: str, *, persist_result: bool | None = None
+) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """`@task` with the project's retry policy: transient failures only, after 5 s then 30 s.
+
+    `persist_result=False` for a task whose subflow persists what it returns: its own
+    copy (and the cache lookup before it runs) would only cost storage round trips.
+    """
     return task(
         name=name,
         task_run_name=task_run_name,
         retries=len(RETRY_DELAYS),
         retry_delay_seconds=RETRY_DELAYS,
         retry_condition_fn=transient_only,
+        persist_result=persist_result,
     )

@@ -36,6 +36,20 @@ SQL_DIR = PROJECT_DIR / "sql"
 PIPELINES_DIR = PROJECT_DIR / "pipelines"
 
 
+# Fixtures that start or reach a real service (PostgreSQL/PostGIS, moto, a Prefect
+# server). A test that uses one, directly or through another fixture, or starts its own
+# stack (`devstack`), is marked `integration`; `pytest -m "not integration"` is the lane
+# that needs no service at all.
+SERVICE_FIXTURES = frozenset({"stack", "private_stack", "prefect_harness", "prefect_server", "env"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ()))
+        if uses & SERVICE_FIXTURES or item.get_closest_marker("devstack"):
+            item.add_marker(pytest.mark.integration)
+
+
 @dataclass(frozen=True)
 class Stack:
     state_dir: Path

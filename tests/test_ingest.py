@@ -462,3 +462,49 @@ def test_files_in_exports_that_are_not_parts_are_ignored_with_one_warning(
     backlog = next(c for c in check_health(engine, prefect=False) if c.check == "exports/ backlog")
     assert backlog.ok, backlog.detail
     assert set(strays) <= set(engine.location.storage.list(folder)), "somebody else's files stay"
+
+
+def test_a_chain_resolves_its_engine_once_and_skips_recovery_when_nothing_waits(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per-table overhead: the parent and each chain resolve an engine once; the recovery
+    load runs only when a part or an unfinished run waits, and a waiting one is still loaded."""
+    import tasks.load  # noqa: PLC0415
+    from dwh.engine import Engine  # noqa: PLC0415
+
+    env.migrate()
+    counts = _seed(300)
+    resolved: list[str] = []
+    loads: list[str] = []
+    from_settings, load_pending = Engine.from_settings.__func__, tasks.load.load_pending  # type: ignore[attr-defined]
+
+    def counted_engine(cls: type[Engine], pipeline: str) -> Engine:
+        resolved.append(pipeline)
+        return from_settings(cls, pipeline)  # type: ignore[no-any-return]
+
+    def counted_load(engine: Engine, table: object, **kwargs: object) -> object:
+        loads.append(getattr(table, "name", "?"))
+        return load_pending(engine, table, **kwargs)
+
+    monkeypatch.setattr(Engine, "from_settings", classmethod(counted_engine))
+    monkeypatch.setattr(tasks.load, "load_pending", counted_load)
+
+    first = ingest("fleet", tables=["trips", "alarms"])
+
+    assert _loaded(first) == {"trips": counts["trips"], "alarms": counts["alarms"]}
+    assert len(resolved) == 1 + 2  # the parent, then one per chain
+    assert sorted(loads) == ["alarms", "trips"]  # no recovery load: nothing waited
+
+    # A run extracted but never loaded (the process died): the next run recovers it first.
+    _seed(100)
+    engine = env.engine()
+    extract_table(engine, engine.catalog.table("trips"))
+    resolved.clear()
+    loads.clear()
+
+    second = ingest("fleet", tables=["trips"])
+
+    assert sorted(loads) == ["trips", "trips"]  # recovery, then the new extract's load
+    assert len(resolved) == 1 + 1
+    assert _loaded(second)["trips"] == _count(env, "source", "trips") - counts["trips"]
+    _assert_parity(env, ("trips",))

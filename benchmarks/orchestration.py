@@ -1,0 +1,188 @@
+"""Benchmark: what a no-new-data `ingest` costs per table above a bare Prefect floor.
+
+One run, one machine, one Prefect server (the dev stack's), for each N in `--tables`:
+  * N generated append tables (a key, a payload, an insertion-time watermark, a few rows
+    each) in a fresh source/warehouse pair with its own catalog and bronze migration;
+  * a first `ingest` loads them (not timed), so the next one finds no new data;
+  * floor = a flow mapping one empty task per table, on the same task runner;
+  * ours  = `ingest` of the N tables with nothing new to move.
+Both run in a child process that has already imported what it runs, so the figures are
+the flow runs alone (start-up is `dwh --help`'s and the first task's business).
+
+Usage: uv run python benchmarks/orchestration.py [--tables 6 50] [--rows 20] [--repeat 1]
+One machine-readable line per N:
+  RESULT tables=<N> noop_s_per_table=<x> floor_s_per_table=<y> ratio=<x/y>
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.ingest_position_history import _databases as fresh_databases  # noqa: E402
+from dwh import devstack  # noqa: E402
+from dwh.catalog import load_catalog  # noqa: E402
+from dwh.migrate import migrate  # noqa: E402
+from dwh.settings import RunSettings, WarehouseSettings  # noqa: E402
+
+PIPELINE = "orchestration_bench"
+SHARED_SQL = ("common", "engine", "generate", "introspect")
+
+FLOOR = """
+import json, sys, time
+from prefect import flow, task
+from prefect.task_runners import ThreadPoolTaskRunner
+from dwh.settings import RunSettings
+
+@task
+def empty(table: str) -> str:
+    return table
+
+@flow(name="floor", task_runner=ThreadPoolTaskRunner(max_workers=RunSettings().max_parallel_tables))
+def floor(tables: list[str]) -> list[str]:
+    return [f.result() for f in empty.map(tables)]
+
+tables = sys.argv[1:]
+started = time.perf_counter()
+done = floor(tables)
+assert done == tables, done
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
+
+OURS = """
+import json, sys, time
+from flows.ingest import ingest
+started = time.perf_counter()
+summary = ingest(sys.argv[1])
+seconds = time.perf_counter() - started
+loaded = sum(t.rows_loaded for t in summary.tables)
+print(json.dumps({"seconds": seconds, "rows": loaded, "tables": len(summary.tables)}))
+"""
+
+
+def _table_names(count: int) -> list[str]:
+    return [f"t{i:03d}" for i in range(1, count + 1)]
+
+
+def _pipeline_files(work: Path, tables: list[str]) -> tuple[Path, Path]:
+    """A catalog and an SQL folder for the generated pipeline (shared SQL linked in)."""
+    pipelines, sql_dir = work / "pipelines", work / "sql"
+    pipelines.mkdir()
+    migrations = sql_dir / PIPELINE / "migrations"
+    migrations.mkdir(parents=True)
+    for name in SHARED_SQL:
+        (sql_dir / name).symlink_to(ROOT / "sql" / name)
+    lines = [f"pipeline: {PIPELINE}", "source_schema: public", "cadence_minutes: 60", "tables:"]
+    lines += [f"  {t}: {{mode: append, watermark: recorded_at, key: [id]}}" for t in tables]
+    (pipelines / f"{PIPELINE}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ddl = [
+        f"CREATE TABLE {{bronze}}.{t} (id bigint PRIMARY KEY, payload text NOT NULL, "
+        "recorded_at timestamptz NOT NULL, _dwh_loaded_at timestamptz NOT NULL DEFAULT now());"
+        for t in tables
+    ]
+    (migrations / "0100_bronze.sql").write_text("\n".join(ddl) + "\n", encoding="utf-8")
+    return pipelines, sql_dir
+
+
+def _prepare(stack_env: dict[str, str], count: int, rows: int) -> dict[str, str]:
+    """Fresh databases, N source tables with rows, the catalog, migrated bronze."""
+    tables = _table_names(count)
+    work = Path(tempfile.mkdtemp(prefix=f"dwh-orch-{count}-"))
+    pipelines, sql_dir = _pipeline_files(work, tables)
+    env = {
+        **fresh_databases(stack_env, uuid.uuid4().hex[:8]),
+        "DWH_STORAGE_URL": f"file://{work / 'storage'}",
+        "DWH_PIPELINES_DIR": str(pipelines),
+        "DWH_SQL_DIR": str(sql_dir),
+    }
+    with psycopg.connect(env["DWH_SOURCE_URL"], autocommit=True) as conn:
+        for table in tables:
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE public.{} (id bigint PRIMARY KEY, payload text NOT NULL, "
+                    "recorded_at timestamptz NOT NULL DEFAULT now())"
+                ).format(sql.Identifier(table))
+            )
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO public.{} (id, payload) SELECT g, md5(g::text) FROM generate_series(1, %s) g"
+                ).format(sql.Identifier(table)),
+                (rows,),
+            )
+    os.environ.update(env)
+    migrate(load_catalog(PIPELINE, pipelines), WarehouseSettings(), sql_dir)  # type: ignore[call-arg]
+    return env
+
+
+def _child(env: dict[str, str], code: str, *args: str) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        sys.exit(f"child failed:\n{done.stderr[-4000:]}")
+    # A run slowed by a retry (a transient failure on a loaded box) must say so.
+    for line in done.stderr.splitlines():
+        if " WARNING " in line or " ERROR " in line or "etry" in line:
+            print(f"  child: {line.strip()[:300]}", flush=True)
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def measure(stack_env: dict[str, str], count: int, rows: int, repeat: int) -> tuple[float, float]:
+    """Best-of-`repeat` seconds of the floor and of a no-new-data ingest of `count` tables."""
+    env = _prepare(stack_env, count, rows)
+    first = _child(env, OURS, PIPELINE)
+    if first["rows"] != count * rows:
+        sys.exit(f"first ingest loaded {first['rows']} rows, expected {count * rows}")
+    print(f"N={count}: first ingest loaded {first['rows']:,.0f} rows in {first['seconds']:.1f} s", flush=True)
+    floors, noops = [], []
+    for _ in range(repeat):
+        floors.append(_child(env, FLOOR, *_table_names(count))["seconds"])
+        noop = _child(env, OURS, PIPELINE)
+        if noop["rows"] != 0 or noop["tables"] != count:
+            sys.exit(f"the no-new-data ingest moved {noop['rows']} rows over {noop['tables']} tables")
+        noops.append(noop["seconds"])
+        print(f"N={count}: floor {floors[-1]:.2f} s, no-new-data ingest {noops[-1]:.2f} s", flush=True)
+    return min(floors), min(noops)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--tables", type=int, nargs="+", default=[6, 50])
+    parser.add_argument("--rows", type=int, default=20, help="rows per generated table")
+    parser.add_argument("--repeat", type=int, default=1, help="best of this many runs each")
+    args = parser.parse_args()
+
+    state_dir = Path(tempfile.mkdtemp(prefix="dwh-bench-", dir="/tmp"))
+    state_dir.chmod(0o755)
+    results = []
+    try:
+        devstack.up(state_dir, prefect=True)
+        stack_env = {**os.environ, **devstack.env(state_dir), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        print(f"max parallel tables: {RunSettings().max_parallel_tables}", flush=True)
+        for count in args.tables:
+            floor, noop = measure(stack_env, count, args.rows, args.repeat)
+            results.append((count, noop / count, floor / count))
+    finally:
+        devstack.down(state_dir, purge=True)
+    for count, noop_per, floor_per in results:
+        print(
+            f"RESULT tables={count} noop_s_per_table={noop_per:.3f} "
+            f"floor_s_per_table={floor_per:.3f} ratio={noop_per / floor_per:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

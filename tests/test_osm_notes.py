@@ -30,6 +30,7 @@ from dwh.engine import Engine
 from dwh.extract import extract_table
 from dwh.load import load_pending
 from dwh.migrate import MigrationError, migrate
+from dwh.rebuild_check import RebuildMismatchError
 from dwh.seed import seed_source
 from dwh.settings import SourceSettings, WarehouseSettings
 from dwh.transform import TransformError, TransformResult, run_transform
@@ -757,8 +758,14 @@ def test_cli_seeds_runs_the_etl_and_refreshes_datamarts(osm: Env) -> None:
     assert marts.exit_code == 0, marts.output
     assert "full rebuild" in marts.output
     assert osm.query("wh", f"SELECT count(*) > 0 FROM {DWH}.datamart_users") == [(True,)]
-    runs = osm.query("wh", "SELECT datamart, status FROM osm_notes_control.datamart_runs ORDER BY 1")
-    assert runs == [("countries", "succeeded"), ("global", "succeeded"), ("users", "succeeded")]
+    runs = osm.query(
+        "wh",
+        "SELECT datamart, full_rebuild, status FROM osm_notes_control.datamart_runs ORDER BY started_at, 1",
+    )
+    # `dwh run` refreshed the marked rows, then `dwh datamarts --full-rebuild` every row.
+    assert runs == [
+        (m, full, "succeeded") for full in (False, True) for m in ("countries", "global", "users")
+    ]
 
 
 def test_seed_source_builds_realistic_notes_then_adds_newer_activity(osm: Env) -> None:
@@ -1088,3 +1095,75 @@ def test_international_waters_keeps_its_row_but_is_never_ranked_as_a_country(osm
     incremental = snapshot(osm)
     refresh(full_rebuild=True)
     assert snapshot(osm) == incremental
+
+
+# ----------------------------------------------------------------------------- datamarts in every run, rebuild
+def test_every_etl_run_refreshes_the_datamart_rows_its_facts_touched(osm: Env) -> None:
+    source_sql(FIRST_BATCH)
+
+    etl()  # no separate datamarts run: the export reads these rows next
+
+    users = datamart(osm, "users", "user_id")
+    assert set(users) == set(FIRST_USERS)
+    for user_id, expected in FIRST_USERS.items():
+        assert_matches(users[user_id], expected, f"datamart_users {user_id}")
+    (global_row,) = rows(osm, f"SELECT * FROM {DWH}.datamart_global")
+    assert_matches(global_row, FIRST_GLOBAL, "datamart_global")
+    source_sql(SECOND_BATCH)
+
+    etl()
+
+    users = datamart(osm, "users", "user_id")
+    assert (users[22]["username"], users[11]["notes_opened_still_open"]) == ("robert", 1)
+    assert users[44]["actions"] == 3
+    assert datamart(osm, "countries", "country_id")[100]["actions"] == 7
+    marks = f"SELECT (SELECT count(*) FROM {DWH}.datamart_dirty_users) + (SELECT count(*) FROM {DWH}.datamart_dirty_countries)"
+    assert osm.query("wh", marks) == [(0,)]  # every mark handled within the run
+    runs = osm.query(
+        "wh", "SELECT datamart, full_rebuild FROM osm_notes_control.datamart_runs ORDER BY started_at, 1"
+    )
+    assert runs == [(m, False) for m in ("countries", "global", "users")] * 2
+    incremental = snapshot(osm)
+    refresh(full_rebuild=True)
+    assert snapshot(osm) == incremental
+
+
+def test_rebuild_on_demand_checks_incremental_equals_rebuild_and_fails_naming_entities(osm: Env) -> None:
+    source_sql(FIRST_BATCH)
+
+    ran = CliRunner().invoke(app, ["run", PIPELINE, "--rebuild"])
+
+    assert ran.exit_code == 0, ran.output
+    said = " ".join(ran.output.split())
+    assert "rebuilt from bronze" in said
+    assert "incremental equals rebuild" in said
+    assert facts(osm) == FIRST_FACTS
+    runs = osm.query(
+        "wh", "SELECT full_rebuild, count(*) FROM osm_notes_control.datamart_runs GROUP BY 1 ORDER BY 1"
+    )
+    assert runs == [(False, 3), (True, 3)]
+    # An incremental path gone wrong: eve's row and note 6's place no longer match bronze.
+    osm.query("wh", f"UPDATE {DWH}.datamart_users SET top_hashtags = '[]' WHERE user_id = 55")
+    osm.query(
+        "wh",
+        f"UPDATE {DWH}.facts SET country_key = (SELECT country_key FROM {DWH}.dim_countries WHERE country_id = 100) "
+        "WHERE note_id = 6",
+    )
+
+    with pytest.raises(RebuildMismatchError) as failed:
+        etl_outcome(osm_notes_etl(rebuild=True, return_state=True))
+
+    message = str(failed.value)
+    assert "1 note(s): 6" in message
+    assert "1 user(s): 55" in message
+    assert "country" not in message  # no country row was refreshed from the wrong facts
+    assert {d.kind for d in failed.value.differences} == {"note", "user", "global"}
+    assert datamart(osm, "users", "user_id")[55]["top_hashtags"] == top_hashtags(
+        ("bänke", 1)
+    )  # rebuilt rows stay
+    assert facts(osm) == FIRST_FACTS
+    assert_matches(datamart(osm, "countries", "country_id")[200], FIRST_COUNTRIES[200], "Beta")
+
+    again = etl_outcome(osm_notes_etl(rebuild=True, return_state=True))
+
+    assert "incremental equals rebuild" in again.message

@@ -34,7 +34,7 @@ from dwh.rebuild_check import RebuildMismatchError
 from dwh.seed import seed_source
 from dwh.settings import SourceSettings, WarehouseSettings
 from dwh.transform import TransformError, TransformResult, run_transform
-from flows.osm_notes import etl_outcome, osm_notes_etl, skipped_message
+from flows.osm_notes import EtlOutcome, etl_outcome, osm_notes_etl, skipped_message
 from tasks.transform import transform_task
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env
 from tests.test_faults import _on_failpoint
@@ -1167,3 +1167,73 @@ def test_rebuild_on_demand_checks_incremental_equals_rebuild_and_fails_naming_en
     again = etl_outcome(osm_notes_etl(rebuild=True, return_state=True))
 
     assert "incremental equals rebuild" in again.message
+
+
+# ----------------------------------------------------------------------------- places that move
+def note_countries(env: Env) -> dict[int, int]:
+    """Each built note's country id, from dim_notes and (all alike) from its facts."""
+    found = rows(
+        env,
+        f"""SELECT n.note_id, dc.country_id AS note_country, array_agg(DISTINCT fc.country_id) AS fact_countries
+        FROM {DWH}.dim_notes AS n
+        JOIN {DWH}.dim_countries AS dc ON dc.country_key = n.country_key
+        JOIN {DWH}.facts AS f USING (note_id)
+        JOIN {DWH}.dim_countries AS fc ON fc.country_key = f.country_key
+        GROUP BY 1, 2 ORDER BY 1""",
+    )
+    assert all(r["fact_countries"] == [r["note_country"]] for r in found), found
+    return {r["note_id"]: r["note_country"] for r in found}
+
+
+def rebuild_checked() -> EtlOutcome:
+    """An ETL run with the nightly check: raises RebuildMismatchError if incremental != rebuild."""
+    outcome = etl_outcome(osm_notes_etl(rebuild=True, return_state=True))
+    assert "incremental equals rebuild" in outcome.message
+    return outcome
+
+
+def test_notes_follow_moved_borders_new_and_removed_countries_as_a_rebuild_would(osm: Env) -> None:
+    source_sql(FIRST_BATCH)
+    etl()
+    assert note_countries(osm) == {1: 100, 2: 200, 3: -1, 4: 200, 6: 200}
+
+    # A moved border: Alpha shrinks west of x = 4, Beta grows to x = 4.5; note 1 (5, 5) is Beta's now.
+    source_sql(
+        "UPDATE public.countries SET geom = ST_Multi(ST_MakeEnvelope(0, 0, 4, 10, 4326)), "
+        "updated_at = clock_timestamp() WHERE country_id = 100;"
+        "UPDATE public.countries SET geom = ST_Multi(ST_Collect(ST_MakeEnvelope(4.5, 0, 30, 10, 4326), "
+        "ST_MakeEnvelope(40, 0, 42, 2, 4326))), updated_at = clock_timestamp() WHERE country_id = 200;"
+    )
+    rebuild_checked()
+    assert note_countries(osm) == {1: 200, 2: 200, 3: -1, 4: 200, 6: 200}
+    countries = datamart(osm, "countries", "country_id")
+    assert 100 not in countries  # no note left in Alpha: no row, as a full rebuild gives
+    assert countries[200]["actions"] == 11
+    assert [c["country_id"] for c in datamart(osm, "users", "user_id")[11]["top_countries"]] == [200]
+
+    # A new country over former sea: note 3 (50, 50) leaves international waters.
+    source_sql(
+        "INSERT INTO public.countries (country_id, name, name_en, iso_alpha2, iso_alpha3, geom) "
+        "VALUES (400, 'Delta', 'Delta', 'DD', 'DDD', ST_Multi(ST_MakeEnvelope(45, 45, 55, 55, 4326)));"
+    )
+    rebuild_checked()
+    assert note_countries(osm) == {1: 200, 2: 200, 3: 400, 4: 200, 6: 200}
+    countries = datamart(osm, "countries", "country_id")
+    assert (countries[400]["actions"], -1 in countries) == (1, False)
+
+    # A removed country: Beta's notes go to international waters, and a new note where
+    # Beta was is not placed in it.
+    source_sql(
+        "DELETE FROM public.countries WHERE country_id = 200;"
+        "INSERT INTO public.notes (note_id, geom, created_at, status) "
+        "VALUES (8, ST_Point(25, 6, 4326), '2025-07-01 00:00Z', 'open');"
+        "INSERT INTO public.note_comments (note_id, sequence, action, user_id, created_at, body) "
+        "VALUES (8, 1, 'opened', 55, '2025-07-01 00:00Z', 'Gone?');"
+    )
+    rebuild_checked()
+    assert note_countries(osm) == {1: -1, 2: -1, 3: 400, 4: -1, 6: -1, 8: -1}
+    countries = datamart(osm, "countries", "country_id")
+    assert set(countries) == {-1, 400}
+    assert countries[-1]["actions"] == 12  # notes 1 (4 actions), 2 (4), 4 (2), 6 and 8
+    assert osm.query("wh", f"SELECT count(*) FROM {DWH}.country_areas AS a JOIN {DWH}.dim_countries AS d "
+                     "USING (country_key) WHERE d.country_id = 200") == [(0,)]  # fmt: skip

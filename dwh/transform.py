@@ -148,6 +148,7 @@ class TransformResult:
     status_mismatches: int
     seconds: float
     held_back_seconds: float = 0.0  # how far the window stops before the run's start
+    facts_deleted: int = 0  # facts of comments and notes deleted in the source
     steps: tuple[Step, ...] = field(default_factory=tuple)
     invalid_examples: tuple[InvalidTransition, ...] = field(default_factory=tuple)
 
@@ -157,7 +158,8 @@ class TransformResult:
         return (
             f"{self.pipeline} transform ({kind}): {self.comments_in_window:,} new comments, "
             f"{self.notes_touched:,} notes touched, {self.facts_inserted:,} facts inserted, "
-            f"{self.facts_updated:,} updated, {self.invalid_transitions:,} invalid transitions, "
+            f"{self.facts_updated:,} updated, {self.facts_deleted:,} deleted, "
+            f"{self.invalid_transitions:,} invalid transitions, "
             f"{self.comments_waiting:,} comments waiting for their note, in {self.seconds:,.1f} s "
             f"({rate:,.0f} comments/s)"
         )
@@ -231,6 +233,7 @@ def run_transform(
         comments_waiting=stats.get("comments_waiting", 0),
         facts_inserted=stats.get("facts_inserted", 0),
         facts_updated=stats.get("facts_updated", 0),
+        facts_deleted=stats.get("facts_deleted", 0),
         invalid_transitions=stats.get("invalid_transitions", 0),
         status_mismatches=stats.get("status_mismatches", 0),
         seconds=time.monotonic() - started,

@@ -1237,3 +1237,42 @@ def test_notes_follow_moved_borders_new_and_removed_countries_as_a_rebuild_would
     assert countries[-1]["actions"] == 12  # notes 1 (4 actions), 2 (4), 4 (2), 6 and 8
     assert osm.query("wh", f"SELECT count(*) FROM {DWH}.country_areas AS a JOIN {DWH}.dim_countries AS d "
                      "USING (country_key) WHERE d.country_id = 200") == [(0,)]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- deletes
+def test_comments_and_notes_deleted_in_the_source_leave_facts_and_datamarts_in_one_run(osm: Env) -> None:
+    source_sql(FIRST_BATCH)
+    etl()
+    # bob's comment on note 1 (with its #fixme) and eve's note 6 (her only action) go.
+    source_sql(
+        "DELETE FROM public.note_comments WHERE (note_id, sequence) = (1, 2) OR note_id = 6;"
+        "DELETE FROM public.notes WHERE note_id = 6;"
+    )
+
+    outcome = rebuild_checked()  # the incremental run, then a rebuild that must agree
+
+    assert outcome.transform is not None
+    assert outcome.transform.facts_deleted == 2
+    by_key = {(f[0], f[1]): f for f in facts(osm)}
+    assert sorted(by_key) == [(1, 1), (1, 3), (1, 4), (2, 1), (2, 2), (2, 3), (2, 4), (3, 1), (4, 1), (4, 3)]
+    assert [by_key[(1, s)][8] for s in (1, 3, 4)] == [1, 2, 3]  # positions without the deleted comment
+    assert osm.query("wh", f"SELECT count(*) FROM {DWH}.dim_notes WHERE note_id = 6") == [(0,)]
+    users = datamart(osm, "users", "user_id")
+    assert 55 not in users  # eve has no action left
+    assert (users[22]["actions"], users[22]["commented"]) == (5, 0)
+    assert users[22]["top_hashtags"] == top_hashtags(("mapathon", 1), ("地図", 1))
+    countries = datamart(osm, "countries", "country_id")
+    assert (countries[200]["actions"], countries[200]["notes_opened"]) == (6, 2)
+    assert countries[100]["actions"] == 3
+    # Bronze keeps the rows, marked; the run log counts them.
+    marked = """SELECT
+        (SELECT count(*) FROM osm_notes_bronze.notes WHERE _dwh_deleted_at IS NOT NULL),
+        (SELECT count(*) FROM osm_notes_bronze.note_comments WHERE _dwh_deleted_at IS NOT NULL),
+        (SELECT count(*) FROM osm_notes_bronze.note_comments)"""
+    assert osm.query("wh", marked) == [(1, 2, 12)]
+    runs = osm.query(
+        "wh",
+        "SELECT table_name, marked_deleted FROM osm_notes_control.reconcile_runs "
+        "WHERE marked_deleted > 0 ORDER BY 1",
+    )
+    assert runs == [("note_comments", 2), ("notes", 1)]

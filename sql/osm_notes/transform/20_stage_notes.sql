@@ -7,6 +7,7 @@ notes AS (
     SELECT n.note_id, n.geom, n.created_at, n.status AS source_status
     FROM {bronze}.notes AS n
     JOIN etl_touched_notes USING (note_id)
+    WHERE n._dwh_deleted_at IS NULL  -- deleted in the source: no longer built
 ),
 
 built AS (
@@ -19,6 +20,7 @@ first_comments AS (
     SELECT DISTINCT ON (c.note_id) c.note_id, c.action, lower(c.body) AS body
     FROM {bronze}.note_comments AS c
     JOIN etl_touched_notes USING (note_id)
+    WHERE c._dwh_deleted_at IS NULL
     ORDER BY c.note_id, c.sequence
 ),
 
@@ -71,4 +73,8 @@ ANALYZE etl_notes;
 INSERT INTO etl_stats
 SELECT 'comments_waiting', count(*)
 FROM etl_window_comments AS w
-WHERE NOT EXISTS (SELECT FROM etl_notes AS n WHERE n.note_id = w.note_id);
+WHERE NOT w.deleted
+    AND NOT EXISTS (SELECT FROM etl_notes AS n WHERE n.note_id = w.note_id)
+    AND NOT EXISTS (
+        SELECT FROM {bronze}.notes AS d WHERE d.note_id = w.note_id AND d._dwh_deleted_at IS NOT NULL
+    );

@@ -14,6 +14,7 @@ from dwh.engine import Engine
 from dwh.reconcile import ReconcileError, reconcile_table
 from dwh.seed import seed_source
 from dwh.settings import SourceSettings
+from dwh.verify import verify
 from flows.ingest import ingest
 from tests.conftest import SQL_DIR, Env
 
@@ -46,6 +47,12 @@ def test_trips_deleted_in_the_source_are_marked_in_bronze_never_deleted_and_coun
     assert runs == [("trips", "succeeded", loaded, 0, 0), ("trips", "succeeded", loaded - 2, 2, 0)]
     assert {t.table: t.rows_deleted for t in second.tables}["trips"] == 2
     assert {t.table: t.rows_deleted for t in first.tables}["trips"] == 0
+    parity = [
+        g for g in verify(Engine.from_settings("fleet")) if g.gate == "row parity" and g.table == "trips"
+    ]
+    assert [(g.ok, g.detail) for g in parity] == [
+        (True, f"source {loaded - 2:,} / bronze {loaded - 2:,} (exact up to the watermark)")
+    ]  # the marked rows are not counted as bronze rows
     assert env.query(
         "wh", "SELECT count(*) FROM fleet_control.reconcile_runs WHERE table_name <> 'trips'"
     ) == [(0,)]  # only the tables that opted in

@@ -24,6 +24,8 @@ from dwh.sqlfiles import read_sql, render
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LOADED_AT = sql.SQL("    _dwh_loaded_at timestamptz NOT NULL DEFAULT now()")
+# Set by the delete reconciliation on tables whose catalog entry opts in.
+_DELETED_AT = sql.SQL("    _dwh_deleted_at timestamptz")
 
 
 class GenerateError(RuntimeError):
@@ -100,8 +102,10 @@ def _definition(column: Column, key: tuple[str, ...]) -> sql.Composable:
 
 
 def create_table(sql_dir: Path, table: TableSpec, columns: list[Column]) -> sql.Composed:
-    """CREATE TABLE with the natural key as PRIMARY KEY and the engine's `_dwh_loaded_at`."""
+    """CREATE TABLE with the natural key as PRIMARY KEY and the engine's `_dwh_` columns."""
     lines = [_definition(c, table.key) for c in columns] + [_LOADED_AT]
+    if table.reconcile_deletes:
+        lines.append(_DELETED_AT)
     if table.key:
         lines.append(
             sql.SQL("    PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, table.key)))

@@ -87,6 +87,14 @@ class TableSpec(BaseModel):
     )
     chunk_rows: int | None = Field(default=None, ge=1)
     cadence_minutes: int | None = Field(default=None, ge=1)
+    reconcile_deletes: bool = Field(
+        default=False,
+        description="after each load, diff the source's keys with bronze's and mark vanished rows "
+        "(`_dwh_deleted_at`, never a DELETE); append/merge tables with a key",
+    )
+    reconcile_chunk_keys: int = Field(
+        default=1_000_000, ge=1, description="width of a reconciliation chunk on the key's first column"
+    )
 
     @field_validator("columns")
     @classmethod
@@ -105,6 +113,9 @@ class TableSpec(BaseModel):
             raise ValueError(msg)
         if self.mode.incremental and not self.key:
             msg = f"mode {self.mode.value} needs a natural key backed by a PRIMARY KEY/UNIQUE"
+            raise ValueError(msg)
+        if self.reconcile_deletes and not (self.mode.incremental and self.key):
+            msg = "reconcile_deletes needs an append or merge table with a key (a snapshot is replaced whole)"
             raise ValueError(msg)
         if self.watermark is not None and self.watermark in self.columns:
             msg = f"watermark {self.watermark!r} must be a plain source column, not an expression"

@@ -170,7 +170,7 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 @app.command("run")
-def run_command(
+def run_command(  # noqa: PLR0917  (typer: one parameter per option)
     pipeline: str,
     table: Annotated[list[str] | None, typer.Option("--table", "-t", help="only these")] = None,
     full_refresh: Annotated[bool, typer.Option(help="reseed from 2000-01-01")] = False,
@@ -186,16 +186,28 @@ def run_command(
             help="re-extract (from --from, else all history) and overwrite rows bronze already has",
         ),
     ] = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            help="star schema: after the incremental run, rebuild facts and datamarts from bronze "
+            "and fail naming the entities where the two differ",
+        ),
+    ] = False,
 ) -> None:
     """Run the ingest parent flow locally and print the per-table summary.
 
     A pipeline with a star schema (`sql/<pipeline>/transform/`) runs its ETL flow
-    instead: the same ingest, then the transform.
+    instead: the same ingest, then the transform and the datamarts (`--rebuild`: then
+    a rebuild from bronze, checked against the incremental result).
     """
     from dwh import progress as hub  # noqa: PLC0415
+    from dwh.rebuild_check import RebuildMismatchError  # noqa: PLC0415
     from dwh.transform import TransformError  # noqa: PLC0415
     from flows.ingest import ingest  # noqa: PLC0415  (imports Prefect: slow)
 
+    star_schema = (RunSettings().sql_dir / pipeline / "transform").is_dir()
+    if rebuild and not star_schema:
+        raise _fail(f"--rebuild: pipeline {pipeline!r} has no star schema (sql/{pipeline}/transform/)")
     bars = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err)
     listener = _Bars(bars)
     hub.add_listener(listener)
@@ -203,11 +215,11 @@ def run_command(
     etl = None
     try:
         with _prefect_server(), bars:
-            if (RunSettings().sql_dir / pipeline / "transform").is_dir():
+            if star_schema:
                 from flows.osm_notes import etl_outcome, osm_notes_etl  # noqa: PLC0415
 
                 etl = etl_outcome(
-                    osm_notes_etl(pipeline, tables, full_refresh, since, repair, return_state=True)
+                    osm_notes_etl(pipeline, tables, full_refresh, since, repair, rebuild, return_state=True)
                 )
                 summary = etl.ingest
             else:
@@ -217,7 +229,7 @@ def run_command(
     except IngestFailedError as exc:
         _print_summary(exc.summary)
         raise _fail(str(exc)) from exc
-    except (CatalogError, UrlError, RoleRightsError, TransformError) as exc:
+    except (CatalogError, UrlError, RoleRightsError, TransformError, RebuildMismatchError) as exc:
         raise _fail(str(exc)) from exc
     finally:
         hub.remove_listener(listener)

@@ -22,6 +22,8 @@ class TableOutcome:
     # Set when the extract's upper bound sat further below the source clock than
     # DWH_MAX_HOLDBACK_MINUTES: the table loads, but is stalled behind that session.
     held_back: str | None = None
+    # Bronze rows marked deleted by the delete reconciliation (catalog `reconcile_deletes`).
+    rows_deleted: int = 0
 
 
 @dataclass(frozen=True)

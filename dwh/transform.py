@@ -47,6 +47,7 @@ _RUN_PARAMS = sql.SQL("CREATE TEMP TABLE etl_run ON COMMIT DROP AS SELECT {}::uu
 _REBUILD = sql.SQL("TRUNCATE {facts}, {bridge}, {notes}")
 _XACT_LOCK = "SELECT pg_advisory_xact_lock(hashtext(%s))"
 _TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext(%s))"
+_WAIT_LOCK = "SELECT pg_advisory_lock(hashtext(%s)) IS NULL"
 _UNLOCK = "SELECT pg_advisory_unlock(hashtext(%s))"
 _RECORD_FAILURE = sql.SQL(
     "INSERT INTO {}.transform_runs (status, flow_run_id, started_at, error_message) "
@@ -147,6 +148,7 @@ class TransformResult:
     status_mismatches: int
     seconds: float
     held_back_seconds: float = 0.0  # how far the window stops before the run's start
+    facts_deleted: int = 0  # facts of comments and notes deleted in the source
     steps: tuple[Step, ...] = field(default_factory=tuple)
     invalid_examples: tuple[InvalidTransition, ...] = field(default_factory=tuple)
 
@@ -156,7 +158,8 @@ class TransformResult:
         return (
             f"{self.pipeline} transform ({kind}): {self.comments_in_window:,} new comments, "
             f"{self.notes_touched:,} notes touched, {self.facts_inserted:,} facts inserted, "
-            f"{self.facts_updated:,} updated, {self.invalid_transitions:,} invalid transitions, "
+            f"{self.facts_updated:,} updated, {self.facts_deleted:,} deleted, "
+            f"{self.invalid_transitions:,} invalid transitions, "
             f"{self.comments_waiting:,} comments waiting for their note, in {self.seconds:,.1f} s "
             f"({rate:,.0f} comments/s)"
         )
@@ -230,6 +233,7 @@ def run_transform(
         comments_waiting=stats.get("comments_waiting", 0),
         facts_inserted=stats.get("facts_inserted", 0),
         facts_updated=stats.get("facts_updated", 0),
+        facts_deleted=stats.get("facts_deleted", 0),
         invalid_transitions=stats.get("invalid_transitions", 0),
         status_mismatches=stats.get("status_mismatches", 0),
         seconds=time.monotonic() - started,
@@ -290,15 +294,21 @@ def _log_result(result: TransformResult, logger: Logger) -> None:
 
 
 @contextmanager
-def exclusive_run(conninfo: str, name: str) -> Iterator[bool]:
+def exclusive_run(conninfo: str, name: str, *, wait: bool = False) -> Iterator[bool]:
     """Yield True while this process is the only `name` run on the warehouse, False if another is.
 
     A session-level advisory lock on its own autocommit connection: it holds for the
     whole run (whatever transactions the run opens elsewhere) and dies with the
-    process, so a crashed run never blocks the next one.
+    process, so a crashed run never blocks the next one. With `wait`, a run another
+    one holds is waited for instead of skipped (the nightly rebuild must not be lost
+    to the 15-minute run that started at the same minute).
     """
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        row = conn.execute(_TRY_LOCK, (name,)).fetchone()
+        if wait:
+            conn.execute(_WAIT_LOCK, (name,))
+            row: tuple[Any, ...] | None = (True,)
+        else:
+            row = conn.execute(_TRY_LOCK, (name,)).fetchone()
         acquired = bool(row and row[0])
         try:
             yield acquired

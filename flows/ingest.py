@@ -31,6 +31,7 @@ from dwh.settings import RunSettings, StorageSettings
 from flows.extract import extract
 from flows.load import load
 from tasks.events import emit_table_held_back, emit_table_loaded
+from tasks.reconcile import reconcile_task
 
 
 def _per_parent_run(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -78,6 +79,8 @@ def ingest_table(pipeline: str, table: str, repair: bool = False) -> TableOutcom
         recovered = load_table(pipeline, table) if recovery_pending(engine, spec) else []
         extracted = extract_table(pipeline, table, repair)
         loaded = load_table(pipeline, table)
+        # Deletes are invisible to a watermark: a catalog opt-in diffs the keys instead.
+        reconciled = reconcile_task(pipeline, table) if spec.reconcile_deletes else None
     rows_loaded, rows_skipped, files = _sum_loads([*recovered, *loaded])
     emit_table_loaded(pipeline, table, rows_loaded, extracted.upper)
     held_back = None
@@ -98,6 +101,7 @@ def ingest_table(pipeline: str, table: str, repair: bool = False) -> TableOutcom
         seconds=time.monotonic() - started,
         files=files,
         held_back=held_back,
+        rows_deleted=reconciled.marked_deleted if reconciled else 0,
     )
 
 

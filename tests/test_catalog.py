@@ -110,3 +110,10 @@ def test_export_paths_take_the_viewers_shard_and_a_stamp_document_only_in_their_
         )
     with pytest.raises(CatalogError, match=r"only \{id\}, \{fanout\} and \{shard\} exist"):
         parse_catalog(EXPORT_BASE + "    users: users/{hash}/{id}.json\n", Path("p.yaml"))
+
+
+def test_delete_reconciliation_is_refused_on_a_snapshot_table() -> None:
+    with pytest.raises(
+        CatalogError, match=r"table 'orders'.*reconcile_deletes needs an append or merge table"
+    ):
+        _parse("  orders:\n    mode: snapshot\n    key: [id]\n    reconcile_deletes: true\n")

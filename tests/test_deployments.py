@@ -270,7 +270,7 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
         "fleet-reseed",
         "fleet-repair",
         "osm-notes-etl",
-        "osm-notes-datamarts",
+        "osm-notes-rebuild",
         "osm-notes-export",
     ):
         limit = on_server[name].global_concurrency_limit
@@ -285,7 +285,7 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
         "fleet-maintenance": ("maintenance", [("0 3 * * 0", "Africa/Nairobi")]),
         "fleet-verify": ("verify", []),
         "osm-notes-etl": ("osm_notes_etl", [("*/15 * * * *", "UTC")]),
-        "osm-notes-datamarts": ("datamarts", [("0 2 * * *", "UTC")]),
+        "osm-notes-rebuild": ("osm_notes_etl", [("0 2 * * *", "UTC")]),
         "osm-notes-export": ("export_json", [("*/15 * * * *", "UTC")]),
         "osm-notes-health": ("health", [("5 * * * *", "UTC")]),
         "osm-notes-backup": ("backup", [("30 1 * * *", "UTC")]),
@@ -299,8 +299,10 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
     assert on_server["fleet-reseed"].parameters == {"pipeline": "fleet", "full_refresh": True}
     assert on_server["fleet-repair"].parameters == {"pipeline": "fleet", "repair": True}
     assert on_server["osm-notes-etl"].parameters == {"pipeline": "osm_notes"}
-    datamart_properties = on_server["osm-notes-datamarts"].parameter_openapi_schema["properties"]
-    assert datamart_properties["full_rebuild"]["type"] == "boolean"
+    # The nightly deployment is the ETL with a rebuild from bronze checked against it.
+    assert on_server["osm-notes-rebuild"].parameters == {"pipeline": "osm_notes", "rebuild": True}
+    etl_properties = on_server["osm-notes-etl"].parameter_openapi_schema["properties"]
+    assert etl_properties["rebuild"]["type"] == "boolean"
     assert on_server["osm-notes-export"].parameter_openapi_schema["properties"]["full"]["type"] == "boolean"
 
     properties = fleet.parameter_openapi_schema["properties"]

@@ -127,7 +127,8 @@ def test_device_time_only_table_is_a_snapshot_and_a_keyless_table_is_never_incre
 def _sql_without_fleet_bronze(tmp_path: Path) -> Path:
     sql_dir = tmp_path / "sql"
     shutil.copytree(SQL_DIR, sql_dir)
-    (sql_dir / "fleet" / "migrations" / "0100_bronze.sql").unlink()
+    for migration in (sql_dir / "fleet" / "migrations").glob("*.sql"):  # a pipeline with no bronze yet
+        migration.unlink()
     return sql_dir
 
 
@@ -145,6 +146,9 @@ def test_generated_bronze_ddl_migrates_passes_the_audit_and_loads(
     assert result.exit_code == 0, result.output
     generated = sql_dir / "fleet" / "migrations" / "0100_bronze.sql"
     assert 'CREATE TABLE {bronze}."trips" (' in generated.read_text()
+    # trips opts in to delete reconciliation: its bronze table gets the engine's mark column
+    trips = generated.read_text().split('CREATE TABLE {bronze}."trips" (')[1].split(");")[0]
+    assert "_dwh_deleted_at timestamptz" in trips
     applied = migrate(catalog, WarehouseSettings(), sql_dir)  # type: ignore[call-arg]
     assert applied.applied == [
         "0001_control.sql",
@@ -153,6 +157,7 @@ def test_generated_bronze_ddl_migrates_passes_the_audit_and_loads(
         "0004_holdback.sql",
         "0005_repair.sql",
         "0006_due_at.sql",
+        "0007_reconcile.sql",
         "0100_bronze.sql",
     ]
     run_audits(catalog, env.warehouse_admin, sql_dir)
@@ -208,7 +213,9 @@ def test_generate_refuses_while_an_earlier_migration_is_not_applied(monkeypatch:
     result = runner.invoke(app, ["migrations", "generate", "fleet"])
 
     assert result.exit_code == 1
-    assert "0100_bronze.sql not applied yet: run `dwh migrate fleet` first" in " ".join(result.output.split())
+    assert "0100_bronze.sql, 0110_deleted_at.sql not applied yet: run `dwh migrate fleet` first" in " ".join(
+        result.output.split()
+    )
 
 
 @pytest.mark.usefixtures("env")

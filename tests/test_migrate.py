@@ -26,7 +26,9 @@ def test_migrations_apply_on_empty_warehouse_then_reapply_as_noop(env: Env) -> N
         "0004_holdback.sql",
         "0005_repair.sql",
         "0006_due_at.sql",
+        "0007_reconcile.sql",
         "0100_bronze.sql",
+        "0110_deleted_at.sql",
     ]
 
     second = migrate(catalog, WarehouseSettings(), SQL_DIR)  # type: ignore[call-arg]
@@ -38,7 +40,9 @@ def test_migrations_apply_on_empty_warehouse_then_reapply_as_noop(env: Env) -> N
         "0004_holdback.sql",
         "0005_repair.sql",
         "0006_due_at.sql",
+        "0007_reconcile.sql",
         "0100_bronze.sql",
+        "0110_deleted_at.sql",
     ]
 
     tables = {

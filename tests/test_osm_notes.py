@@ -30,10 +30,11 @@ from dwh.engine import Engine
 from dwh.extract import extract_table
 from dwh.load import load_pending
 from dwh.migrate import MigrationError, migrate
+from dwh.rebuild_check import RebuildMismatchError
 from dwh.seed import seed_source
 from dwh.settings import WarehouseSettings
 from dwh.transform import TransformError, TransformResult, run_transform
-from flows.osm_notes import etl_outcome, osm_notes_etl, skipped_message
+from flows.osm_notes import EtlOutcome, etl_outcome, osm_notes_etl, skipped_message
 from tasks.transform import transform_task
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 from tests.test_faults import _on_failpoint
@@ -252,15 +253,16 @@ FIRST_USERS: dict[int, dict[str, object]] = {
         "rank_by_actions": 1, "rank_by_closed": 1,
     },
     33: {
-        "username": "chen", "actions": 2, "opened": 1, "commented": 0, "closed": 1, "reopened": 0, "hidden": 0,
-        "actions_by_year": {"2024": {"closed": 1}, "2025": {"opened": 1}},
+        "username": "chen", "actions": 2, "opened": 1, "commented": 0, "closed": 0, "reopened": 0, "hidden": 0,
+        # closing the closed note 1 is an action, not a close
+        "actions_by_year": {"2024": {"invalid_close": 1}, "2025": {"opened": 1}},
         "first_action_at": ts("2024-01-04 10:00"), "last_action_at": ts("2025-03-01 08:00"),
         "notes_opened": 1, "notes_opened_still_open": 1,
         "resolutions": 0, "mean_resolution_days": None, "median_resolution_days": None,
         "top_countries": top_countries((*SEA, 1), (*ALPHA, 1)),
         "top_hashtags": [],
         "activity_by_hour": hours(h8=1, h10=1), "activity_by_weekday": [0, 0, 0, 1, 0, 1, 0],
-        "rank_by_actions": 2, "rank_by_closed": 2,
+        "rank_by_actions": 2, "rank_by_closed": 3,
     },
     55: {
         "username": "eve", "actions": 1, "opened": 1, "commented": 0, "closed": 0, "reopened": 0, "hidden": 0,
@@ -271,7 +273,7 @@ FIRST_USERS: dict[int, dict[str, object]] = {
         "top_countries": top_countries((*BETA, 1)),
         "top_hashtags": top_hashtags(("bänke", 1)),
         "activity_by_hour": hours(h6=1), "activity_by_weekday": [0, 0, 0, 1, 0, 0, 0],
-        "rank_by_actions": 4, "rank_by_closed": 4,
+        "rank_by_actions": 4, "rank_by_closed": 3,
     },
 }  # fmt: skip
 
@@ -285,19 +287,19 @@ FIRST_COUNTRIES: dict[int, dict[str, object]] = {
         "resolutions": 0, "mean_resolution_days": None, "median_resolution_days": None,
         "top_users": top_users((33, "chen", 1)), "top_hashtags": [],
         "activity_by_hour": hours(h8=1), "activity_by_weekday": [0, 0, 0, 0, 0, 1, 0],
-        "rank_by_actions": 3, "rank_by_closed": 3,
+        "rank_by_actions": None, "rank_by_closed": None,  # no country: never ranked
     },
     100: {
         "name": "Alpha", "name_en": "Alpha", "iso_alpha2": "AA", "iso_alpha3": "AAA",
-        "actions": 4, "opened": 1, "commented": 1, "closed": 2, "reopened": 0, "hidden": 0,
-        "actions_by_year": {"2024": {"opened": 1, "commented": 1, "closed": 2}},
+        "actions": 4, "opened": 1, "commented": 1, "closed": 1, "reopened": 0, "hidden": 0,
+        "actions_by_year": {"2024": {"opened": 1, "commented": 1, "closed": 1, "invalid_close": 1}},
         "first_action_at": ts("2024-01-01 10:00"), "last_action_at": ts("2024-01-04 10:00"),
         "notes_opened": 1, "notes_opened_still_open": 0, "users_active": 3,
         "resolutions": 1, "mean_resolution_days": D(2), "median_resolution_days": D(2),
         "top_users": top_users((22, "bob", 2), (11, "ana", 1), (33, "chen", 1)),
         "top_hashtags": top_hashtags(("fixme", 2), ("mapathon", 1)),
         "activity_by_hour": hours(h10=4), "activity_by_weekday": [1, 1, 1, 1, 0, 0, 0],
-        "rank_by_actions": 2, "rank_by_closed": 1,
+        "rank_by_actions": 2, "rank_by_closed": 2,
     },
     200: {
         "name": "Βήτα", "name_en": "Beta", "iso_alpha2": "BB", "iso_alpha3": "BBB",
@@ -314,9 +316,10 @@ FIRST_COUNTRIES: dict[int, dict[str, object]] = {
 }  # fmt: skip
 
 FIRST_GLOBAL: dict[str, object] = {
-    "actions": 12, "opened": 5, "commented": 1, "closed": 4, "reopened": 1, "hidden": 1,
+    "actions": 12, "opened": 5, "commented": 1, "closed": 3, "reopened": 1, "hidden": 1,
     "actions_by_year": {
-        "2024": {"opened": 3, "commented": 1, "closed": 4, "reopened": 1}, "2025": {"opened": 2, "hidden": 1}
+        "2024": {"opened": 3, "commented": 1, "closed": 3, "invalid_close": 1, "reopened": 1},
+        "2025": {"opened": 2, "hidden": 1},
     },
     "opened_by_month": {"2024-01": 2, "2024-02": 1, "2025-03": 2},
     "closed_by_month": {"2024-01": 3},
@@ -324,7 +327,7 @@ FIRST_GLOBAL: dict[str, object] = {
     "notes": 5, "notes_open": 2, "notes_closed": 2, "notes_hidden": 1,
     "users_active": 4, "countries_active": 2, "anonymous_actions": 1, "invalid_transitions": 1,
     "resolutions": 3, "mean_resolution_days": D("1.5"), "median_resolution_days": D("1.5"),
-    "top_countries": top_countries((*BETA, 7), (*ALPHA, 4), (*SEA, 1)),
+    "top_countries": top_countries((*BETA, 7), (*ALPHA, 4)),  # international waters is no country
     "top_users": top_users((22, "bob", 6), (11, "ana", 2), (33, "chen", 2), (55, "eve", 1)),
     "top_hashtags": top_hashtags(("fixme", 2), ("mapathon", 2), ("bänke", 1), ("osmand", 1), ("地図", 1)),
     "top_applications": [
@@ -504,7 +507,7 @@ def test_viewer_profile_fields_match_hand_computed_values(osm: Env) -> None:
 
     world = profile(osm, "global", "id", 1)
     expected_world: dict[str, object] = {
-        "dimension_global_id": 1, "history_whole_open": 5, "history_whole_closed": 4,
+        "dimension_global_id": 1, "history_whole_open": 5, "history_whole_closed": 3,
         "currently_open_count": 2, "currently_closed_count": 2, "notes_resolved_count": 2, "resolution_rate": 40,
         "notes_backlog_size": 2,  # notes 3 and 6: open, and far older than 7 days
         "notes_age_distribution": {"0-7_days": 0, "8-30_days": 0, "31-90_days": 0, "90_plus_days": 2},
@@ -513,8 +516,7 @@ def test_viewer_profile_fields_match_hand_computed_values(osm: Env) -> None:
         "top_countries": [
             {"country_id": 200, "country_name": "Beta", "total_actions": 7},
             {"country_id": 100, "country_name": "Alpha", "total_actions": 4},
-            {"country_id": -1, "country_name": "International waters", "total_actions": 1},
-        ],
+        ],  # international waters is no country: not ranked
     }  # fmt: skip
     assert_matches(world, expected_world, "global profile")
     assert set(world) <= set(json.loads((SQL_DIR / PIPELINE / "export" / "global_stats.schema.json").read_text())[
@@ -612,8 +614,8 @@ def test_new_activity_updates_only_what_changed_and_equals_a_full_rebuild(osm: E
     assert_matches(
         users[33],
         {
-            "actions": 4, "opened": 1, "commented": 1, "closed": 1, "reopened": 1,
-            "actions_by_year": {"2024": {"closed": 1}, "2025": {"opened": 1, "reopened": 1, "commented": 1}},
+            "actions": 4, "opened": 1, "commented": 1, "closed": 0, "reopened": 1,
+            "actions_by_year": {"2024": {"invalid_close": 1}, "2025": {"opened": 1, "reopened": 1, "commented": 1}},
             "last_action_at": ts("2025-03-02 21:30"), "notes_opened": 1, "notes_opened_still_open": 0,
             "top_countries": top_countries((*ALPHA, 2), (*SEA, 1), (*BETA, 1)),
         },
@@ -629,11 +631,12 @@ def test_new_activity_updates_only_what_changed_and_equals_a_full_rebuild(osm: E
         },
         "dan",
     )  # fmt: skip
-    # eve was not refreshed, yet her rank moved: bob 6, chen 4, dan 3, ana 2, eve 1.
-    assert_matches(users[55], {**FIRST_USERS[55], "rank_by_actions": 5, "rank_by_closed": 5}, "eve")
+    # eve was not refreshed, yet her ranks moved: actions bob 6, chen 4, dan 3, ana 2, eve 1;
+    # valid closes bob 2, ana 1, dan 1, chen 0, eve 0.
+    assert_matches(users[55], {**FIRST_USERS[55], "rank_by_actions": 5, "rank_by_closed": 4}, "eve")
     countries = datamart(osm, "countries", "country_id")
     assert {c: (r["actions"], r["rank_by_actions"]) for c, r in countries.items()} == {
-        -1: (2, 3),
+        -1: (2, None),
         100: (7, 2),
         200: (8, 1),
     }
@@ -755,8 +758,14 @@ def test_cli_seeds_runs_the_etl_and_refreshes_datamarts(osm: Env) -> None:
     assert marts.exit_code == 0, marts.output
     assert "full rebuild" in marts.output
     assert osm.query("wh", f"SELECT count(*) > 0 FROM {DWH}.datamart_users") == [(True,)]
-    runs = osm.query("wh", "SELECT datamart, status FROM osm_notes_control.datamart_runs ORDER BY 1")
-    assert runs == [("countries", "succeeded"), ("global", "succeeded"), ("users", "succeeded")]
+    runs = osm.query(
+        "wh",
+        "SELECT datamart, full_rebuild, status FROM osm_notes_control.datamart_runs ORDER BY started_at, 1",
+    )
+    # `dwh run` refreshed the marked rows, then `dwh datamarts --full-rebuild` every row.
+    assert runs == [
+        (m, full, "succeeded") for full in (False, True) for m in ("countries", "global", "users")
+    ]
 
 
 def test_seed_source_builds_realistic_notes_then_adds_newer_activity(osm: Env) -> None:
@@ -952,3 +961,318 @@ def test_rows_a_still_open_load_stamped_earlier_are_processed_by_the_next_run(os
     assert osm.query("wh", f"SELECT action_position FROM {DWH}.facts WHERE note_id = 6 AND sequence = 2") == [
         (2,)
     ]
+
+
+# ----------------------------------------------------------------------------- metrics that can fail
+# Resolution times chosen so the wrong formula gives a different answer: bob's closes
+# took 1, 2 and 9 days (median 2, mean 4), dan's 4, 1, 1 and 10 (a tie, an even count:
+# median 2.5, mean 4), ana's one close 3 days (a single value); chen's only close
+# closes a closed note (invalid: no close, no resolution: an empty set). Gamma has an
+# open note and no close at all. Note 16 is at sea.
+METRICS_BATCH = """
+INSERT INTO public.countries (country_id, name, name_en, iso_alpha2, iso_alpha3, geom) VALUES
+    (100, 'Alpha', 'Alpha', 'AA', 'AAA', ST_Multi(ST_MakeEnvelope(0, 0, 10, 10, 4326))),
+    (200, 'Beta', 'Beta', 'BB', 'BBB', ST_Multi(ST_MakeEnvelope(20, 0, 30, 10, 4326))),
+    (300, 'Gamma', 'Gamma', 'GG', 'GGG', ST_Multi(ST_MakeEnvelope(60, 0, 70, 10, 4326)));
+INSERT INTO public.users (user_id, username) VALUES (11, 'ana'), (22, 'bob'), (33, 'chen'), (44, 'dan');
+INSERT INTO public.notes (note_id, geom, created_at, closed_at, status) VALUES
+    (10, ST_Point(1, 1, 4326), '2024-01-01 00:00Z', '2024-01-02 00:00Z', 'closed'),
+    (11, ST_Point(2, 2, 4326), '2024-01-01 00:00Z', '2024-01-03 00:00Z', 'closed'),
+    (12, ST_Point(3, 3, 4326), '2024-01-01 00:00Z', '2024-01-10 00:00Z', 'closed'),
+    (13, ST_Point(21, 1, 4326), '2024-02-01 00:00Z', '2024-02-05 00:00Z', 'closed'),
+    (14, ST_Point(22, 2, 4326), '2024-02-01 00:00Z', '2024-02-04 00:00Z', 'closed'),
+    (15, ST_Point(23, 3, 4326), '2024-02-01 00:00Z', '2024-02-11 00:00Z', 'closed'),
+    (16, ST_Point(50, 50, 4326), '2024-03-01 00:00Z', '2024-03-04 00:00Z', 'closed'),
+    (17, ST_Point(61, 1, 4326), '2024-04-01 00:00Z', NULL, 'open');
+INSERT INTO public.note_comments (note_id, sequence, action, user_id, created_at, body) VALUES
+    (10, 1, 'opened', 11, '2024-01-01 00:00Z', 'a'), (10, 2, 'closed', 22, '2024-01-02 00:00Z', NULL),
+    (11, 1, 'opened', 11, '2024-01-01 00:00Z', 'b'), (11, 2, 'closed', 22, '2024-01-03 00:00Z', NULL),
+    (12, 1, 'opened', 11, '2024-01-01 00:00Z', 'c'), (12, 2, 'closed', 22, '2024-01-10 00:00Z', NULL),
+    (13, 1, 'opened', 33, '2024-02-01 00:00Z', 'd'), (13, 2, 'closed', 44, '2024-02-05 00:00Z', NULL),
+    (13, 3, 'closed', 33, '2024-02-06 00:00Z', 'closed again'),
+    (14, 1, 'opened', 33, '2024-02-01 00:00Z', 'e'), (14, 2, 'closed', 44, '2024-02-02 00:00Z', NULL),
+    (14, 3, 'reopened', 33, '2024-02-03 00:00Z', NULL), (14, 4, 'closed', 44, '2024-02-04 00:00Z', NULL),
+    (15, 1, 'opened', 33, '2024-02-01 00:00Z', 'f'), (15, 2, 'closed', 44, '2024-02-11 00:00Z', NULL),
+    (16, 1, 'opened', 44, '2024-03-01 00:00Z', 'g'), (16, 2, 'closed', 11, '2024-03-04 00:00Z', NULL),
+    (17, 1, 'opened', 11, '2024-04-01 00:00Z', 'h');
+"""
+
+
+def resolution(row: dict[str, Any]) -> tuple[object, ...]:
+    return (row["closed"], row["resolutions"], row["mean_resolution_days"], row["median_resolution_days"])
+
+
+def test_median_is_the_middle_value_not_the_mean_with_ties_single_values_and_empty_sets(osm: Env) -> None:
+    source_sql(METRICS_BATCH)
+    sync_bronze()
+    transform()
+    refresh()
+
+    users = datamart(osm, "users", "user_id")
+    assert {u: resolution(r) for u, r in users.items()} == {
+        11: (1, 1, D(3), D(3)),  # a single value
+        22: (3, 3, D(4), D(2)),  # 1, 2, 9
+        33: (0, 0, None, None),  # no valid close: an empty set, not 0
+        44: (4, 4, D(4), D("2.5")),  # 1, 1, 4, 10
+    }
+    countries = datamart(osm, "countries", "country_id")
+    assert {c: resolution(r) for c, r in countries.items()} == {
+        -1: (1, 1, D(3), D(3)),
+        100: (3, 3, D(4), D(2)),
+        200: (4, 4, D(4), D("2.5")),
+        300: (0, 0, None, None),
+    }
+    (world,) = rows(osm, f"SELECT * FROM {DWH}.datamart_global")
+    assert resolution(world) == (8, 8, D("3.875"), D("2.5"))  # 1, 1, 1, 2, 3, 4, 9, 10
+    # The viewer's fields (two decimals; an empty set is left out, never null).
+    bob, dan, chen = (profile(osm, "users", "user_id", u) for u in (22, 44, 33))
+    assert (bob["avg_days_to_resolution"], bob["median_days_to_resolution"]) == (4, 2)
+    assert (dan["avg_days_to_resolution"], dan["median_days_to_resolution"]) == (4, 2.5)
+    assert "median_days_to_resolution" not in chen
+    beta = profile(osm, "countries", "country_id", 200)
+    assert (beta["avg_days_to_resolution"], beta["median_days_to_resolution"]) == (4, 2.5)
+    assert "median_days_to_resolution" not in profile(osm, "countries", "country_id", 300)
+    world_profile = profile(osm, "global", "id", 1)
+    assert (world_profile["avg_days_to_resolution"], world_profile["median_days_to_resolution"]) == (
+        3.88,
+        2.5,
+    )
+    incremental = snapshot(osm)
+    refresh(full_rebuild=True)
+    assert snapshot(osm) == incremental
+
+
+def test_invalid_closes_are_no_closes_and_rank_nobody(osm: Env) -> None:
+    source_sql(METRICS_BATCH)
+    sync_bronze()
+    transform()
+    refresh()
+
+    users = datamart(osm, "users", "user_id")
+    # Actions: ana, chen (one an invalid close) and dan 5 each share the first rank, bob 3.
+    # Valid closes: dan 4, bob 3, ana 1, chen 0 (her close of the closed note 13 is none).
+    assert {
+        u: (r["actions"], r["closed"], r["rank_by_actions"], r["rank_by_closed"]) for u, r in users.items()
+    } == {
+        11: (5, 1, 1, 3),
+        22: (3, 3, 4, 2),
+        33: (5, 0, 1, 4),
+        44: (5, 4, 1, 1),
+    }
+    assert users[33]["actions_by_year"] == {"2024": {"opened": 3, "reopened": 1, "invalid_close": 1}}
+    chen = profile(osm, "users", "user_id", 33)
+    assert chen["history_whole_closed"] == 0
+    assert "first_closed_note_id" not in chen
+    assert "countries_solving_notes" not in chen
+    assert "working_hours_of_week_closing" not in chen
+    beta = datamart(osm, "countries", "country_id")[200]
+    assert (beta["actions"], beta["closed"]) == (9, 4)
+    assert profile(osm, "countries", "country_id", 200)["history_whole_closed"] == 4
+    (world,) = rows(osm, f"SELECT closed, invalid_transitions FROM {DWH}.datamart_global")
+    assert (world["closed"], world["invalid_transitions"]) == (8, 1)
+    assert profile(osm, "global", "id", 1)["history_whole_closed"] == 8
+
+
+def test_international_waters_keeps_its_row_but_is_never_ranked_as_a_country(osm: Env) -> None:
+    source_sql(METRICS_BATCH)
+    sync_bronze()
+    transform()
+    refresh()
+
+    countries = datamart(osm, "countries", "country_id")
+    # Actions: Beta 9, Alpha 6, international waters 2, Gamma 1; valid closes 4, 3, 1, 0.
+    assert {c: (r["actions"], r["rank_by_actions"], r["rank_by_closed"]) for c, r in countries.items()} == {
+        -1: (2, None, None),
+        100: (6, 2, 2),
+        200: (9, 1, 1),
+        300: (1, 3, 3),
+    }
+    assert countries[-1]["profile"]["history_whole_open"] == 1  # its profile stays
+    (world,) = rows(osm, f"SELECT top_countries, countries_active FROM {DWH}.datamart_global")
+    assert world["top_countries"] == top_countries((200, "Beta", 9), (100, "Alpha", 6), (300, "Gamma", 1))
+    assert world["countries_active"] == 3
+    assert [c["country_id"] for c in profile(osm, "global", "id", 1)["top_countries"]] == [200, 100, 300]
+    incremental = snapshot(osm)
+    refresh(full_rebuild=True)
+    assert snapshot(osm) == incremental
+
+
+# ----------------------------------------------------------------------------- datamarts in every run, rebuild
+def test_every_etl_run_refreshes_the_datamart_rows_its_facts_touched(osm: Env) -> None:
+    source_sql(FIRST_BATCH)
+
+    etl()  # no separate datamarts run: the export reads these rows next
+
+    users = datamart(osm, "users", "user_id")
+    assert set(users) == set(FIRST_USERS)
+    for user_id, expected in FIRST_USERS.items():
+        assert_matches(users[user_id], expected, f"datamart_users {user_id}")
+    (global_row,) = rows(osm, f"SELECT * FROM {DWH}.datamart_global")
+    assert_matches(global_row, FIRST_GLOBAL, "datamart_global")
+    source_sql(SECOND_BATCH)
+
+    etl()
+
+    users = datamart(osm, "users", "user_id")
+    assert (users[22]["username"], users[11]["notes_opened_still_open"]) == ("robert", 1)
+    assert users[44]["actions"] == 3
+    assert datamart(osm, "countries", "country_id")[100]["actions"] == 7
+    marks = f"SELECT (SELECT count(*) FROM {DWH}.datamart_dirty_users) + (SELECT count(*) FROM {DWH}.datamart_dirty_countries)"
+    assert osm.query("wh", marks) == [(0,)]  # every mark handled within the run
+    runs = osm.query(
+        "wh", "SELECT datamart, full_rebuild FROM osm_notes_control.datamart_runs ORDER BY started_at, 1"
+    )
+    assert runs == [(m, False) for m in ("countries", "global", "users")] * 2
+    incremental = snapshot(osm)
+    refresh(full_rebuild=True)
+    assert snapshot(osm) == incremental
+
+
+def test_rebuild_on_demand_checks_incremental_equals_rebuild_and_fails_naming_entities(osm: Env) -> None:
+    source_sql(FIRST_BATCH)
+
+    ran = CliRunner().invoke(app, ["run", PIPELINE, "--rebuild"])
+
+    assert ran.exit_code == 0, ran.output
+    said = " ".join(ran.output.split())
+    assert "rebuilt from bronze" in said
+    assert "incremental equals rebuild" in said
+    assert facts(osm) == FIRST_FACTS
+    runs = osm.query(
+        "wh", "SELECT full_rebuild, count(*) FROM osm_notes_control.datamart_runs GROUP BY 1 ORDER BY 1"
+    )
+    assert runs == [(False, 3), (True, 3)]
+    # An incremental path gone wrong: eve's row and note 6's place no longer match bronze.
+    osm.query("wh", f"UPDATE {DWH}.datamart_users SET top_hashtags = '[]' WHERE user_id = 55")
+    osm.query(
+        "wh",
+        f"UPDATE {DWH}.facts SET country_key = (SELECT country_key FROM {DWH}.dim_countries WHERE country_id = 100) "
+        "WHERE note_id = 6",
+    )
+
+    with pytest.raises(RebuildMismatchError) as failed:
+        etl_outcome(osm_notes_etl(rebuild=True, return_state=True))
+
+    message = str(failed.value)
+    assert "1 note(s): 6" in message
+    assert "1 user(s): 55" in message
+    assert "country" not in message  # no country row was refreshed from the wrong facts
+    assert {d.kind for d in failed.value.differences} == {"note", "user", "global"}
+    assert datamart(osm, "users", "user_id")[55]["top_hashtags"] == top_hashtags(
+        ("bänke", 1)
+    )  # rebuilt rows stay
+    assert facts(osm) == FIRST_FACTS
+    assert_matches(datamart(osm, "countries", "country_id")[200], FIRST_COUNTRIES[200], "Beta")
+
+    again = etl_outcome(osm_notes_etl(rebuild=True, return_state=True))
+
+    assert "incremental equals rebuild" in again.message
+
+
+# ----------------------------------------------------------------------------- places that move
+def note_countries(env: Env) -> dict[int, int]:
+    """Each built note's country id, from dim_notes and (all alike) from its facts."""
+    found = rows(
+        env,
+        f"""SELECT n.note_id, dc.country_id AS note_country, array_agg(DISTINCT fc.country_id) AS fact_countries
+        FROM {DWH}.dim_notes AS n
+        JOIN {DWH}.dim_countries AS dc ON dc.country_key = n.country_key
+        JOIN {DWH}.facts AS f USING (note_id)
+        JOIN {DWH}.dim_countries AS fc ON fc.country_key = f.country_key
+        GROUP BY 1, 2 ORDER BY 1""",
+    )
+    assert all(r["fact_countries"] == [r["note_country"]] for r in found), found
+    return {r["note_id"]: r["note_country"] for r in found}
+
+
+def rebuild_checked() -> EtlOutcome:
+    """An ETL run with the nightly check: raises RebuildMismatchError if incremental != rebuild."""
+    outcome = etl_outcome(osm_notes_etl(rebuild=True, return_state=True))
+    assert "incremental equals rebuild" in outcome.message
+    return outcome
+
+
+def test_notes_follow_moved_borders_new_and_removed_countries_as_a_rebuild_would(osm: Env) -> None:
+    source_sql(FIRST_BATCH)
+    etl()
+    assert note_countries(osm) == {1: 100, 2: 200, 3: -1, 4: 200, 6: 200}
+
+    # A moved border: Alpha shrinks west of x = 4, Beta grows to x = 4.5; note 1 (5, 5) is Beta's now.
+    source_sql(
+        "UPDATE public.countries SET geom = ST_Multi(ST_MakeEnvelope(0, 0, 4, 10, 4326)), "
+        "updated_at = clock_timestamp() WHERE country_id = 100;"
+        "UPDATE public.countries SET geom = ST_Multi(ST_Collect(ST_MakeEnvelope(4.5, 0, 30, 10, 4326), "
+        "ST_MakeEnvelope(40, 0, 42, 2, 4326))), updated_at = clock_timestamp() WHERE country_id = 200;"
+    )
+    rebuild_checked()
+    assert note_countries(osm) == {1: 200, 2: 200, 3: -1, 4: 200, 6: 200}
+    countries = datamart(osm, "countries", "country_id")
+    assert 100 not in countries  # no note left in Alpha: no row, as a full rebuild gives
+    assert countries[200]["actions"] == 11
+    assert [c["country_id"] for c in datamart(osm, "users", "user_id")[11]["top_countries"]] == [200]
+
+    # A new country over former sea: note 3 (50, 50) leaves international waters.
+    source_sql(
+        "INSERT INTO public.countries (country_id, name, name_en, iso_alpha2, iso_alpha3, geom) "
+        "VALUES (400, 'Delta', 'Delta', 'DD', 'DDD', ST_Multi(ST_MakeEnvelope(45, 45, 55, 55, 4326)));"
+    )
+    rebuild_checked()
+    assert note_countries(osm) == {1: 200, 2: 200, 3: 400, 4: 200, 6: 200}
+    countries = datamart(osm, "countries", "country_id")
+    assert (countries[400]["actions"], -1 in countries) == (1, False)
+
+    # A removed country: Beta's notes go to international waters, and a new note where
+    # Beta was is not placed in it.
+    source_sql(
+        "DELETE FROM public.countries WHERE country_id = 200;"
+        "INSERT INTO public.notes (note_id, geom, created_at, status) "
+        "VALUES (8, ST_Point(25, 6, 4326), '2025-07-01 00:00Z', 'open');"
+        "INSERT INTO public.note_comments (note_id, sequence, action, user_id, created_at, body) "
+        "VALUES (8, 1, 'opened', 55, '2025-07-01 00:00Z', 'Gone?');"
+    )
+    rebuild_checked()
+    assert note_countries(osm) == {1: -1, 2: -1, 3: 400, 4: -1, 6: -1, 8: -1}
+    countries = datamart(osm, "countries", "country_id")
+    assert set(countries) == {-1, 400}
+    assert countries[-1]["actions"] == 12  # notes 1 (4 actions), 2 (4), 4 (2), 6 and 8
+    assert osm.query("wh", f"SELECT count(*) FROM {DWH}.country_areas AS a JOIN {DWH}.dim_countries AS d "
+                     "USING (country_key) WHERE d.country_id = 200") == [(0,)]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- deletes
+def test_comments_and_notes_deleted_in_the_source_leave_facts_and_datamarts_in_one_run(osm: Env) -> None:
+    source_sql(FIRST_BATCH)
+    etl()
+    # bob's comment on note 1 (with its #fixme) and eve's note 6 (her only action) go.
+    source_sql(
+        "DELETE FROM public.note_comments WHERE (note_id, sequence) = (1, 2) OR note_id = 6;"
+        "DELETE FROM public.notes WHERE note_id = 6;"
+    )
+
+    outcome = rebuild_checked()  # the incremental run, then a rebuild that must agree
+
+    assert outcome.transform is not None
+    assert outcome.transform.facts_deleted == 2
+    by_key = {(f[0], f[1]): f for f in facts(osm)}
+    assert sorted(by_key) == [(1, 1), (1, 3), (1, 4), (2, 1), (2, 2), (2, 3), (2, 4), (3, 1), (4, 1), (4, 3)]
+    assert [by_key[(1, s)][8] for s in (1, 3, 4)] == [1, 2, 3]  # positions without the deleted comment
+    assert osm.query("wh", f"SELECT count(*) FROM {DWH}.dim_notes WHERE note_id = 6") == [(0,)]
+    users = datamart(osm, "users", "user_id")
+    assert 55 not in users  # eve has no action left
+    assert (users[22]["actions"], users[22]["commented"]) == (5, 0)
+    assert users[22]["top_hashtags"] == top_hashtags(("mapathon", 1), ("地図", 1))
+    countries = datamart(osm, "countries", "country_id")
+    assert (countries[200]["actions"], countries[200]["notes_opened"]) == (6, 2)
+    assert countries[100]["actions"] == 3
+    # Bronze keeps the rows, marked; the run log counts them.
+    marked = """SELECT
+        (SELECT count(*) FROM osm_notes_bronze.notes WHERE _dwh_deleted_at IS NOT NULL),
+        (SELECT count(*) FROM osm_notes_bronze.note_comments WHERE _dwh_deleted_at IS NOT NULL),
+        (SELECT count(*) FROM osm_notes_bronze.note_comments)"""
+    assert osm.query("wh", marked) == [(1, 2, 12)]
+    runs = osm.query(
+        "wh",
+        "SELECT table_name, marked_deleted FROM osm_notes_control.reconcile_runs "
+        "WHERE marked_deleted > 0 ORDER BY 1",
+    )
+    assert runs == [("note_comments", 2), ("notes", 1)]

@@ -7,6 +7,7 @@ notes AS (
     SELECT n.note_id, n.geom, n.created_at, n.status AS source_status
     FROM {bronze}.notes AS n
     JOIN etl_touched_notes USING (note_id)
+    WHERE n._dwh_deleted_at IS NULL  -- deleted in the source: no longer built
 ),
 
 built AS (
@@ -19,6 +20,7 @@ first_comments AS (
     SELECT DISTINCT ON (c.note_id) c.note_id, c.action, lower(c.body) AS body
     FROM {bronze}.note_comments AS c
     JOIN etl_touched_notes USING (note_id)
+    WHERE c._dwh_deleted_at IS NULL
     ORDER BY c.note_id, c.sequence
 ),
 
@@ -30,7 +32,8 @@ applications AS (
 ),
 
 -- Point in polygon once per note: only notes not built before are placed (dim_notes
--- keeps the answer). Overlapping boundaries: the smallest country id wins.
+-- keeps the answer until a border moves: 10_dim_countries.sql places those again).
+-- Overlapping boundaries: the smallest country id wins.
 placed AS (
     SELECT DISTINCT ON (n.note_id) n.note_id, a.country_key
     FROM notes AS n
@@ -53,13 +56,15 @@ SELECT
     n.note_id,
     n.created_at,
     n.source_status,
-    -- in no country's polygon: international waters (member -1)
-    coalesce(b.country_key, p.country_key, -1) AS country_key,
+    -- placed again after a border moved (10_dim_countries.sql), else where it was
+    -- built, else placed now; in no country's polygon: international waters (member -1)
+    coalesce(m.country_key, b.country_key, p.country_key, -1) AS country_key,
     coalesce(r.application_key, 0)::smallint AS application_key
 FROM notes AS n
 JOIN (SELECT note_id FROM first_comments) AS f USING (note_id)
 LEFT JOIN built AS b USING (note_id)
 LEFT JOIN placed AS p USING (note_id)
+LEFT JOIN etl_replaced_notes AS m USING (note_id)
 LEFT JOIN recognised AS r USING (note_id);
 
 ALTER TABLE etl_notes ADD PRIMARY KEY (note_id);
@@ -68,4 +73,8 @@ ANALYZE etl_notes;
 INSERT INTO etl_stats
 SELECT 'comments_waiting', count(*)
 FROM etl_window_comments AS w
-WHERE NOT EXISTS (SELECT FROM etl_notes AS n WHERE n.note_id = w.note_id);
+WHERE NOT w.deleted
+    AND NOT EXISTS (SELECT FROM etl_notes AS n WHERE n.note_id = w.note_id)
+    AND NOT EXISTS (
+        SELECT FROM {bronze}.notes AS d WHERE d.note_id = w.note_id AND d._dwh_deleted_at IS NOT NULL
+    );

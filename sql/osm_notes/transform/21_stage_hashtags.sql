@@ -9,6 +9,7 @@ comments AS (
     FROM {bronze}.note_comments AS c
     JOIN etl_notes USING (note_id)
     WHERE c.body LIKE '%#%'
+        AND c._dwh_deleted_at IS NULL
 ),
 
 matches AS (

@@ -21,6 +21,7 @@ comments AS (
         n.application_key
     FROM {bronze}.note_comments AS c
     JOIN etl_notes AS n USING (note_id)
+    WHERE c._dwh_deleted_at IS NULL  -- deleted in the source: no fact
 ),
 
 user_versions AS (

@@ -12,7 +12,8 @@ CREATE TEMP TABLE etl_written (
     actor_user_key        integer NOT NULL,
     country_key           integer NOT NULL,
     valid_before          boolean,
-    is_valid_transition   boolean NOT NULL
+    is_valid_transition   boolean NOT NULL,
+    deleted               boolean NOT NULL DEFAULT false
 ) ON COMMIT DROP;
 
 WITH
@@ -101,16 +102,46 @@ JOIN etl_hashtags AS h USING (note_id, sequence)
 JOIN {dwh}.dim_hashtags AS d USING (hashtag)
 WHERE w.inserted;
 
+-- Facts of the notes being built that are no longer staged: their comment or their
+-- note was deleted in the source (bronze marks it, `_dwh_deleted_at`). Dropped with
+-- their hashtags; etl_written keeps their keys, so their users and countries are
+-- marked for the datamarts.
+WITH
+dropped AS (
+    DELETE FROM {dwh}.facts AS f
+    USING etl_touched_notes AS t
+    WHERE f.note_id = t.note_id
+        AND NOT (SELECT first_run FROM etl_batch)  -- a first build stages every fact it writes
+        AND NOT EXISTS (SELECT FROM etl_facts AS s WHERE s.note_id = f.note_id AND s.sequence = f.sequence)
+    RETURNING f.fact_id, f.note_id, f.sequence, f.actor_user_key, f.country_key, f.is_valid_transition
+),
+
+dropped_hashtags AS (
+    DELETE FROM {dwh}.fact_hashtags AS b
+    USING dropped AS d
+    WHERE b.fact_id = d.fact_id
+)
+
+INSERT INTO etl_written
+SELECT
+    fact_id, note_id, sequence, false,
+    actor_user_key, country_key, actor_user_key, country_key,
+    is_valid_transition, is_valid_transition, true
+FROM dropped;
+
 INSERT INTO etl_stats
 SELECT s.name, s.value
 FROM (
     SELECT
         count(*) FILTER (WHERE inserted) AS inserted,
-        count(*) FILTER (WHERE NOT inserted) AS updated,
+        count(*) FILTER (WHERE NOT inserted AND NOT deleted) AS updated,
+        count(*) FILTER (WHERE deleted) AS deleted,
         -- newly found: new invalid facts, and facts a late action made invalid
         count(*) FILTER (WHERE NOT is_valid_transition AND valid_before IS DISTINCT FROM false) AS invalid
     FROM etl_written
 ) AS w
 CROSS JOIN LATERAL (
-    VALUES ('facts_inserted', w.inserted), ('facts_updated', w.updated), ('invalid_transitions', w.invalid)
+    VALUES
+        ('facts_inserted', w.inserted), ('facts_updated', w.updated), ('facts_deleted', w.deleted),
+        ('invalid_transitions', w.invalid)
 ) AS s (name, value);

@@ -53,6 +53,12 @@ WHERE d.note_id = r.note_id
         r.actions, r.last_action_at
     );
 
+-- A note deleted in the source, or all of whose comments were: no longer a note.
+DELETE FROM {dwh}.dim_notes AS d
+USING etl_touched_notes AS t
+WHERE d.note_id = t.note_id
+    AND NOT EXISTS (SELECT FROM etl_note_rows AS r WHERE r.note_id = d.note_id);
+
 INSERT INTO {dwh}.dim_notes (
     note_id, country_key, opener_user_key, application_key, created_at, status, closed_at,
     actions, last_action_at

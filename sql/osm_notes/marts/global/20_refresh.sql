@@ -6,7 +6,10 @@ INSERT INTO {dwh}.datamart_global
 WITH
 actions AS (
     SELECT
-        f.fact_id, f.action, f.action_at, f.action_date_key, f.action_time_of_week_key, f.actor_user_key,
+        f.fact_id,
+        -- an invalid close is an action but no close (as in the users and countries imports)
+        CASE WHEN f.action = 'closed' AND NOT f.is_valid_transition THEN 'invalid_close' ELSE f.action END AS action,
+        f.action_at, f.action_date_key, f.action_time_of_week_key, f.actor_user_key,
         f.country_key, f.days_to_resolution, f.is_valid_transition
     FROM {dwh}.facts AS f
 ),
@@ -164,6 +167,7 @@ top_countries AS (
     FROM (
         SELECT *, row_number() OVER (ORDER BY n DESC, country_id) AS rank
         FROM per_country
+        WHERE country_id <> -1  -- international waters is no country: never ranked
     ) AS ranked
 ),
 

@@ -12,7 +12,10 @@ period AS (
 
 actions AS (
     SELECT
-        f.fact_id, f.note_id, f.action, f.action_at, f.action_date_key, f.actor_user_key, f.country_key,
+        f.fact_id, f.note_id,
+        -- an invalid close is an action but no close (as in the users and countries imports)
+        CASE WHEN f.action = 'closed' AND NOT f.is_valid_transition THEN 'invalid_close' ELSE f.action END AS action,
+        f.action_at, f.action_date_key, f.actor_user_key, f.country_key,
         f.days_to_resolution, f.is_valid_transition
     FROM {dwh}.facts AS f
 ),
@@ -118,6 +121,7 @@ top_countries AS (
             row_number() OVER (ORDER BY count(*) DESC, c.country_id) AS rank
         FROM actions AS a
         JOIN {dwh}.dim_countries AS c USING (country_key)
+        WHERE c.country_id <> -1  -- international waters is no country: never ranked
         GROUP BY c.country_id, c.name_en
     ) AS ranked
     WHERE rank <= 10

@@ -9,8 +9,13 @@ FROM {dwh}.dim_users AS u
 JOIN dm_targets AS t ON t.id = u.user_id;
 
 CREATE TEMP TABLE dm_actions ON COMMIT DROP AS
+-- An invalid close (closing a closed note) is an action but no close: it is imported as
+-- 'invalid_close', so it counts in `actions` and the activity histograms, never in the
+-- closes, the rank by closes or the closing lists.
 SELECT
-    v.user_id, f.fact_id, f.action, f.action_at, f.action_date_key, f.action_time_of_week_key,
+    v.user_id, f.fact_id,
+    CASE WHEN f.action = 'closed' AND NOT f.is_valid_transition THEN 'invalid_close' ELSE f.action END AS action,
+    f.action_at, f.action_date_key, f.action_time_of_week_key,
     f.country_key, f.days_to_resolution, f.note_id
 FROM {dwh}.facts AS f
 JOIN dm_user_versions AS v ON v.user_key = f.actor_user_key;

@@ -1,0 +1,1 @@
+COPY (SELECT {keys} FROM {source_table} WHERE {in_chunk}) TO STDOUT

@@ -13,9 +13,9 @@ from typing import Any
 from prefect import flow
 from prefect.client.schemas.objects import State
 
-from dwh.datamarts import DatamartResult, datamart_names
-from dwh.guard import guarded_engine
-from dwh.transform import exclusive_run
+from dwh.analytics.datamarts import DatamartResult, datamart_names
+from dwh.analytics.transform import exclusive_run
+from dwh.operations.guard import guarded_engine
 from flows.outcome import finished, outcome_of
 from tasks.datamarts import refresh_datamart_task
 

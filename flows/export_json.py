@@ -1,7 +1,7 @@
 """Flow `export_json` (every 15 minutes): publish the datamarts as validated JSON documents.
 
 Readers (a static viewer, an API) follow a pointer that moves only once a new version
-is complete and valid (see dwh.publish). An overlapping export is skipped with a
+is complete and valid (see dwh.analytics.publish). An overlapping export is skipped with a
 state message saying so; a quiet run, where no datamart row changed, publishes nothing.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 from prefect import flow
 from prefect.client.schemas.objects import State
 
-from dwh.export import ExportResult
-from dwh.guard import guarded_engine
-from dwh.transform import exclusive_run
+from dwh.analytics.export import ExportResult
+from dwh.analytics.transform import exclusive_run
+from dwh.operations.guard import guarded_engine
 from flows.outcome import finished, outcome_of
 from tasks.export import export_json_task
 

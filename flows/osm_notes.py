@@ -21,11 +21,11 @@ from typing import Any
 from prefect import flow
 from prefect.client.schemas.objects import State
 
-from dwh.datamarts import DatamartResult, datamart_names
-from dwh.guard import guarded_engine
-from dwh.rebuild_check import RebuildMismatchError
-from dwh.report import IngestSummary
-from dwh.transform import TransformResult, exclusive_run
+from dwh.analytics.datamarts import DatamartResult, datamart_names
+from dwh.analytics.rebuild_check import RebuildMismatchError
+from dwh.analytics.transform import TransformResult, exclusive_run
+from dwh.ingest.report import IngestSummary
+from dwh.operations.guard import guarded_engine
 from flows.ingest import ingest
 from flows.outcome import finished, outcome_of
 from tasks.datamarts import refresh_datamart_task

@@ -1,11 +1,11 @@
-"""Task: refresh one datamart of a pipeline (thin wrapper over dwh.datamarts)."""
+"""Task: refresh one datamart of a pipeline (thin wrapper over dwh.analytics.datamarts)."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger
 
-from dwh.datamarts import DatamartResult, refresh_datamart
-from dwh.engine import Engine
+from dwh.analytics.datamarts import DatamartResult, refresh_datamart
+from dwh.ingest.engine import Engine
 from tasks.retry import retrying_task
 from tasks.tracing import current_flow_run_id
 

@@ -1,13 +1,13 @@
-"""Task: export a pipeline's datamarts as validated JSON and publish it (thin wrapper over dwh.export)."""
+"""Task: export a pipeline's datamarts as validated JSON and publish it (over dwh.analytics.export)."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger
 
-from dwh.engine import Engine
-from dwh.export import ExportResult, export_json
-from dwh.publish import open_target
-from dwh.settings import ExportSettings
+from dwh.analytics.export import ExportResult, export_json
+from dwh.analytics.publish import open_target
+from dwh.core.settings import ExportSettings
+from dwh.ingest.engine import Engine
 from tasks.retry import retrying_task
 from tasks.tracing import current_flow_run_id
 

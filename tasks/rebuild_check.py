@@ -1,11 +1,11 @@
-"""Tasks: keep the incremental state before a rebuild, list what the rebuild changed (dwh.rebuild_check)."""
+"""Tasks: keep the incremental state before a rebuild, list what it changed (dwh.analytics.rebuild_check)."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger
 
-from dwh.engine import Engine
-from dwh.rebuild_check import StateDifference, snapshot_state, state_differences
+from dwh.analytics.rebuild_check import StateDifference, snapshot_state, state_differences
+from dwh.ingest.engine import Engine
 from tasks.retry import retrying_task
 
 

@@ -1,11 +1,11 @@
-"""Task: bring a pipeline's star schema up to date with bronze (thin wrapper over dwh.transform)."""
+"""Task: bring a pipeline's star schema up to date with bronze (thin wrapper over dwh.analytics.transform)."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger
 
-from dwh.engine import Engine
-from dwh.transform import TransformResult, run_transform
+from dwh.analytics.transform import TransformResult, run_transform
+from dwh.ingest.engine import Engine
 from tasks.retry import retrying_task
 from tasks.tracing import current_flow_run_id
 

@@ -20,12 +20,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dwh import devstack
-from dwh.catalog import Catalog, load_catalog
-from dwh.engine import Engine
-from dwh.migrate import migrate
-from dwh.settings import PROJECT_DIR, SeedSettings, SourceSettings, StorageSettings, WarehouseSettings
-from dwh.storage import open_location
+import devstack
+from dwh.core.catalog import Catalog, load_catalog
+from dwh.core.migrate import migrate
+from dwh.core.settings import PROJECT_DIR, SeedSettings, SourceSettings, StorageSettings, WarehouseSettings
+from dwh.ingest.engine import Engine
+from dwh.ingest.storage import open_location
 from tests.prefect_server import Server
 
 # Before any test imports Prefect: a private home, no analytics.

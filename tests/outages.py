@@ -31,7 +31,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dwh import devstack
+import devstack
 from tests.conftest import PIPELINES_DIR, Env, Stack
 
 # --- the private stack's processes ----------------------------------------------------

@@ -13,12 +13,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dwh import devstack
-from dwh.backup import BackupError, backup, backup_location, ledger, list_backups, restore
-from dwh.guard import RoleRightsError, check_roles
-from dwh.seed import seed_source
-from dwh.settings import WarehouseSettings
-from dwh.storage import Location
+import devstack
+from dwh.core.settings import WarehouseSettings
+from dwh.ingest.storage import Location
+from dwh.onboarding.seed import seed_source
+from dwh.operations.backup import BackupError, backup, backup_location, ledger, list_backups, restore
+from dwh.operations.guard import RoleRightsError, check_roles
 from flows.ingest import ingest
 from tests.conftest import SQL_DIR, Env, app_conninfo
 

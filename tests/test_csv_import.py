@@ -7,9 +7,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dwh.csv_import import CsvImportError, import_csv
-from dwh.load import load_pending
-from dwh.seed import seed_source
+from dwh.ingest.csv_import import CsvImportError, import_csv
+from dwh.ingest.load import load_pending
+from dwh.onboarding.seed import seed_source
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 
 ALARMS_CSV = (

@@ -29,8 +29,8 @@ import psycopg
 import pytest
 import yaml
 
-from dwh import devstack
-from dwh.automations import (
+import devstack
+from dwh.core.automations import (
     MANAGED_TAG,
     AutomationError,
     apply_automations,
@@ -39,9 +39,9 @@ from dwh.automations import (
     freshness_windows,
     load_catalogs,
 )
-from dwh.catalog import load_catalog
-from dwh.seed import seed_source
-from dwh.settings import PROJECT_DIR
+from dwh.core.catalog import load_catalog
+from dwh.core.settings import PROJECT_DIR
+from dwh.onboarding.seed import seed_source
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 from tests.prefect_server import Server, process_worker, wait_for
 
@@ -214,8 +214,8 @@ def prefect_api(server: Server) -> Iterator[None]:
 
 def _apply_in_process(catalogs: list[Any]) -> set[tuple[str, str]]:
     """What `dwh automations apply` does, without a CLI start (needs `prefect_api`)."""
-    from dwh.blocks import notification_block_id  # noqa: PLC0415
-    from dwh.settings import NotificationSettings  # noqa: PLC0415
+    from dwh.core.blocks import notification_block_id  # noqa: PLC0415
+    from dwh.core.settings import NotificationSettings  # noqa: PLC0415
 
     automations = build_automations(catalogs, block_id=notification_block_id(NotificationSettings()))
     return {(a.name, a.action) for a in apply_automations(automations)}
@@ -539,8 +539,8 @@ def test_automations_apply_is_idempotent_by_name_and_removes_what_it_no_longer_d
 ) -> None:
     from prefect.events.schemas.automations import AutomationCore  # noqa: PLC0415
 
-    from dwh.blocks import notification_block_id  # noqa: PLC0415
-    from dwh.settings import NotificationSettings  # noqa: PLC0415
+    from dwh.core.blocks import notification_block_id  # noqa: PLC0415
+    from dwh.core.settings import NotificationSettings  # noqa: PLC0415
 
     pipeline = f"t{uuid.uuid4().hex[:8]}"
     catalogs = [
@@ -672,7 +672,7 @@ def test_database_urls_come_from_the_sqlalchemy_blocks_named_in_settings(
 ) -> None:
     from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector  # noqa: PLC0415
 
-    from dwh.engine import Engine  # noqa: PLC0415
+    from dwh.ingest.engine import Engine  # noqa: PLC0415
 
     env.migrate()
     tag = uuid.uuid4().hex[:8]
@@ -715,9 +715,9 @@ def test_s3_credentials_come_from_the_aws_credentials_block_named_in_settings(
 ) -> None:
     from prefect_aws import AwsClientParameters, AwsCredentials  # noqa: PLC0415
 
-    from dwh.results import result_storage  # noqa: PLC0415
-    from dwh.settings import StorageSettings  # noqa: PLC0415
-    from dwh.storage import open_location  # noqa: PLC0415
+    from dwh.core.results import result_storage  # noqa: PLC0415
+    from dwh.core.settings import StorageSettings  # noqa: PLC0415
+    from dwh.ingest.storage import open_location  # noqa: PLC0415
 
     name = f"s3-{uuid.uuid4().hex[:8]}"
     AwsCredentials(
@@ -746,7 +746,7 @@ def test_s3_credentials_come_from_the_aws_credentials_block_named_in_settings(
 def test_a_missing_connection_block_is_an_error_naming_setting_and_block(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dwh.blocks import BlockError, source_settings  # noqa: PLC0415
+    from dwh.core.blocks import BlockError, source_settings  # noqa: PLC0415
 
     assert env.source_db
     monkeypatch.setenv("DWH_SOURCE_BLOCK", "no-such-block")
@@ -758,9 +758,9 @@ def test_a_missing_connection_block_is_an_error_naming_setting_and_block(
 def test_blocks_apply_with_connections_creates_missing_ones_once_and_never_overwrites(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dwh.blocks import apply_blocks  # noqa: PLC0415
-    from dwh.engine import Engine  # noqa: PLC0415
-    from dwh.settings import NotificationSettings, StorageSettings  # noqa: PLC0415
+    from dwh.core.blocks import apply_blocks  # noqa: PLC0415
+    from dwh.core.settings import NotificationSettings, StorageSettings  # noqa: PLC0415
+    from dwh.ingest.engine import Engine  # noqa: PLC0415
 
     env.migrate()
     tag = uuid.uuid4().hex[:8]

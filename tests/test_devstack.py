@@ -19,8 +19,8 @@ import pytest
 from psycopg.conninfo import make_conninfo
 from typer.testing import CliRunner
 
-from dwh import devstack
-from dwh.devstack import DevStackError, StackInfo
+import devstack
+from devstack import DevStackError, StackInfo
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -10,11 +10,11 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from dwh.catalog import load_catalog
 from dwh.cli import app
-from dwh.drift import Column, compare_table
-from dwh.report import IngestFailedError
-from dwh.seed import seed_source
+from dwh.core.catalog import load_catalog
+from dwh.ingest.drift import Column, compare_table
+from dwh.ingest.report import IngestFailedError
+from dwh.onboarding.seed import seed_source
 from flows.ingest import ingest
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 
@@ -197,8 +197,8 @@ def test_a_columns_expression_with_a_second_statement_is_refused_by_name_and_nev
 
 def test_the_expression_probe_and_the_extract_can_change_nothing_on_the_source(env: Env) -> None:
     """Past the catalog's check (a spec built without it), the server refuses it too."""
-    from dwh.drift import probe_expressions  # noqa: PLC0415
-    from dwh.extract import extract_table  # noqa: PLC0415
+    from dwh.ingest.drift import probe_expressions  # noqa: PLC0415
+    from dwh.ingest.extract import extract_table  # noqa: PLC0415
 
     env.migrate()
     _seed()

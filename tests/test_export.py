@@ -27,13 +27,13 @@ import pytest
 from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
-from dwh.catalog import load_catalog
+from dwh.analytics.export import SUMS, ExportError, ExportResult, Renderer, export_json, viewer_shard
+from dwh.analytics.publish import LocalTarget, S3Target, Target, open_target
+from dwh.analytics.transform import exclusive_run
 from dwh.cli import app
-from dwh.export import SUMS, ExportError, ExportResult, Renderer, export_json, viewer_shard
-from dwh.publish import LocalTarget, S3Target, Target, open_target
-from dwh.seed import seed_source
-from dwh.settings import ExportSettings
-from dwh.transform import exclusive_run
+from dwh.core.catalog import load_catalog
+from dwh.core.settings import ExportSettings
+from dwh.onboarding.seed import seed_source
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 from tests.test_osm_notes import PIPELINE, owner, refresh, sync_bronze, transform
 
@@ -523,8 +523,8 @@ ESCAPES = ["../../../../x", "a/b", "..", ".", "", "x\x00y", "x\ny", "x\\y"]
 
 @pytest.mark.parametrize("entity_id", ESCAPES)
 def test_an_entity_id_that_is_not_a_plain_file_name_is_refused_naming_the_document(entity_id: str) -> None:
-    from dwh.catalog import ExportDocument  # noqa: PLC0415
-    from dwh.export import document_path  # noqa: PLC0415
+    from dwh.analytics.export import document_path  # noqa: PLC0415
+    from dwh.core.catalog import ExportDocument  # noqa: PLC0415
 
     for path in ("users/{fanout}/{id}.json", "countries/{id}.json"):
         with pytest.raises(ExportError, match=r"users: entity id .* cannot be a file name"):
@@ -544,7 +544,7 @@ def test_no_target_writes_a_path_outside_its_version(
 
     import boto3  # noqa: PLC0415
 
-    from dwh.publish import PublishError  # noqa: PLC0415
+    from dwh.analytics.publish import PublishError  # noqa: PLC0415
 
     # The S3 writer spools under the temp dir: keep even a wrong write inside tmp_path.
     deep = tmp_path / "t" / "m" / "p"

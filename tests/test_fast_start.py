@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from dwh.seed import seed_source
-from dwh.settings import PROJECT_DIR
+from dwh.core.settings import PROJECT_DIR
+from dwh.onboarding.seed import seed_source
 from tests.conftest import SQL_DIR, Env, app_conninfo
 
 # Runs one `dwh` command in-process, then prints (last line) its exit code and the

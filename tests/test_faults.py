@@ -45,13 +45,13 @@ import pytest
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError
 
-from dwh.extract import extract_table
-from dwh.load import load_pending
-from dwh.parts import parse_part
-from dwh.report import IngestFailedError, IngestSummary
-from dwh.seed import seed_source
-from dwh.settings import PROJECT_DIR
-from dwh.storage import StorageError
+from dwh.core.settings import PROJECT_DIR
+from dwh.ingest.extract import extract_table
+from dwh.ingest.load import load_pending
+from dwh.ingest.parts import parse_part
+from dwh.ingest.report import IngestFailedError, IngestSummary
+from dwh.ingest.storage import StorageError
+from dwh.onboarding.seed import seed_source
 from flows.ingest import ingest
 from tests.conftest import SQL_DIR, Env, Stack, app_conninfo
 from tests.outages import (
@@ -240,7 +240,7 @@ def test_s3_unreachable_mid_upload_next_run_rejects_published_parts_and_loads_on
         _wait_for("a published part", lambda: bool(_s3_keys(stack, env, "fleet", "exports")))
         s3_cut.cut()
 
-    _on_failpoint(monkeypatch, "dwh.extract", "extract.streaming", cut_after_the_first_part)
+    _on_failpoint(monkeypatch, "dwh.ingest.extract", "extract.streaming", cut_after_the_first_part)
     with pytest.raises((S3UploadFailedError, StorageError), match="upload") as caught:
         extract_table(engine, engine.catalog.table("position_history"))
 
@@ -275,7 +275,7 @@ def test_s3_unreachable_during_move_after_commit_next_run_only_moves(
     extract_table(engine, engine.catalog.table("alarms"))
     (part,) = _s3_keys(stack, env, "fleet", "exports", "alarms")
 
-    _on_failpoint(monkeypatch, "dwh.load", "load.after_commit", s3_cut.cut)
+    _on_failpoint(monkeypatch, "dwh.ingest.load", "load.after_commit", s3_cut.cut)
     with pytest.raises((BotoCoreError, StorageError)):
         load_pending(engine, engine.catalog.table("alarms"))
 
@@ -343,7 +343,9 @@ def test_warehouse_stopped_during_load_parts_wait_in_exports_and_load_next_run(
         (part,) = env.location_keys("fleet", "exports", "trips")
 
         # The cluster stops inside the load transaction, after the rows went in.
-        _on_failpoint(monkeypatch, "dwh.load", "load.before_commit", lambda: postgres_stop(private_stack))
+        _on_failpoint(
+            monkeypatch, "dwh.ingest.load", "load.before_commit", lambda: postgres_stop(private_stack)
+        )
         try:
             with pytest.raises(psycopg.OperationalError):
                 load_pending(engine, engine.catalog.table("trips"))
@@ -383,7 +385,7 @@ def test_source_restarted_mid_extract_the_retry_loads_everything_once(
             _wait_for("a published part", lambda: bool(env.location_keys("fleet", "exports")))
             postgres_restart(private_stack)
 
-        _on_failpoint(monkeypatch, "dwh.extract", "extract.streaming", restart_after_the_first_part)
+        _on_failpoint(monkeypatch, "dwh.ingest.extract", "extract.streaming", restart_after_the_first_part)
 
         # The extract task fails on the dropped connection, retries (transient) and succeeds.
         summary = ingest("fleet", tables=["position_history"])

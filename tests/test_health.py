@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from dwh.extract import extract_table
-from dwh.health import FRESH_CHECK, Check, check_health
-from dwh.seed import seed_source
-from dwh.verify import verify
+from dwh.ingest.extract import extract_table
+from dwh.onboarding.seed import seed_source
+from dwh.operations.health import FRESH_CHECK, Check, check_health
+from dwh.operations.verify import verify
 from flows.health import health
 from flows.ingest import ingest
 from tests.conftest import SQL_DIR, Env, app_conninfo

@@ -12,10 +12,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dwh.extract import extract_table
-from dwh.report import IngestFailedError, IngestSummary
-from dwh.seed import seed_source
-from dwh.settings import PROJECT_DIR
+from dwh.core.settings import PROJECT_DIR
+from dwh.ingest.extract import extract_table
+from dwh.ingest.report import IngestFailedError, IngestSummary
+from dwh.onboarding.seed import seed_source
 from flows.ingest import ingest
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 
@@ -427,10 +427,10 @@ def test_files_in_exports_that_are_not_parts_are_ignored_with_one_warning(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An S3 console's folder marker, a stray upload or a file in a sub-folder never blocks a table."""
-    from dwh.health import check_health  # noqa: PLC0415
-    from dwh.parts import exports_prefix  # noqa: PLC0415
-    from dwh.storage import S3Storage  # noqa: PLC0415
-    from dwh.verify import verify  # noqa: PLC0415
+    from dwh.ingest.parts import exports_prefix  # noqa: PLC0415
+    from dwh.ingest.storage import S3Storage  # noqa: PLC0415
+    from dwh.operations.health import check_health  # noqa: PLC0415
+    from dwh.operations.verify import verify  # noqa: PLC0415
 
     env.migrate()
     counts = _seed(500)
@@ -449,7 +449,7 @@ def test_files_in_exports_that_are_not_parts_are_ignored_with_one_warning(
             staged.write_bytes(b"not a part\n")
             engine.location.storage.publish(staged, key)
 
-    with caplog.at_level("WARNING", logger="dwh.load"):
+    with caplog.at_level("WARNING", logger="dwh.ingest.load"):
         summary = ingest("fleet", tables=["trips"])
 
     assert _loaded(summary) == {"trips": counts["trips"]}
@@ -470,7 +470,7 @@ def test_a_chain_resolves_its_engine_once_and_skips_recovery_when_nothing_waits(
     """Per-table overhead: the parent and each chain resolve an engine once; the recovery
     load runs only when a part or an unfinished run waits, and a waiting one is still loaded."""
     import tasks.load  # noqa: PLC0415
-    from dwh.engine import Engine  # noqa: PLC0415
+    from dwh.ingest.engine import Engine  # noqa: PLC0415
 
     env.migrate()
     counts = _seed(300)

@@ -9,13 +9,13 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from dwh.bronze_ddl import generate_bronze_migration
-from dwh.catalog import Mode, load_catalog, parse_catalog
 from dwh.cli import app
-from dwh.migrate import migrate, run_audits
-from dwh.proposal import propose_from_source
-from dwh.seed import seed_source
-from dwh.settings import WarehouseSettings
+from dwh.core.catalog import Mode, load_catalog, parse_catalog
+from dwh.core.migrate import migrate, run_audits
+from dwh.core.settings import WarehouseSettings
+from dwh.onboarding.bronze_ddl import generate_bronze_migration
+from dwh.onboarding.proposal import propose_from_source
+from dwh.onboarding.seed import seed_source
 from flows.ingest import ingest
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 

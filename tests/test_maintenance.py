@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dwh.extract import extract_table
-from dwh.seed import seed_source
+from dwh.ingest.extract import extract_table
+from dwh.onboarding.seed import seed_source
 from flows.ingest import ingest
 from flows.maintenance import maintenance
 from tests.conftest import SQL_DIR, Env, app_conninfo
@@ -77,8 +77,8 @@ def test_retention_keeps_an_old_failed_run_whose_parts_still_wait_in_exports(env
 
 def test_the_runbooks_fix_for_an_orphaned_part_makes_the_table_load_again(env: Env) -> None:
     """docs/runbook.md, "parts in exports/ belong to no run": move them to rejected/, then backfill."""
-    from dwh.parts import rejected_prefix  # noqa: PLC0415
-    from dwh.report import IngestFailedError  # noqa: PLC0415
+    from dwh.ingest.parts import rejected_prefix  # noqa: PLC0415
+    from dwh.ingest.report import IngestFailedError  # noqa: PLC0415
 
     env.migrate()
     seed_source(app_conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]

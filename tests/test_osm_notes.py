@@ -23,17 +23,17 @@ import pytest
 from psycopg.rows import dict_row
 from typer.testing import CliRunner
 
-from dwh.catalog import load_catalog
+from dwh.analytics.datamarts import refresh_datamarts
+from dwh.analytics.rebuild_check import RebuildMismatchError
+from dwh.analytics.transform import TransformError, TransformResult, run_transform
 from dwh.cli import app
-from dwh.datamarts import refresh_datamarts
-from dwh.engine import Engine
-from dwh.extract import extract_table
-from dwh.load import load_pending
-from dwh.migrate import MigrationError, migrate
-from dwh.rebuild_check import RebuildMismatchError
-from dwh.seed import seed_source
-from dwh.settings import WarehouseSettings
-from dwh.transform import TransformError, TransformResult, run_transform
+from dwh.core.catalog import load_catalog
+from dwh.core.migrate import MigrationError, migrate
+from dwh.core.settings import WarehouseSettings
+from dwh.ingest.engine import Engine
+from dwh.ingest.extract import extract_table
+from dwh.ingest.load import load_pending
+from dwh.onboarding.seed import seed_source
 from flows.osm_notes import EtlOutcome, etl_outcome, osm_notes_etl, skipped_message
 from tasks.transform import transform_task
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
@@ -663,7 +663,7 @@ def test_generated_source_incremental_run_equals_rebuild_from_scratch(
     second = seed_source(conninfo, PIPELINE, rows=0, sql_dir=SQL_DIR, notes=300)
     sync_bronze()
 
-    with caplog.at_level("WARNING", logger="dwh.transform"):
+    with caplog.at_level("WARNING", logger="dwh.analytics.transform"):
         result = transform()
 
     assert result.comments_in_window == second["note_comments"] - first["note_comments"]
@@ -698,7 +698,7 @@ def test_comments_wait_for_their_note_row_then_are_built(osm: Env, caplog: pytes
     source_sql(FIRST_BATCH)
     sync_bronze(["countries", "users", "note_comments"])
 
-    with caplog.at_level("WARNING", logger="dwh.transform"):
+    with caplog.at_level("WARNING", logger="dwh.analytics.transform"):
         waiting = transform()
 
     assert (waiting.comments_waiting, waiting.facts_inserted) == (12, 0)
@@ -870,7 +870,9 @@ def test_transform_that_loses_its_connection_is_retried_and_builds_once(
             )
         )
 
-    _on_failpoint(monkeypatch, "dwh.transform", "step:41_dim_notes.sql", drop_the_transform_connection)
+    _on_failpoint(
+        monkeypatch, "dwh.analytics.transform", "step:41_dim_notes.sql", drop_the_transform_connection
+    )
     monkeypatch.setattr("flows.osm_notes.transform_task", transform_task.with_options(retry_delay_seconds=0))
 
     result = etl()

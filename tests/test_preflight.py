@@ -12,14 +12,14 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from dwh.catalog import load_catalog
 from dwh.cli import app
-from dwh.engine import Engine
-from dwh.migrate import migrate
-from dwh.preflight import preflight
-from dwh.seed import seed_source
-from dwh.settings import WarehouseSettings
-from dwh.verify import Gate
+from dwh.core.catalog import load_catalog
+from dwh.core.migrate import migrate
+from dwh.core.settings import WarehouseSettings
+from dwh.ingest.engine import Engine
+from dwh.onboarding.seed import seed_source
+from dwh.operations.preflight import preflight
+from dwh.operations.verify import Gate
 from flows.ingest import ingest
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 

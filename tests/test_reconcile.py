@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from dwh.engine import Engine
-from dwh.reconcile import ReconcileError, reconcile_table
-from dwh.seed import seed_source
-from dwh.verify import verify
+from dwh.ingest.engine import Engine
+from dwh.ingest.reconcile import ReconcileError, reconcile_table
+from dwh.onboarding.seed import seed_source
+from dwh.operations.verify import verify
 from flows.ingest import ingest
 from tests.conftest import SQL_DIR, Env, app_conninfo
 

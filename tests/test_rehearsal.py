@@ -42,12 +42,12 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from dwh import devstack
-from dwh.catalog import load_catalog
-from dwh.export import viewer_shard
-from dwh.migrate import migrate
-from dwh.seed import seed_source
-from dwh.settings import PROJECT_DIR, WarehouseSettings
+import devstack
+from dwh.analytics.export import viewer_shard
+from dwh.core.catalog import load_catalog
+from dwh.core.migrate import migrate
+from dwh.core.settings import PROJECT_DIR, WarehouseSettings
+from dwh.onboarding.seed import seed_source
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 from tests.image import container_env, replay_image
 from tests.prefect_server import Server, process_worker, wait_for

@@ -43,13 +43,13 @@ import pytest
 from botocore.client import BaseClient
 from psycopg import sql
 
-from dwh import devstack
-from dwh.catalog import load_catalog
-from dwh.guard import RoleRightsError, excess_rights
-from dwh.migrate import migrate
-from dwh.report import IngestFailedError, IngestSummary
-from dwh.seed import seed_source
-from dwh.settings import UrlError, WarehouseSettings
+import devstack
+from dwh.core.catalog import load_catalog
+from dwh.core.migrate import migrate
+from dwh.core.settings import UrlError, WarehouseSettings
+from dwh.ingest.report import IngestFailedError, IngestSummary
+from dwh.onboarding.seed import seed_source
+from dwh.operations.guard import RoleRightsError, excess_rights
 from flows.ingest import ingest
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, Stack, app_conninfo
 from tests.outages import split_env
@@ -129,7 +129,7 @@ def test_flows_refuse_a_source_role_that_may_write_the_tables_they_extract(
 
     # An operator who accepts it gets a warning, and the run goes on.
     monkeypatch.setenv("DWH_ALLOW_WRITABLE_SOURCE", "true")
-    with caplog.at_level(logging.WARNING, logger="dwh.guard"):
+    with caplog.at_level(logging.WARNING, logger="dwh.operations.guard"):
         assert _loaded(ingest("fleet", tables=["devices"]))["devices"] > 0
     assert "public.alarms: UPDATE" in caplog.text
 

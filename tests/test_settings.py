@@ -6,8 +6,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import SecretStr
 
-from dwh.blocks import _connection_components, postgres_url
-from dwh.settings import SourceSettings, UrlError, WarehouseSettings
+from dwh.core.blocks import _connection_components, postgres_url
+from dwh.core.settings import SourceSettings, UrlError, WarehouseSettings
 
 
 def _params(conninfo: str) -> dict[str, str]:

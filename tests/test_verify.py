@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from dwh.cli import app
-from dwh.extract import extract_table
-from dwh.seed import seed_source
-from dwh.verify import Gate, verify
+from dwh.ingest.extract import extract_table
+from dwh.onboarding.seed import seed_source
+from dwh.operations.verify import Gate, verify
 from flows.ingest import ingest
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dwh.cli import EPHEMERAL_STARTUP_SECONDS, _configure
+from dwh.cli.common import EPHEMERAL_STARTUP_SECONDS, _configure
 from dwh.core.settings import PROJECT_DIR
 
 DWH = str(Path(sys.executable).parent / "dwh")

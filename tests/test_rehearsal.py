@@ -113,7 +113,7 @@ def policed_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PolicedS3]:
     allowed by that user's policies (actions and resources; moto does not evaluate the
     `s3:prefix` condition of ListBucket).
     """
-    port = devstack._free_port()
+    port = devstack.free_port()
     endpoint = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("moto-iam") / "moto.log"
     with log.open("wb") as out:
@@ -124,7 +124,7 @@ def policed_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PolicedS3]:
             start_new_session=True,
         )
     try:
-        wait_for("moto to answer", lambda: devstack._http_status(f"{endpoint}/") is not None, timeout=60)
+        wait_for("moto to answer", lambda: devstack.http_status(f"{endpoint}/") is not None, timeout=60)
         setup = {"endpoint_url": endpoint, "region_name": REGION}
         setup |= {"aws_access_key_id": "setup", "aws_secret_access_key": "setup"}
         boto3.client("s3", **setup).create_bucket(Bucket=BUCKET)

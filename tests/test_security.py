@@ -638,7 +638,7 @@ def authed_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthedS
     """A Prefect server started as docs/security.md says: PREFECT_SERVER_API_AUTH_STRING set."""
     home = tmp_path_factory.mktemp("prefect-auth")
     auth = f"dwh:{secrets.token_urlsafe(18)}"
-    port = devstack._free_port()
+    port = devstack.free_port()
     variables = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     variables |= {
         "PREFECT_HOME": str(home / "server"),
@@ -649,7 +649,7 @@ def authed_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthedS
     log = (home / "server.log").open("wb")
     server = subprocess.Popen(
         [
-            str(devstack._venv_script("prefect")),
+            str(devstack.venv_script("prefect")),
             "server",
             "start",
             "--host",
@@ -665,7 +665,7 @@ def authed_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthedS
     api = f"http://{devstack.HOST}:{port}/api"
     try:
         deadline = time.monotonic() + 120
-        while devstack._http_status(f"{api}/health") != 200:  # health stays open for probes
+        while devstack.http_status(f"{api}/health") != 200:  # health stays open for probes
             assert server.poll() is None, (home / "server.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the Prefect server did not start"
             time.sleep(0.5)
@@ -737,7 +737,7 @@ def test_prefect_api_refuses_anonymous_calls_and_workers_with_the_auth_string_ru
         "PREFECT_API_URL": authed_prefect.api_url,
     }
     with_auth = {**client_env, "PREFECT_API_AUTH_STRING": authed_prefect.auth_string}
-    worker = [str(devstack._venv_script("prefect")), "worker", "start", "--pool", "auth-probe", "--run-once"]
+    worker = [str(devstack.venv_script("prefect")), "worker", "start", "--pool", "auth-probe", "--run-once"]
 
     deploy = subprocess.run(
         [sys.executable, "-c", DEPLOY_AND_RUN, str(source)],

@@ -37,8 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import devstack  # noqa: E402
-from dwh.analytics.export import ExportResult, Renderer, export_json  # noqa: E402
-from dwh.analytics.publish import S3Target, open_target  # noqa: E402
+from dwh.analytics.documents import Renderer  # noqa: E402
+from dwh.analytics.export import ExportResult, export_json  # noqa: E402
+from dwh.analytics.targets import S3Target, open_target  # noqa: E402
 from dwh.core.catalog import load_catalog  # noqa: E402
 from dwh.core.migrate import migrate  # noqa: E402
 from dwh.core.settings import ExportSettings, WarehouseSettings  # noqa: E402

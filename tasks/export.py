@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import get_run_logger
 
 from dwh.analytics.export import ExportResult, export_json
-from dwh.analytics.publish import open_target
+from dwh.analytics.targets import open_target
 from dwh.core.settings import ExportSettings
 from dwh.ingest.engine import Engine
 from tasks.retry import retrying_task

@@ -758,7 +758,7 @@ def test_a_missing_connection_block_is_an_error_naming_setting_and_block(
 def test_blocks_apply_with_connections_creates_missing_ones_once_and_never_overwrites(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dwh.core.blocks import apply_blocks  # noqa: PLC0415
+    from dwh.core.block_apply import apply_blocks  # noqa: PLC0415
     from dwh.core.settings import NotificationSettings, StorageSettings  # noqa: PLC0415
     from dwh.ingest.engine import Engine  # noqa: PLC0415
 

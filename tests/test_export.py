@@ -27,8 +27,10 @@ import pytest
 from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
-from dwh.analytics.export import SUMS, ExportError, ExportResult, Renderer, export_json, viewer_shard
-from dwh.analytics.publish import LocalTarget, S3Target, Target, open_target
+from dwh.analytics.documents import ExportError, Renderer, viewer_shard
+from dwh.analytics.export import SUMS, ExportResult, export_json
+from dwh.analytics.publish import Target
+from dwh.analytics.targets import LocalTarget, S3Target, open_target
 from dwh.analytics.transform import exclusive_run
 from dwh.cli import app
 from dwh.core.catalog import load_catalog
@@ -523,7 +525,7 @@ ESCAPES = ["../../../../x", "a/b", "..", ".", "", "x\x00y", "x\ny", "x\\y"]
 
 @pytest.mark.parametrize("entity_id", ESCAPES)
 def test_an_entity_id_that_is_not_a_plain_file_name_is_refused_naming_the_document(entity_id: str) -> None:
-    from dwh.analytics.export import document_path  # noqa: PLC0415
+    from dwh.analytics.documents import document_path  # noqa: PLC0415
     from dwh.core.catalog import ExportDocument  # noqa: PLC0415
 
     for path in ("users/{fanout}/{id}.json", "countries/{id}.json"):

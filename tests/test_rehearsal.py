@@ -43,7 +43,7 @@ import yaml
 from botocore.exceptions import ClientError
 
 import devstack
-from dwh.analytics.export import viewer_shard
+from dwh.analytics.documents import viewer_shard
 from dwh.core.catalog import load_catalog
 from dwh.core.migrate import migrate
 from dwh.core.settings import PROJECT_DIR, WarehouseSettings

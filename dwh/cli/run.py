@@ -181,7 +181,7 @@ def export_json_command(
     ] = False,
 ) -> None:
     """Publish the pipeline's datamarts as validated JSON (the `export_json` flow) to DWH_EXPORT_URL."""
-    from dwh.analytics.export import ExportError  # noqa: PLC0415
+    from dwh.analytics.documents import ExportError  # noqa: PLC0415
     from dwh.analytics.publish import PublishError  # noqa: PLC0415
     from flows.export_json import export_json, export_outcome  # noqa: PLC0415  (imports Prefect: slow)
 

@@ -94,7 +94,8 @@ def blocks_apply_command(
     ] = False,
 ) -> None:
     """Save the result-storage and notification blocks from settings (idempotent)."""
-    from dwh.core.blocks import BlockError, apply_blocks, require_prefect_api  # noqa: PLC0415
+    from dwh.core.block_apply import apply_blocks  # noqa: PLC0415
+    from dwh.core.blocks import BlockError, require_prefect_api  # noqa: PLC0415
     from dwh.core.settings import NotificationSettings, StorageSettings  # noqa: PLC0415
 
     try:

@@ -7,14 +7,14 @@ prefect-sqlalchemy `SqlAlchemyConnector`; `DWH_STORAGE_CREDENTIALS_BLOCK`: prefe
 without a redeploy. Blocks are read inside the worker at run time, like the
 environment, so no credential passes through flow parameters.
 
-`dwh blocks apply` saves the result-storage and notification blocks from settings, so
-nobody clicks them together in the UI. Prefect is imported inside the functions: the
-engine imports this module and must stay importable (and fast) without it.
+`dwh blocks apply` (`dwh.core.block_apply`) saves the result-storage and notification
+blocks from settings, so nobody clicks them together in the UI. Prefect is imported
+inside the functions: the engine imports this module and must stay importable (and
+fast) without it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
@@ -26,7 +26,6 @@ from dwh.core.settings import (
     SourceSettings,
     StorageSettings,
     WarehouseSettings,
-    parse_url,
 )
 
 if TYPE_CHECKING:
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
     from prefect.blocks.abstract import NotificationBlock
     from prefect.blocks.core import Block
     from prefect_aws import AwsCredentials
-    from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector
+    from prefect_sqlalchemy import SqlAlchemyConnector
 
     BlockT = TypeVar("BlockT", bound=Block)
 
@@ -140,7 +139,7 @@ def aws_credentials(settings: StorageSettings) -> AwsCredentials:
 # --- notification block ------------------------------------------------------------------
 
 
-def _notification_block(settings: NotificationSettings) -> NotificationBlock:
+def notification_block(settings: NotificationSettings) -> NotificationBlock:
     """The block `settings.kind` asks for, built from the settings (secrets stay secret)."""
     from prefect.blocks.notifications import (  # noqa: PLC0415
         CustomWebhookNotificationBlock,
@@ -212,107 +211,3 @@ def notification_block_id(settings: NotificationSettings) -> UUID:
         msg = f"notification block {slug!r} was loaded without a document id"
         raise BlockError(msg)
     return document_id
-
-
-# --- dwh blocks apply --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Applied:
-    """One block `apply` looked at: its slug and what happened to it."""
-
-    slug: str
-    action: str  # "saved", "created", "kept" or "skipped: <why>"
-
-
-def apply_blocks(
-    storage: StorageSettings, notify: NotificationSettings, *, connections: bool = False
-) -> list[Applied]:
-    """Save the result-storage and notification blocks from settings (idempotent).
-
-    Saving overwrites in place (same document id), so automations that reference the
-    notification block keep working. A block named as `<type>/<name>` is managed
-    elsewhere and left alone. With `connections`, also create the connection blocks
-    from the environment, but only where missing: after that they belong to the
-    operator, who rotates them in the UI, and apply must not undo that.
-    """
-    from dwh.core.results import ensure_result_storage  # noqa: PLC0415
-
-    # Connections first: the result storage may reference the storage credentials block.
-    applied = _create_connection_blocks(storage) if connections else []
-    applied.append(Applied(ensure_result_storage(storage), "saved"))
-    if "/" in notify.block:
-        applied.append(Applied(notify.block, "kept (managed outside dwh)"))
-    elif notify.kind != "email" and notify.webhook_url is None:
-        applied.append(Applied(notification_slug(notify), "skipped: DWH_NOTIFY_WEBHOOK_URL is not set"))
-    else:
-        _notification_block(notify).save(notify.block, overwrite=True)
-        applied.append(Applied(notification_slug(notify), "saved"))
-    return applied
-
-
-def _connection_components(
-    url: SecretStr, setting: str, password: SecretStr | None = None
-) -> ConnectionComponents:
-    """A libpq URL as prefect-sqlalchemy components: the password stays a secret field, and
-    every other parameter (sslmode, sslrootcert, connect_timeout…) rides along as a query."""
-    from prefect_sqlalchemy import ConnectionComponents  # noqa: PLC0415
-
-    params = parse_url(url, setting)
-    in_url = params.pop("password", None)
-    named = {"host", "port", "dbname", "user"}
-    return ConnectionComponents(
-        driver="postgresql+psycopg",
-        host=params.get("host"),
-        port=int(params["port"]) if params.get("port") else None,
-        database=params.get("dbname"),
-        username=params.get("user"),
-        password=password or (SecretStr(in_url) if in_url else None),
-        query={k: v for k, v in params.items() if k not in named} or None,
-    )
-
-
-def _create_if_missing(block: Block, block_type: type[Block], name: str) -> Applied:
-    slug = f"{block_type.get_block_type_slug()}/{name}"
-    try:
-        block_type.load(name)
-    except ValueError:
-        block.save(name)
-        return Applied(slug, "created")
-    return Applied(slug, "kept (exists; rotate it in the UI)")
-
-
-def _create_connection_blocks(storage: StorageSettings) -> list[Applied]:
-    from prefect_sqlalchemy import SqlAlchemyConnector  # noqa: PLC0415
-
-    names = ConnectionBlockSettings()
-    source = SourceSettings()  # type: ignore[call-arg]
-    warehouse = WarehouseSettings()  # type: ignore[call-arg]
-    # A URL without a user means "connect as <pipeline>_owner": the block then carries
-    # the owner password, as DWH_WAREHOUSE_OWNER_PASSWORD does (see warehouse_settings).
-    owner_password = None
-    if not parse_url(warehouse.url, "DWH_WAREHOUSE_URL").get("user"):
-        owner_password = warehouse.owner_password if warehouse.owner_password.get_secret_value() else None
-    warehouse_info = _connection_components(warehouse.url, "DWH_WAREHOUSE_URL", owner_password)
-    applied = [
-        _create_if_missing(
-            SqlAlchemyConnector(connection_info=_connection_components(source.url, "DWH_SOURCE_URL")),
-            SqlAlchemyConnector,
-            names.source_block or DEFAULT_SOURCE_BLOCK,
-        ),
-        _create_if_missing(
-            SqlAlchemyConnector(connection_info=warehouse_info),
-            SqlAlchemyConnector,
-            names.warehouse_block or DEFAULT_WAREHOUSE_BLOCK,
-        ),
-    ]
-    if storage.scheme == "s3":
-        from prefect_aws import AwsCredentials  # noqa: PLC0415
-
-        credentials = aws_credentials(storage.model_copy(update={"credentials_block": None}))
-        applied.append(
-            _create_if_missing(
-                credentials, AwsCredentials, storage.credentials_block or DEFAULT_STORAGE_BLOCK
-            )
-        )
-    return applied

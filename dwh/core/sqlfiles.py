@@ -50,3 +50,8 @@ def pipeline_parts(catalog: Catalog) -> dict[str, sql.Composable]:
         "ro_name": sql.Literal(catalog.ro_role),
         "pipeline": sql.Literal(catalog.pipeline),
     }
+
+
+def engine_sql(sql_dir: Path, name: str, catalog: Catalog, **parts: sql.Composable) -> sql.Composed:
+    """A statement of `sql/engine/`, with the pipeline's names (and any `parts`) filled in."""
+    return render(sql_dir / "engine" / f"{name}.sql", **pipeline_parts(catalog), **parts)

@@ -22,12 +22,12 @@ from psycopg import sql
 
 from dwh.core.catalog import Catalog, TableSpec
 from dwh.core.faults import failpoint
-from dwh.core.sqlfiles import read_sql
+from dwh.core.sqlfiles import engine_sql, read_sql
 from dwh.ingest.drift import ENGINE_MANAGED, DriftError, check_table, quoted, relation_columns
 from dwh.ingest.engine import Engine, ProgressFn, Throttle, no_progress
 from dwh.ingest.holdback import Holder, SourceBound
 from dwh.ingest.parts import exports_prefix, part_filename, run_glob
-from dwh.ingest.runlog import RunLog, engine_sql
+from dwh.ingest.runlog import RunLog
 from dwh.ingest.storage import spool_dir
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from dwh.core.catalog import Catalog
-from dwh.ingest.runlog import engine_sql
+from dwh.core.sqlfiles import engine_sql
 
 
 @dataclass(frozen=True)

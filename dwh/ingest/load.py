@@ -24,10 +24,11 @@ from psycopg import sql
 from dwh.core.catalog import Mode, TableSpec
 from dwh.core.faults import failpoint
 from dwh.core.schedule import load_due
+from dwh.core.sqlfiles import engine_sql
 from dwh.ingest.engine import Engine, ProgressFn, Throttle, no_progress
 from dwh.ingest.extract import bronze_columns
 from dwh.ingest.parts import exports_prefix, parse_part, processed_prefix, rejected_prefix
-from dwh.ingest.runlog import RunLog, RunRow, engine_sql
+from dwh.ingest.runlog import RunLog, RunRow
 from dwh.ingest.storage import Location, S3Storage, Storage, read_ahead
 
 log = logging.getLogger(__name__)

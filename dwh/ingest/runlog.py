@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from dwh.core.catalog import Catalog
-from dwh.core.sqlfiles import pipeline_parts, render
+from dwh.core.sqlfiles import engine_sql
 
 if TYPE_CHECKING:
     from dwh.ingest.holdback import SourceBound
@@ -25,10 +25,6 @@ if TYPE_CHECKING:
 RESEED_FROM = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
 
 Conn = psycopg.Connection[Any]
-
-
-def engine_sql(sql_dir: Path, name: str, catalog: Catalog, **parts: sql.Composable) -> sql.Composed:
-    return render(sql_dir / "engine" / f"{name}.sql", **pipeline_parts(catalog), **parts)
 
 
 @dataclass(frozen=True)

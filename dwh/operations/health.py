@@ -22,10 +22,10 @@ from psycopg import sql
 
 from dwh.core.schedule import load_due
 from dwh.core.settings import RunSettings, redact_conninfo
+from dwh.core.sqlfiles import engine_sql
 from dwh.ingest.engine import Engine
 from dwh.ingest.holdback import latest_holdbacks
 from dwh.ingest.load import run_parts
-from dwh.ingest.runlog import engine_sql
 from dwh.ingest.storage import LocalStorage, spool_dir
 
 MIN_FREE_BYTES = 1 << 30

@@ -14,11 +14,10 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg import sql
 
-from dwh.core.sqlfiles import read_sql
+from dwh.core.sqlfiles import engine_sql, read_sql
 from dwh.ingest.engine import Engine
 from dwh.ingest.load import run_parts
 from dwh.ingest.parts import processed_prefix
-from dwh.ingest.runlog import engine_sql
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,9 @@ from psycopg.types.json import Jsonb
 
 from dwh.core.migrate import discover
 from dwh.core.settings import RunSettings, is_local, redact_conninfo
-from dwh.core.sqlfiles import pipeline_parts, read_sql, render
+from dwh.core.sqlfiles import engine_sql, pipeline_parts, read_sql, render
 from dwh.ingest.drift import pipeline_drift
 from dwh.ingest.engine import Engine
-from dwh.ingest.runlog import engine_sql
 from dwh.ingest.storage import S3Storage, spool_dir
 from dwh.operations.guard import excess_rights, source_write_rights
 from dwh.operations.verify import Gate

@@ -18,11 +18,11 @@ from psycopg import sql
 from dwh.core.catalog import TableSpec
 from dwh.core.schedule import load_due
 from dwh.core.settings import RunSettings
+from dwh.core.sqlfiles import engine_sql
 from dwh.ingest.drift import quoted, relation_columns
 from dwh.ingest.engine import Engine
 from dwh.ingest.holdback import Holdback, latest_holdbacks
 from dwh.ingest.load import run_parts
-from dwh.ingest.runlog import engine_sql
 
 
 @dataclass(frozen=True)

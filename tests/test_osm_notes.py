@@ -34,7 +34,7 @@ from dwh.ingest.engine import Engine
 from dwh.ingest.extract import extract_table
 from dwh.ingest.load import load_pending
 from dwh.onboarding.seed import seed_source
-from flows.osm_notes import EtlOutcome, etl_outcome, osm_notes_etl, skipped_message
+from flows.etl import EtlOutcome, etl_outcome, osm_notes_etl, skipped_message
 from tasks.transform import transform_task
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 from tests.test_faults import _on_failpoint
@@ -873,7 +873,7 @@ def test_transform_that_loses_its_connection_is_retried_and_builds_once(
     _on_failpoint(
         monkeypatch, "dwh.analytics.transform", "step:41_dim_notes.sql", drop_the_transform_connection
     )
-    monkeypatch.setattr("flows.osm_notes.transform_task", transform_task.with_options(retry_delay_seconds=0))
+    monkeypatch.setattr("flows.etl.transform_task", transform_task.with_options(retry_delay_seconds=0))
 
     result = etl()
 

@@ -140,7 +140,7 @@ def _every_flow(pipeline: str = "fleet") -> list[tuple[str, Callable[[], object]
     from flows.export_json import export_json  # noqa: PLC0415
     from flows.health import health  # noqa: PLC0415
     from flows.maintenance import maintenance  # noqa: PLC0415
-    from flows.osm_notes import osm_notes_etl  # noqa: PLC0415
+    from flows.etl import osm_notes_etl  # noqa: PLC0415
     from flows.verify import verify_pipeline  # noqa: PLC0415
 
     return [

@@ -120,7 +120,7 @@ def run_command(  # noqa: PLR0917  (typer: one parameter per option)
     try:
         with prefect_server(), bars:
             if star_schema:
-                from flows.osm_notes import etl_outcome, osm_notes_etl  # noqa: PLC0415
+                from flows.etl import etl_outcome, osm_notes_etl  # noqa: PLC0415
 
                 etl = etl_outcome(
                     osm_notes_etl(pipeline, tables, full_refresh, since, repair, rebuild, return_state=True)

@@ -1,5 +1,6 @@
-"""Flow `osm_notes_etl` (every 15 minutes): ingest OSM notes, build the star schema, refresh datamarts.
+"""Flow `etl` (osm_notes: every 15 minutes): ingest, build the star schema, refresh datamarts.
 
+Generic: `dwh run` starts it for any pipeline with a star schema (`sql/<p>/transform/`).
 Reads like the runbook: take the pipeline's ETL lock or skip, ingest (the engine's
 parent flow, as a subflow), transform, refresh the datamarts of the users and countries
 the transform marked, so an export reflects facts at most one run old. The lock is a
@@ -7,9 +8,10 @@ warehouse advisory lock held for the whole run, so an overlapping run is skipped
 wherever it was started (a schedule, `dwh run`, a manual trigger), not only between
 runs of one deployment; the skipped run completes with a state message that says so.
 
-With `rebuild` (the nightly deployment, `dwh run osm_notes --rebuild`) the run then
-keeps the incremental state, rebuilds facts and datamarts from bronze, and fails naming
-the entities where the two differ (the rebuilt rows stay).
+With `rebuild` (the nightly deployment, `dwh run osm_notes --rebuild`) the run then keeps
+the incremental state, rebuilds facts and datamarts from bronze, and fails naming the
+entities where the two differ (the rebuilt rows stay). It is a check, not "redo
+everything": that is `full_refresh`, here as on every flow, passed to the ingest.
 """
 
 from __future__ import annotations
@@ -31,8 +33,6 @@ from flows.outcome import finished, outcome_of
 from tasks.datamarts import refresh_datamart_task
 from tasks.rebuild_check import snapshot_state_task, state_differences_task
 from tasks.transform import transform_task
-
-PIPELINE = "osm_notes"
 
 
 def skipped_message(pipeline: str) -> str:
@@ -64,9 +64,9 @@ class EtlOutcome:
         return "; ".join(parts)
 
 
-@flow(name="osm_notes_etl", flow_run_name="osm-notes-etl")
-def osm_notes_etl(  # noqa: PLR0917  (`dwh run` passes the ingest options by position)
-    pipeline: str = PIPELINE,
+@flow(name="etl", flow_run_name="etl-{pipeline}")
+def etl(  # noqa: PLR0917  (`dwh run` passes the ingest options by position)
+    pipeline: str,
     tables: list[str] | None = None,
     full_refresh: bool = False,
     backfill_from: datetime | None = None,
@@ -94,8 +94,8 @@ def osm_notes_etl(  # noqa: PLR0917  (`dwh run` passes the ingest options by pos
         rebuilt = None
         if rebuild:
             snapshot_state_task(pipeline)
-            rebuilt = transform_task(pipeline, rebuild=True)
-            marts = tuple(refresh_datamart_task(pipeline, name, full_rebuild=True) for name in names)
+            rebuilt = transform_task(pipeline, full_refresh=True)
+            marts = tuple(refresh_datamart_task(pipeline, name, full_refresh=True) for name in names)
             differences = state_differences_task(pipeline)
             if differences:
                 raise RebuildMismatchError(pipeline, differences)

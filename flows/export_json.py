@@ -15,6 +15,7 @@ from prefect.client.schemas.objects import State
 
 from dwh.analytics.export import ExportResult
 from dwh.analytics.transform import exclusive_run
+from dwh.core.renamed import renamed_flag
 from dwh.operations.guard import guarded_engine
 from flows.outcome import finished, outcome_of
 from tasks.export import export_json_task
@@ -34,13 +35,16 @@ class ExportOutcome:
 
 
 @flow(name="export_json", flow_run_name="export-json-{pipeline}")
-def export_json(pipeline: str = "osm_notes", full: bool = False) -> State[Any]:
-    """Render changed documents (all with `full`), validate, publish, keep the last versions."""
+def export_json(pipeline: str, full_refresh: bool = False, full: bool | None = None) -> State[Any]:
+    """Render changed documents (all with `full_refresh`, formerly `full`), validate, publish, prune."""
+    full_refresh = renamed_flag(full_refresh, full, old="full", new="full_refresh", where="export_json")
     conninfo = guarded_engine(pipeline).warehouse_conninfo
     with exclusive_run(conninfo, f"dwh:{pipeline}:export") as acquired:
         if not acquired:
             return finished(ExportOutcome(pipeline, skipped=True), skipped=True)
-        outcome = ExportOutcome(pipeline, skipped=False, result=export_json_task(pipeline, full=full))
+        outcome = ExportOutcome(
+            pipeline, skipped=False, result=export_json_task(pipeline, full_refresh=full_refresh)
+        )
     return finished(outcome)
 
 

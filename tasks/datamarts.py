@@ -11,7 +11,7 @@ from tasks.tracing import current_flow_run_id
 
 
 @retrying_task("refresh-datamart", "refresh-datamart-{datamart}")
-def refresh_datamart_task(pipeline: str, datamart: str, full_rebuild: bool = False) -> DatamartResult:
+def refresh_datamart_task(pipeline: str, datamart: str, full_refresh: bool = False) -> DatamartResult:
     """The marked entities of one datamart (or all of them), in one transaction."""
     engine = Engine.from_settings(pipeline)
     return refresh_datamart(
@@ -19,7 +19,7 @@ def refresh_datamart_task(pipeline: str, datamart: str, full_rebuild: bool = Fal
         engine.warehouse_conninfo,
         engine.sql_dir,
         datamart,
-        full_rebuild=full_rebuild,
+        full_rebuild=full_refresh,
         flow_run_id=current_flow_run_id(),
         logger=get_run_logger(),
     )

@@ -13,7 +13,7 @@ from tasks.tracing import current_flow_run_id
 
 
 @retrying_task("export-json", "export-json-{pipeline}")
-def export_json_task(pipeline: str, full: bool = False) -> ExportResult:
+def export_json_task(pipeline: str, full_refresh: bool = False) -> ExportResult:
     """One version: changed documents rendered, validated, published atomically, old ones pruned."""
     engine, export = Engine.from_settings(pipeline), ExportSettings()
     return export_json(
@@ -21,7 +21,7 @@ def export_json_task(pipeline: str, full: bool = False) -> ExportResult:
         engine.warehouse_conninfo,
         engine.sql_dir,
         open_target(export, pipeline),
-        full=full,
+        full=full_refresh,
         keep_versions=export.keep_versions,
         flow_run_id=current_flow_run_id(),
         logger=get_run_logger(),

@@ -11,14 +11,14 @@ from tasks.tracing import current_flow_run_id
 
 
 @retrying_task("transform", "transform-{pipeline}")
-def transform_task(pipeline: str, rebuild: bool = False) -> TransformResult:
+def transform_task(pipeline: str, full_refresh: bool = False) -> TransformResult:
     """One transaction: dimensions, facts, datamart marks and the transform watermark."""
     engine = Engine.from_settings(pipeline)
     return run_transform(
         engine.catalog,
         engine.warehouse_conninfo,
         engine.sql_dir,
-        rebuild=rebuild,
+        rebuild=full_refresh,
         flow_run_id=current_flow_run_id(),
         logger=get_run_logger(),
     )

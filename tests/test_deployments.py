@@ -284,8 +284,8 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
         "fleet-backup": ("backup", [("30 1 * * *", "Africa/Nairobi")]),
         "fleet-maintenance": ("maintenance", [("0 3 * * 0", "Africa/Nairobi")]),
         "fleet-verify": ("verify", []),
-        "osm-notes-etl": ("osm_notes_etl", [("*/15 * * * *", "UTC")]),
-        "osm-notes-rebuild": ("osm_notes_etl", [("0 2 * * *", "UTC")]),
+        "osm-notes-etl": ("etl", [("*/15 * * * *", "UTC")]),
+        "osm-notes-rebuild": ("etl", [("0 2 * * *", "UTC")]),
         "osm-notes-export": ("export_json", [("*/15 * * * *", "UTC")]),
         "osm-notes-health": ("health", [("5 * * * *", "UTC")]),
         "osm-notes-backup": ("backup", [("30 1 * * *", "UTC")]),
@@ -303,7 +303,10 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
     assert on_server["osm-notes-rebuild"].parameters == {"pipeline": "osm_notes", "rebuild": True}
     etl_properties = on_server["osm-notes-etl"].parameter_openapi_schema["properties"]
     assert etl_properties["rebuild"]["type"] == "boolean"
-    assert on_server["osm-notes-export"].parameter_openapi_schema["properties"]["full"]["type"] == "boolean"
+    export_properties = on_server["osm-notes-export"].parameter_openapi_schema["properties"]
+    assert export_properties["full_refresh"]["type"] == "boolean"
+    # The old name stays a parameter for one release: a deployment that passes it still validates.
+    assert {"type": "boolean"} in export_properties["full"]["anyOf"]
 
     properties = fleet.parameter_openapi_schema["properties"]
     assert properties["pipeline"]["type"] == "string"

@@ -34,7 +34,8 @@ from dwh.ingest.engine import Engine
 from dwh.ingest.extract import extract_table
 from dwh.ingest.load import load_pending
 from dwh.onboarding.seed import seed_source
-from flows.etl import EtlOutcome, etl_outcome, osm_notes_etl, skipped_message
+from flows.etl import EtlOutcome, etl_outcome, skipped_message
+from flows.etl import etl as etl_flow
 from tasks.transform import transform_task
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 from tests.test_faults import _on_failpoint
@@ -86,7 +87,7 @@ def sync_bronze(tables: list[str] | None = None) -> None:
 
 def etl() -> TransformResult:
     """One scheduled run of the ETL flow; returns what its transform did."""
-    outcome = etl_outcome(osm_notes_etl(return_state=True))
+    outcome = etl_outcome(etl_flow(PIPELINE, return_state=True))
     assert not outcome.skipped
     assert outcome.transform is not None
     return outcome.transform
@@ -715,7 +716,7 @@ def test_overlapping_etl_run_is_skipped_not_doubled(osm: Env) -> None:
     with psycopg.connect(osm.warehouse_admin) as blocker:
         # Hold facts so the first run stops inside its transform, holding the ETL lock.
         blocker.execute(f"LOCK TABLE {DWH}.facts IN ACCESS EXCLUSIVE MODE")
-        runner = threading.Thread(target=lambda: first.append(osm_notes_etl(return_state=True)))
+        runner = threading.Thread(target=lambda: first.append(etl_flow(PIPELINE, return_state=True)))
         runner.start()
         deadline = time.monotonic() + 120
         while not osm.query(
@@ -727,7 +728,7 @@ def test_overlapping_etl_run_is_skipped_not_doubled(osm: Env) -> None:
             assert time.monotonic() < deadline, "the first run never reached the transform"
             time.sleep(0.2)
 
-        second = osm_notes_etl(return_state=True)
+        second = etl_flow(PIPELINE, return_state=True)
 
         assert second.is_completed()
         assert (
@@ -766,6 +767,25 @@ def test_cli_seeds_runs_the_etl_and_refreshes_datamarts(osm: Env) -> None:
     assert runs == [
         (m, full, "succeeded") for full in (False, True) for m in ("countries", "global", "users")
     ]
+
+
+@pytest.mark.usefixtures("osm")
+def test_the_old_redo_everything_names_still_work_for_a_release_and_warn() -> None:
+    """Deployments registered before the rename pass `full_rebuild` (datamarts): it must still do a full refresh."""
+    from flows.datamarts import datamarts, datamarts_outcome  # noqa: PLC0415
+
+    seed_source(app_conninfo(), PIPELINE, rows=0, sql_dir=SQL_DIR, notes=200)
+    etl_outcome(etl_flow(PIPELINE, return_state=True))
+
+    with pytest.warns(DeprecationWarning, match="'full_rebuild' is deprecated.*use 'full_refresh'"):
+        old = datamarts_outcome(datamarts(PIPELINE, full_rebuild=True, return_state=True))
+    new = datamarts_outcome(datamarts(PIPELINE, full_refresh=True, return_state=True))
+    marked = datamarts_outcome(datamarts(PIPELINE, return_state=True))
+
+    assert [r.full_rebuild for r in old.results] == [True, True, True]
+    assert [r.full_rebuild for r in new.results] == [True, True, True]
+    assert [r.full_rebuild for r in marked.results] == [False, False, False]
+    assert old.results[0].rows_refreshed == new.results[0].rows_refreshed > 0
 
 
 def test_seed_source_builds_realistic_notes_then_adds_newer_activity(osm: Env) -> None:
@@ -1153,7 +1173,7 @@ def test_rebuild_on_demand_checks_incremental_equals_rebuild_and_fails_naming_en
     )
 
     with pytest.raises(RebuildMismatchError) as failed:
-        etl_outcome(osm_notes_etl(rebuild=True, return_state=True))
+        etl_outcome(etl_flow(PIPELINE, rebuild=True, return_state=True))
 
     message = str(failed.value)
     assert "1 note(s): 6" in message
@@ -1166,7 +1186,7 @@ def test_rebuild_on_demand_checks_incremental_equals_rebuild_and_fails_naming_en
     assert facts(osm) == FIRST_FACTS
     assert_matches(datamart(osm, "countries", "country_id")[200], FIRST_COUNTRIES[200], "Beta")
 
-    again = etl_outcome(osm_notes_etl(rebuild=True, return_state=True))
+    again = etl_outcome(etl_flow(PIPELINE, rebuild=True, return_state=True))
 
     assert "incremental equals rebuild" in again.message
 
@@ -1189,7 +1209,7 @@ def note_countries(env: Env) -> dict[int, int]:
 
 def rebuild_checked() -> EtlOutcome:
     """An ETL run with the nightly check: raises RebuildMismatchError if incremental != rebuild."""
-    outcome = etl_outcome(osm_notes_etl(rebuild=True, return_state=True))
+    outcome = etl_outcome(etl_flow(PIPELINE, rebuild=True, return_state=True))
     assert "incremental equals rebuild" in outcome.message
     return outcome
 

@@ -381,8 +381,8 @@ def test_every_deployment_runs_on_a_worker_exactly_as_deployed(  # noqa: PLR0915
         osm_notes = [
             (name, None, False)
             for name in (
-                "osm_notes_etl/osm-notes-etl",
-                "osm_notes_etl/osm-notes-rebuild",
+                "etl/osm-notes-etl",
+                "etl/osm-notes-rebuild",
                 "export_json/osm-notes-export",
                 "health/osm-notes-health",
                 "backup/osm-notes-backup",

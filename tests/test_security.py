@@ -137,7 +137,7 @@ def test_flows_refuse_a_source_role_that_may_write_the_tables_they_extract(
 def _every_flow(pipeline: str = "fleet") -> list[tuple[str, Callable[[], object]]]:
     from flows.backup import backup_pipeline  # noqa: PLC0415
     from flows.datamarts import datamarts  # noqa: PLC0415
-    from flows.etl import osm_notes_etl  # noqa: PLC0415
+    from flows.etl import etl  # noqa: PLC0415
     from flows.export_json import export_json  # noqa: PLC0415
     from flows.health import health  # noqa: PLC0415
     from flows.maintenance import maintenance  # noqa: PLC0415
@@ -145,7 +145,7 @@ def _every_flow(pipeline: str = "fleet") -> list[tuple[str, Callable[[], object]
 
     return [
         ("ingest", lambda: ingest(pipeline)),
-        ("osm_notes_etl", lambda: osm_notes_etl(pipeline)),
+        ("etl", lambda: etl(pipeline)),
         ("datamarts", lambda: datamarts(pipeline)),
         ("export_json", lambda: export_json(pipeline)),
         ("health", lambda: health(pipeline)),

@@ -91,3 +91,10 @@ def verdict(
         raise fail(f"{len(failed)} of {total} {what} failed" + (f": {named}" if named else ""))
     if passed is not None:
         console.print(passed)
+
+
+def renamed_option(value: bool, new: str, *, old_given: bool, old: str) -> bool:
+    """A flag under its new name or its old one; the old one still works for a release, with a warning."""
+    if old_given:
+        err.print(f"[yellow]{old} is deprecated and goes in the next release: use {new}[/]", highlight=False)
+    return value or old_given

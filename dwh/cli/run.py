@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dwh.cli.common import app, console, err, fail, prefect_server
+from dwh.cli.common import app, console, err, fail, prefect_server, renamed_option
 from dwh.core.catalog import CatalogError
 from dwh.core.settings import RunSettings, UrlError
 from dwh.ingest.engine import Progress as EngineProgress
@@ -120,10 +120,11 @@ def run_command(  # noqa: PLR0917  (typer: one parameter per option)
     try:
         with prefect_server(), bars:
             if star_schema:
-                from flows.etl import etl_outcome, osm_notes_etl  # noqa: PLC0415
+                from flows.etl import etl as etl_flow  # noqa: PLC0415
+                from flows.etl import etl_outcome  # noqa: PLC0415
 
                 etl = etl_outcome(
-                    osm_notes_etl(pipeline, tables, full_refresh, since, repair, rebuild, return_state=True)
+                    etl_flow(pipeline, tables, full_refresh, since, repair, rebuild, return_state=True)
                 )
                 summary = etl.ingest
             else:
@@ -146,15 +147,19 @@ def run_command(  # noqa: PLR0917  (typer: one parameter per option)
 @app.command("datamarts")
 def datamarts_command(
     pipeline: str,
-    full_rebuild: Annotated[bool, typer.Option(help="recompute every row, not only marked ones")] = False,
+    full_refresh: Annotated[bool, typer.Option(help="recompute every row, not only marked ones")] = False,
+    full_rebuild: Annotated[bool, typer.Option(hidden=True, help="deprecated: --full-refresh")] = False,
 ) -> None:
     """Refresh the pipeline's datamarts (the `datamarts` flow) and print what each did."""
+    full_refresh = renamed_option(
+        full_refresh, "--full-refresh", old_given=full_rebuild, old="--full-rebuild"
+    )
     from dwh.analytics.transform import TransformError  # noqa: PLC0415
     from flows.datamarts import datamarts, datamarts_outcome  # noqa: PLC0415  (imports Prefect: slow)
 
     try:
         with prefect_server():
-            outcome = datamarts_outcome(datamarts(pipeline, full_rebuild=full_rebuild, return_state=True))
+            outcome = datamarts_outcome(datamarts(pipeline, full_refresh=full_refresh, return_state=True))
     except (CatalogError, UrlError, FileNotFoundError, RoleRightsError, TransformError) as exc:
         raise fail(str(exc)) from exc
     if outcome.skipped:
@@ -176,18 +181,18 @@ def datamarts_command(
 @app.command("export-json")
 def export_json_command(
     pipeline: str,
-    full: Annotated[
-        bool, typer.Option("--full", help="render every document, not only changed ones")
-    ] = False,
+    full_refresh: Annotated[bool, typer.Option(help="render every document, not only changed ones")] = False,
+    full: Annotated[bool, typer.Option("--full", hidden=True, help="deprecated: --full-refresh")] = False,
 ) -> None:
     """Publish the pipeline's datamarts as validated JSON (the `export_json` flow) to DWH_EXPORT_URL."""
+    full_refresh = renamed_option(full_refresh, "--full-refresh", old_given=full, old="--full")
     from dwh.analytics.documents import ExportError  # noqa: PLC0415
     from dwh.analytics.publish import PublishError  # noqa: PLC0415
     from flows.export_json import export_json, export_outcome  # noqa: PLC0415  (imports Prefect: slow)
 
     try:
         with prefect_server():
-            outcome = export_outcome(export_json(pipeline, full=full, return_state=True))
+            outcome = export_outcome(export_json(pipeline, full_refresh=full_refresh, return_state=True))
     except (CatalogError, UrlError, ExportError, PublishError, RoleRightsError) as exc:
         raise fail(str(exc)) from exc
     colour = "yellow" if outcome.result is None or outcome.result.version is None else "green"

@@ -25,7 +25,9 @@ from prefect.client.schemas.objects import State
 
 from dwh.analytics.datamarts import DatamartResult, datamart_names
 from dwh.analytics.rebuild_check import RebuildMismatchError
-from dwh.analytics.transform import TransformResult, exclusive_run
+from dwh.analytics.transform import TransformResult
+from dwh.core.names import lock_key
+from dwh.ingest.locks import exclusive_run
 from dwh.ingest.report import IngestSummary
 from dwh.operations.guard import guarded_engine
 from flows.ingest import ingest
@@ -41,7 +43,7 @@ def skipped_message(pipeline: str) -> str:
 
 def etl_lock_name(pipeline: str) -> str:
     """The advisory lock an ETL run of the pipeline holds from start to end."""
-    return f"dwh:{pipeline}:etl"
+    return lock_key(pipeline, "flow", "etl")
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 
 from dwh.analytics.export import ExportResult
-from dwh.analytics.transform import exclusive_run
+from dwh.core.names import lock_key
 from dwh.core.renamed import renamed_flag
+from dwh.ingest.locks import exclusive_run
 from dwh.operations.guard import guarded_engine
 from flows.outcome import finished, outcome_of
 from tasks.export import export_json_task
@@ -39,7 +40,7 @@ def export_json(pipeline: str, full_refresh: bool = False, full: bool | None = N
     """Render changed documents (all with `full_refresh`, formerly `full`), validate, publish, prune."""
     full_refresh = renamed_flag(full_refresh, full, old="full", new="full_refresh", where="export_json")
     conninfo = guarded_engine(pipeline).warehouse_conninfo
-    with exclusive_run(conninfo, f"dwh:{pipeline}:export") as acquired:
+    with exclusive_run(conninfo, lock_key(pipeline, "flow", "export_json")) as acquired:
         if not acquired:
             return finished(ExportOutcome(pipeline, skipped=True), skipped=True)
         outcome = ExportOutcome(

@@ -31,10 +31,11 @@ from dwh.analytics.documents import ExportError, Renderer, viewer_shard
 from dwh.analytics.export import SUMS, ExportResult, export_json
 from dwh.analytics.publish import Target
 from dwh.analytics.targets import LocalTarget, S3Target, open_target
-from dwh.analytics.transform import exclusive_run
 from dwh.cli import app
 from dwh.core.catalog import load_catalog
+from dwh.core.names import lock_key
 from dwh.core.settings import ExportSettings
+from dwh.ingest.locks import exclusive_run
 from dwh.onboarding.seed import seed_source
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 from tests.test_osm_notes import PIPELINE, owner, refresh, sync_bronze, transform
@@ -513,7 +514,7 @@ def test_cli_exports_then_reports_nothing_changed_and_skips_an_overlapping_run()
     full = runner.invoke(app, ["export-json", PIPELINE, "--full"])
     assert "(full)" in " ".join(full.output.split())
 
-    with exclusive_run(owner(), f"dwh:{PIPELINE}:export") as held:
+    with exclusive_run(owner(), lock_key(PIPELINE, "flow", "export_json")) as held:
         assert held
         skipped = runner.invoke(app, ["export-json", PIPELINE])
     assert skipped.exit_code == 0, skipped.output

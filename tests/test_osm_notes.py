@@ -890,9 +890,7 @@ def test_transform_that_loses_its_connection_is_retried_and_builds_once(
             )
         )
 
-    _on_failpoint(
-        monkeypatch, "dwh.analytics.transform", "step:41_dim_notes.sql", drop_the_transform_connection
-    )
+    _on_failpoint(monkeypatch, "dwh.analytics.steps", "step:41_dim_notes.sql", drop_the_transform_connection)
     monkeypatch.setattr("flows.etl.transform_task", transform_task.with_options(retry_delay_seconds=0))
 
     result = etl()

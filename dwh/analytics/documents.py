@@ -19,7 +19,7 @@ from jsonschema.exceptions import SchemaError
 from psycopg import sql
 
 from dwh.analytics.publish import is_plain_name
-from dwh.analytics.transform import dwh_parts
+from dwh.analytics.steps import dwh_parts
 from dwh.core.catalog import Catalog, CatalogError, ExportDocument
 from dwh.core.sqlfiles import read_sql, render
 from dwh.core.transient import StepError

@@ -35,7 +35,7 @@ from psycopg import sql
 
 from dwh.analytics.documents import MANIFEST_SCHEMA, ExportError, Renderer, document_path
 from dwh.analytics.publish import PublishError, Target, VersionWriter
-from dwh.analytics.transform import Logger, record_failure
+from dwh.analytics.steps import Logger, record_failure
 from dwh.core.catalog import Catalog, ExportDocument
 from dwh.core.sqlfiles import engine_sql
 from dwh.core.transient import is_transient

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 
-from dwh.analytics.transform import Logger, TransformError, dwh_parts, run_steps
+from dwh.analytics.steps import Logger, TransformError, dwh_parts, run_steps
 from dwh.core.catalog import Catalog
 from dwh.core.sqlfiles import read_sql, render
 from dwh.core.transient import is_transient

@@ -15,30 +15,56 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from dwh.analytics.steps import (
+    Conn,
+    Logger,
+    Step,
+    TransformError,
+    dwh_parts,
+    dwh_schema,
+    record_failure,
+    run_steps,
+    step_files,
+)
 from dwh.core.catalog import Catalog
-from dwh.core.faults import failpoint
-from dwh.core.sqlfiles import pipeline_parts, read_sql, render
-from dwh.core.transient import StepError, is_transient
+from dwh.core.names import lock_key
+from dwh.core.sqlfiles import read_sql, render
+from dwh.core.transient import is_transient
+
+# The step runner lives in dwh.analytics.steps; its names are re-exported here for
+# dwh.analytics.datamarts (and anything written against the old layout).
+__all__ = [
+    "HELD_BACK_WARNING_SECONDS",
+    "INVALID_EXAMPLES_FILE",
+    "RESULT_FILE",
+    "TRANSFORM_DIR",
+    "Conn",
+    "InvalidTransition",
+    "Logger",
+    "Step",
+    "TransformError",
+    "TransformResult",
+    "dwh_parts",
+    "dwh_schema",
+    "record_failure",
+    "run_steps",
+    "run_transform",
+    "step_files",
+]
 
 log = logging.getLogger(__name__)
 
-Conn = psycopg.Connection[Any]
-Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 TRANSFORM_DIR = "transform"
-_STEP_GLOB = "[0-9][0-9]_*.sql"
 # Read after the steps, in the same transaction, from the pipeline's transform folder.
 RESULT_FILE = "result.sql"
 INVALID_EXAMPLES_FILE = "invalid_examples.sql"
@@ -46,78 +72,10 @@ INVALID_EXAMPLES_FILE = "invalid_examples.sql"
 _RUN_PARAMS = sql.SQL("CREATE TEMP TABLE etl_run ON COMMIT DROP AS SELECT {}::uuid AS flow_run_id")
 _REBUILD = sql.SQL("TRUNCATE {facts}, {bridge}, {notes}")
 _XACT_LOCK = "SELECT pg_advisory_xact_lock(hashtext(%s))"
-_TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext(%s))"
-_WAIT_LOCK = "SELECT pg_advisory_lock(hashtext(%s)) IS NULL"
-_UNLOCK = "SELECT pg_advisory_unlock(hashtext(%s))"
 _RECORD_FAILURE = sql.SQL(
     "INSERT INTO {}.transform_runs (status, flow_run_id, started_at, error_message) "
     "VALUES ('failed', %s, %s, %s)"
 )
-
-
-class TransformError(StepError):
-    """A transform or datamart step failed; the message names the file and line."""
-
-
-def dwh_schema(catalog: Catalog) -> str:
-    """The pipeline's analytical schema (created by `sql/<pipeline>/bootstrap.sql`)."""
-    return f"{catalog.pipeline}_dwh"
-
-
-def dwh_parts(catalog: Catalog) -> dict[str, sql.Composable]:
-    """Placeholders of the transform and datamart files: the pipeline's names plus `{dwh}`."""
-    return {
-        **pipeline_parts(catalog),
-        "dwh": sql.Identifier(dwh_schema(catalog)),
-        "dwh_name": sql.Literal(dwh_schema(catalog)),
-    }
-
-
-def step_files(folder: Path) -> list[Path]:
-    """The `NN_name.sql` steps of a folder in order; a folder without any is an error."""
-    files = sorted(folder.glob(_STEP_GLOB))
-    if not files:
-        msg = f"no SQL steps ({_STEP_GLOB}) in {folder}"
-        raise FileNotFoundError(msg)
-    return files
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    seconds: float
-
-
-def _describe_failure(path: Path, sent: str, exc: psycopg.Error) -> str:
-    """Name the file and line (rendering replaces names only, so lines match the file)."""
-    where = str(path)
-    position = exc.diag.statement_position
-    if position and position.isdigit():
-        where = f"{path}:{sent[: int(position) - 1].count(chr(10)) + 1}"
-    message = f"{where}: {type(exc).__name__}: {(exc.diag.message_primary or str(exc)).strip()}"
-    if exc.diag.message_detail:
-        message += f" ({exc.diag.message_detail.strip()})"
-    if exc.diag.context:
-        message += f" (context: {exc.diag.context.strip()})"
-    return message
-
-
-def run_steps(conn: Conn, files: list[Path], parts: dict[str, sql.Composable], logger: Logger) -> list[Step]:
-    """Execute each file (all its statements) in the current transaction; time every step."""
-    steps: list[Step] = []
-    for path in files:
-        statement = render(path, **parts)
-        sent = statement.as_string(conn)  # for the error's line number, even if the connection breaks
-        failpoint(f"step:{path.name}")
-        started = time.monotonic()
-        try:
-            conn.execute(statement)
-        except psycopg.Error as exc:
-            message = _describe_failure(path, sent, exc)
-            raise TransformError(message, transient=is_transient(exc)) from exc
-        steps.append(Step(path.name, time.monotonic() - started))
-        logger.debug("%s: %.2f s", path.name, steps[-1].seconds)
-    return steps
 
 
 @dataclass(frozen=True)
@@ -196,7 +154,7 @@ def run_transform(
     with psycopg.connect(conninfo) as conn:
         try:
             with conn.transaction():
-                conn.execute(_XACT_LOCK, (f"dwh:{catalog.pipeline}:transform",))
+                conn.execute(_XACT_LOCK, (lock_key(catalog.pipeline, "step", "transform"),))
                 conn.execute(_RUN_PARAMS.format(sql.Literal(flow_run_id)))
                 if rebuild:
                     conn.execute(
@@ -245,19 +203,6 @@ def run_transform(
     return result
 
 
-def record_failure(conninfo: str, statement: sql.Composed, params: tuple[Any, ...], *, what: str) -> None:
-    """Write a failed run's row on a connection of its own, best effort.
-
-    The work's transaction has rolled back, and its connection may be the thing that
-    broke; a warehouse that is down cannot take the row either, so that only warns.
-    """
-    try:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(statement, params)
-    except psycopg.Error as exc:
-        log.warning("could not record the failed %s: %s", what, exc)
-
-
 HELD_BACK_WARNING_SECONDS = 600
 
 
@@ -291,27 +236,3 @@ def _log_result(result: TransformResult, logger: Logger) -> None:
             result.pipeline,
             result.status_mismatches,
         )
-
-
-@contextmanager
-def exclusive_run(conninfo: str, name: str, *, wait: bool = False) -> Iterator[bool]:
-    """Yield True while this process is the only `name` run on the warehouse, False if another is.
-
-    A session-level advisory lock on its own autocommit connection: it holds for the
-    whole run (whatever transactions the run opens elsewhere) and dies with the
-    process, so a crashed run never blocks the next one. With `wait`, a run another
-    one holds is waited for instead of skipped (the nightly rebuild must not be lost
-    to the 15-minute run that started at the same minute).
-    """
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        if wait:
-            conn.execute(_WAIT_LOCK, (name,))
-            row: tuple[Any, ...] | None = (True,)
-        else:
-            row = conn.execute(_TRY_LOCK, (name,)).fetchone()
-        acquired = bool(row and row[0])
-        try:
-            yield acquired
-        finally:
-            if acquired and not conn.closed:
-                conn.execute(_UNLOCK, (name,))

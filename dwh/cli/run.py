@@ -105,7 +105,7 @@ def run_command(  # noqa: PLR0917  (typer: one parameter per option)
     a rebuild from bronze, checked against the incremental result).
     """
     from dwh.analytics.rebuild_check import RebuildMismatchError  # noqa: PLC0415
-    from dwh.analytics.transform import TransformError  # noqa: PLC0415
+    from dwh.analytics.steps import TransformError  # noqa: PLC0415
     from dwh.ingest import progress as hub  # noqa: PLC0415
     from flows.ingest import ingest  # noqa: PLC0415  (imports Prefect: slow)
 
@@ -154,7 +154,7 @@ def datamarts_command(
     full_refresh = renamed_option(
         full_refresh, "--full-refresh", old_given=full_rebuild, old="--full-rebuild"
     )
-    from dwh.analytics.transform import TransformError  # noqa: PLC0415
+    from dwh.analytics.steps import TransformError  # noqa: PLC0415
     from flows.datamarts import datamarts, datamarts_outcome  # noqa: PLC0415  (imports Prefect: slow)
 
     try:

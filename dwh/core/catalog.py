@@ -19,6 +19,8 @@ import yaml
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dwh.core import names
+
 _IDENT = r"^[a-z_][a-z0-9_]*$"
 Ident = Annotated[str, Field(pattern=_IDENT, max_length=40)]
 
@@ -262,26 +264,30 @@ class Catalog(BaseModel):
             seen.add(table.name)
         return self
 
+    # The names derive from the pipeline's (dwh.core.names); here for templates and callers.
     @property
     def bronze_schema(self) -> str:
-        return f"{self.pipeline}_bronze"
+        return names.bronze_schema(self.pipeline)
 
     @property
     def control_schema(self) -> str:
-        return f"{self.pipeline}_control"
+        return names.control_schema(self.pipeline)
 
     @property
     def ledger_schema(self) -> str:
-        """Owned by the admin: the owner may add lines, never change them (backups)."""
-        return f"{self.pipeline}_ledger"
+        return names.ledger_schema(self.pipeline)
+
+    @property
+    def dwh_schema(self) -> str:
+        return names.dwh_schema(self.pipeline)
 
     @property
     def owner_role(self) -> str:
-        return f"{self.pipeline}_owner"
+        return names.owner_role(self.pipeline)
 
     @property
     def ro_role(self) -> str:
-        return f"{self.pipeline}_ro"
+        return names.ro_role(self.pipeline)
 
     def table(self, name: str) -> TableSpec:
         for table in self.tables:

@@ -21,6 +21,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
 
 from dwh.core.catalog import Catalog
+from dwh.core.names import lock_key
 from dwh.core.settings import WarehouseSettings
 from dwh.core.sqlfiles import pipeline_parts, read_sql, render
 
@@ -83,7 +84,7 @@ def template_parts(catalog: Catalog, database: str) -> dict[str, sql.Composable]
     return {
         **pipeline_parts(catalog),
         # The pipeline's own analytical schema (star schema, datamarts), when it has one.
-        "dwh": sql.Identifier(f"{catalog.pipeline}_dwh"),
+        "dwh": sql.Identifier(catalog.dwh_schema),
         "database": sql.Identifier(database),
         "tables": sql.Literal([t.name for t in catalog.tables]),
         "roles": sql.Literal([catalog.owner_role, catalog.ro_role]),
@@ -217,7 +218,9 @@ def migrate(catalog: Catalog, settings: WarehouseSettings, sql_dir: Path) -> Mig
     with psycopg.connect(settings.admin_conninfo()) as conn:
         parts = template_parts(catalog, conn.info.dbname)
         # One migrate per pipeline at a time; a second waits instead of racing.
-        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"dwh-migrate:{catalog.pipeline}",))
+        conn.execute(
+            "SELECT pg_advisory_lock(hashtext(%s))", (lock_key(catalog.pipeline, "migrate", "migrations"),)
+        )
         conn.commit()
         _bootstrap(conn, catalog, settings, sql_dir, parts)
         applied = _applied(conn, catalog)

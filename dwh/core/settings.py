@@ -17,6 +17,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dwh.core.names import owner_role, ro_role
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -142,7 +144,7 @@ class WarehouseSettings(BaseSettings):
             self.url,
             "DWH_WAREHOUSE_URL",
             self.sslmode,
-            user=f"{pipeline}_owner",
+            user=owner_role(pipeline),
             password=password,
             application_name=f"dwh-{pipeline}",
         )
@@ -150,7 +152,7 @@ class WarehouseSettings(BaseSettings):
     def ro_conninfo(self, pipeline: str) -> str:
         password = self.ro_password.get_secret_value() or None
         return _conninfo(
-            self.url, "DWH_WAREHOUSE_URL", self.sslmode, user=f"{pipeline}_ro", password=password
+            self.url, "DWH_WAREHOUSE_URL", self.sslmode, user=ro_role(pipeline), password=password
         )
 
     def admin_conninfo(self) -> str:

@@ -33,7 +33,7 @@ class RoleRightsError(RuntimeError):
 
 def pipeline_schemas(catalog: Catalog) -> list[str]:
     """The schemas a pipeline's owner may own: bronze, control and its analytical schema."""
-    return [catalog.bronze_schema, catalog.control_schema, f"{catalog.pipeline}_dwh", catalog.ledger_schema]
+    return [catalog.bronze_schema, catalog.control_schema, catalog.dwh_schema, catalog.ledger_schema]
 
 
 def excess_rights(conn: psycopg.Connection[Any], catalog: Catalog, sql_dir: Path) -> list[str]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -25,7 +26,9 @@ from dwh.core.catalog import Catalog, load_catalog
 from dwh.core.migrate import migrate
 from dwh.core.settings import PROJECT_DIR, SeedSettings, SourceSettings, StorageSettings, WarehouseSettings
 from dwh.ingest.engine import Engine
+from dwh.ingest.report import IngestSummary
 from dwh.ingest.storage import open_location
+from dwh.onboarding.seed import seed_source
 from tests.prefect_server import Server
 
 # Before any test imports Prefect: a private home, no analytics.
@@ -129,6 +132,25 @@ def app_conninfo() -> str:
     return SeedSettings().conninfo(SourceSettings())  # type: ignore[call-arg]
 
 
+def seed_fleet(rows: int = 1000) -> dict[str, int]:
+    """Generate (or grow) the fleet source, as its application; returns rows per table."""
+    return seed_source(app_conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+
+
+def rows_loaded(summary: IngestSummary) -> dict[str, int]:
+    """Rows each table of an ingest run loaded into bronze."""
+    return {t.table: t.rows_loaded for t in summary.tables}
+
+
+def wait_for(what: str, condition: Callable[[], bool], timeout: float = 60) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
 @dataclass
 class Env:
     """One test's own databases and storage, with the DWH_* environment pointing at them."""
@@ -161,6 +183,12 @@ class Env:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             cur = conn.execute(statement, params)  # type: ignore[arg-type]
             return cur.fetchall() if cur.description else []
+
+    def count(self, db: str, relation: str) -> int:
+        """Rows of a relation; a bare table name is the source's (`public`) or bronze's table."""
+        if "." not in relation:
+            relation = f"public.{relation}" if db == "source" else f"{self.pipeline}_bronze.{relation}"
+        return int(self.query(db, f"SELECT count(*) FROM {relation}")[0][0])  # type: ignore[arg-type]
 
     def location_keys(self, *parts: str) -> list[str]:
         location = open_location(StorageSettings())

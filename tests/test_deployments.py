@@ -41,8 +41,7 @@ from dwh.core.automations import (
 )
 from dwh.core.catalog import load_catalog
 from dwh.core.settings import PROJECT_DIR
-from dwh.onboarding.seed import seed_source
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
+from tests.conftest import PIPELINES_DIR, Env, seed_fleet
 from tests.prefect_server import Server, process_worker, wait_for
 
 pytestmark = [
@@ -119,12 +118,7 @@ def _job_env() -> dict[str, str]:
 
 def _seeded(env: Env, rows: int = 300) -> None:
     env.migrate()
-    seed_source(app_conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
-
-
-def _count(env: Env, db: str, table: str) -> int:
-    schema = "public" if db == "source" else "fleet_bronze"
-    return int(env.query(db, f"SELECT count(*) FROM {schema}.{table}")[0][0])  # type: ignore[arg-type]
+    seed_fleet(rows)
 
 
 # --- webhook receiver and notification block -----------------------------------------------
@@ -363,8 +357,8 @@ def test_process_worker_runs_ingest_fleet_deployment_and_rows_land_in_bronze(
     _seeded(env)
     flow_run = server.run_deployment("ingest/fleet", 'tables=["devices"]', job_env=_job_env(), cli=True)
     assert server.wait_terminal(flow_run) == "COMPLETED"
-    assert _count(env, "wh", "devices") == _count(env, "source", "devices") > 0
-    assert _count(env, "wh", "trips") == 0, "only the table asked for ran"
+    assert env.count("wh", "devices") == env.count("source", "devices") > 0
+    assert env.count("wh", "trips") == 0, "only the table asked for ran"
 
 
 @pytest.mark.usefixtures("worker")
@@ -388,7 +382,7 @@ def test_second_concurrent_run_of_a_locked_deployment_is_cancelled_not_run(serve
     assert cancelled.message == "Deployment concurrency limit reached."
     assert "RUNNING" not in history, f"the second run ran: {history}"
     assert task_runs == []
-    assert _count(env, "wh", "devices") == _count(env, "source", "devices")
+    assert env.count("wh", "devices") == env.count("source", "devices")
 
 
 def _flow_run_filter(flow_run_id: str) -> Any:

@@ -271,10 +271,6 @@ def _rehearsal_prefect_yaml(path: Path, image_root: Path) -> dict[str, str]:
     return job_env
 
 
-def _count(env: Env, db: str, relation: str) -> int:
-    return int(env.query(db, f"SELECT count(*) FROM {relation}")[0][0])  # type: ignore[arg-type]
-
-
 def _keys(s3: S3Client, prefix: str) -> list[str]:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
     return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
@@ -403,8 +399,8 @@ def test_every_deployment_runs_on_a_worker_exactly_as_deployed(  # noqa: PLR0915
 
     # 4. What they left behind.
     for table in ("devices", "position_history", "trips", "alarms", "live_positions", "geofences"):
-        assert _count(env, "wh", f"fleet_bronze.{table}") == _count(env, "source", f"public.{table}"), table
-    assert _count(env, "wh", "osm_notes_dwh.facts") > 0
+        assert env.count("wh", f"fleet_bronze.{table}") == env.count("source", f"public.{table}"), table
+    assert env.count("wh", "osm_notes_dwh.facts") > 0
     s3 = policed_s3.client()
     assert _keys(s3, f"{PREFIX}/fleet/exports/") == []
     assert _keys(s3, f"{PREFIX}/fleet/processed/"), "parts moved to processed/"

@@ -47,23 +47,14 @@ import devstack
 from dwh.core.catalog import load_catalog
 from dwh.core.migrate import migrate
 from dwh.core.settings import UrlError, WarehouseSettings
-from dwh.ingest.report import IngestFailedError, IngestSummary
-from dwh.onboarding.seed import seed_source
+from dwh.ingest.report import IngestFailedError
 from dwh.operations.guard import RoleRightsError, excess_rights
 from flows.ingest import ingest
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, Stack, app_conninfo
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, Stack, rows_loaded, seed_fleet
 from tests.outages import split_env
 from tests.s3_policy import render_policy
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-def _seed(rows: int) -> dict[str, int]:
-    return seed_source(app_conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
-
-
-def _loaded(summary: IngestSummary) -> dict[str, int]:
-    return {t.table: t.rows_loaded for t in summary.tables}
 
 
 def _copy_pipeline(tmp_path: Path, name: str) -> tuple[Path, Path]:
@@ -84,7 +75,7 @@ def _copy_pipeline(tmp_path: Path, name: str) -> tuple[Path, Path]:
 
 def test_flows_refuse_to_start_as_a_superuser(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     env.migrate()
-    _seed(1000)
+    seed_fleet(1000)
     owner_url = os.environ["DWH_WAREHOUSE_URL"]
 
     monkeypatch.setenv("DWH_WAREHOUSE_URL", env.warehouse_admin)
@@ -106,7 +97,7 @@ def test_flows_refuse_a_source_role_that_may_write_the_tables_they_extract(
 ) -> None:
     """The extract only reads somebody else's OLTP: a role that can write it is refused."""
     env.migrate()
-    _seed(500)
+    seed_fleet(500)
     reader_url = os.environ["DWH_SOURCE_URL"]
     assert "dwh_reader" in reader_url, "the dev stack's flows read as a SELECT-only role"
 
@@ -130,7 +121,7 @@ def test_flows_refuse_a_source_role_that_may_write_the_tables_they_extract(
     # An operator who accepts it gets a warning, and the run goes on.
     monkeypatch.setenv("DWH_ALLOW_WRITABLE_SOURCE", "true")
     with caplog.at_level(logging.WARNING, logger="dwh.operations.guard"):
-        assert _loaded(ingest("fleet", tables=["devices"]))["devices"] > 0
+        assert rows_loaded(ingest("fleet", tables=["devices"]))["devices"] > 0
     assert "public.alarms: UPDATE" in caplog.text
 
 
@@ -247,7 +238,7 @@ def test_a_malformed_url_is_an_error_naming_the_setting_never_the_password(
 
 def test_flows_refuse_an_owner_role_with_rights_beyond_the_pipelines(env: Env) -> None:
     env.migrate()
-    counts = _seed(1000)
+    counts = seed_fleet(1000)
     env.query("wh", "CREATE TABLE public.app_users (user_id int PRIMARY KEY, email text)")
     env.query("wh", "GRANT SELECT, INSERT ON public.app_users TO fleet_owner")
     # Roles are cluster-wide (shared with other tests): always take these back.
@@ -272,7 +263,7 @@ def test_flows_refuse_an_owner_role_with_rights_beyond_the_pipelines(env: Env) -
     assert env.query("wh", "SELECT count(*) FROM fleet_control.extract_runs") == [(0,)]
 
     env.query("wh", "REVOKE ALL ON public.app_users FROM fleet_owner")
-    assert _loaded(ingest("fleet", tables=["devices"])) == {"devices": counts["devices"]}
+    assert rows_loaded(ingest("fleet", tables=["devices"])) == {"devices": counts["devices"]}
 
 
 def test_owner_role_cannot_read_or_write_another_pipelines_schemas_or_public_tables(
@@ -439,7 +430,7 @@ def test_secrets_never_reach_prefect_storage_the_run_log_or_error_text(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", unique["S3 secret key"])
     migrate(load_catalog("vault", pipelines), WarehouseSettings(), sql_dir)  # type: ignore[call-arg]
-    _seed(1000)
+    seed_fleet(1000)
     # The source is read by a read-only role with its own password, as in production.
     reader = f"vault_reader_{secrets.token_hex(4)}"
     with psycopg.connect(env.source_admin, autocommit=True) as conn:
@@ -601,11 +592,11 @@ def test_verify_full_tls_with_a_test_ca_runs_the_pipeline_and_refuses_impostors(
         monkeypatch.setenv("DWH_SOURCE_SSLMODE", "verify-full")
         monkeypatch.setenv("DWH_WAREHOUSE_SSLMODE", "verify-full")
         env.migrate()
-        counts = _seed(1000)
+        counts = seed_fleet(1000)
 
         summary = ingest("fleet", tables=["trips"])
 
-        assert _loaded(summary) == {"trips": counts["trips"]}
+        assert rows_loaded(summary) == {"trips": counts["trips"]}
         engine = env.engine()
         for conninfo in (engine.source_conninfo, engine.warehouse_conninfo):
             params = psycopg.conninfo.conninfo_to_dict(conninfo)
@@ -848,7 +839,7 @@ def test_s3_policy_allows_every_call_a_run_makes_and_nothing_outside_its_prefix(
         return original(self, operation, params)
 
     env.migrate()
-    counts = _seed(1000)
+    counts = seed_fleet(1000)
     env.query("source", "ALTER TABLE public.trips ALTER COLUMN max_speed_kmh TYPE text")
     env.query("source", "UPDATE public.trips SET max_speed_kmh = 'fast' WHERE trip_id = 5")
     monkeypatch.setattr(BaseClient, "_make_api_call", recorded)
@@ -857,7 +848,7 @@ def test_s3_policy_allows_every_call_a_run_makes_and_nothing_outside_its_prefix(
     with pytest.raises(IngestFailedError):
         ingest("fleet", tables=["alarms", "trips"])
     env.query("source", "UPDATE public.trips SET max_speed_kmh = '1' WHERE trip_id = 5")
-    assert _loaded(ingest("fleet", tables=["alarms"])) == {"alarms": 0}
+    assert rows_loaded(ingest("fleet", tables=["alarms"])) == {"alarms": 0}
     recording.clear()
     assert counts["alarms"] > 0
     operations = {operation for operation, _ in calls}

@@ -188,3 +188,18 @@ def test_the_image_and_the_wheel_leave_the_dev_stack_out() -> None:
     assert not any(path.startswith("devstack") for path in copied)
     pyproject = (PROJECT_DIR / "pyproject.toml").read_text(encoding="utf-8")
     assert 'packages = ["dwh", "flows", "tasks"]' in pyproject
+
+
+def test_every_engine_statement_is_used_by_the_code() -> None:
+    """`sql/engine/` holds what the engine runs; a file nothing names is dead and misleads readers."""
+    code = "\n".join(
+        path.read_text(encoding="utf-8")
+        for top in ("dwh", "flows", "tasks")
+        for path in (PROJECT_DIR / top).rglob("*.py")
+    )
+    unused = [
+        path.name
+        for path in sorted((PROJECT_DIR / "sql" / "engine").glob("*.sql"))
+        if f'"{path.stem}"' not in code and path.name not in code
+    ]
+    assert unused == []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,12 +20,13 @@ import psycopg
 from psycopg import sql
 
 from dwh.core.schedule import load_due
-from dwh.core.settings import RunSettings, redact_conninfo
+from dwh.core.settings import RunSettings
 from dwh.core.sqlfiles import engine_sql
 from dwh.ingest.engine import Engine
 from dwh.ingest.holdback import latest_holdbacks
 from dwh.ingest.load import run_parts
-from dwh.ingest.storage import LocalStorage, spool_dir
+from dwh.ingest.storage import LocalStorage
+from dwh.operations.probes import probe_database, probe_storage
 
 MIN_FREE_BYTES = 1 << 30
 MIN_FREE_RATIO = 0.05
@@ -46,29 +46,18 @@ class Check:
 
 
 def _reachable(name: str, conninfo: str) -> Check:
-    try:
-        with psycopg.connect(conninfo, connect_timeout=5, autocommit=True) as conn:
-            conn.execute("SELECT 1")
-            ssl = "ssl" if conn.pgconn.ssl_in_use else "no ssl"
-            return Check(f"{name} reachable", ok=True, detail=f"{redact_conninfo(conninfo)} ({ssl})")
-    except psycopg.Error as exc:
-        return Check(f"{name} reachable", ok=False, detail=f"{redact_conninfo(conninfo)}: {exc}".strip())
+    probe = probe_database(conninfo)
+    if not probe.ok:
+        return Check(f"{name} reachable", ok=False, detail=f"{probe.where}: {probe.error}".strip())
+    ssl = "ssl" if probe.ssl_in_use else "no ssl"
+    return Check(f"{name} reachable", ok=True, detail=f"{probe.where} ({ssl})")
 
 
 def _storage_writable(engine: Engine) -> Check:
-    key = engine.location.key(engine.catalog.pipeline, "health", f"probe-{uuid.uuid4().hex}")
-    storage = engine.location.storage
-    try:
-        with spool_dir() as spool:
-            staged = storage.staging_path(key, spool)
-            staged.write_bytes(b"ok\n")
-            storage.publish(staged, key)
-        storage.delete(key)
-    except Exception as exc:  # noqa: BLE001  (any failure is the answer)
-        return Check("storage writable", ok=False, detail=f"{storage.url(key)}: {exc}")
-    return Check(
-        "storage writable", ok=True, detail=storage.url(engine.location.key(engine.catalog.pipeline))
-    )
+    probe = probe_storage(engine, "health")
+    if not probe.ok:
+        return Check("storage writable", ok=False, detail=f"{probe.key_url}: {probe.error}")
+    return Check("storage writable", ok=True, detail=probe.prefix_url)
 
 
 FRESH_CHECK = "tables fresh (by the schedule)"

@@ -10,7 +10,6 @@ constraint, the flows' roles not privileged, and no drift that would lose data.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -19,12 +18,13 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
 
 from dwh.core.migrate import discover
-from dwh.core.settings import RunSettings, is_local, redact_conninfo
+from dwh.core.settings import RunSettings, is_local
 from dwh.core.sqlfiles import engine_sql, pipeline_parts, read_sql, render
 from dwh.ingest.drift import pipeline_drift
 from dwh.ingest.engine import Engine
-from dwh.ingest.storage import S3Storage, spool_dir
+from dwh.ingest.storage import S3Storage
 from dwh.operations.guard import excess_rights, source_write_rights
+from dwh.operations.probes import probe_database, probe_storage
 from dwh.operations.verify import Gate
 
 if TYPE_CHECKING:
@@ -37,46 +37,37 @@ def _reachable(gate: str, conninfo: str, fix: str) -> Gate:
     """Reachable, and over TLS whenever the host is not local (unless DWH_ALLOW_PLAINTEXT)."""
     params = conninfo_to_dict(conninfo)
     sslmode = params.get("sslmode", "prefer")
-    try:
-        with psycopg.connect(conninfo, connect_timeout=5, autocommit=True) as conn:
-            conn.execute("SELECT 1")
-            ssl = "ssl in use" if conn.pgconn.ssl_in_use else "no ssl"
-            detail = f"{redact_conninfo(conninfo)} (sslmode={sslmode}, {ssl})"
-            local = is_local({k: str(v) for k, v in params.items() if v is not None})
-            if conn.pgconn.ssl_in_use or local or RunSettings().allow_plaintext:
-                return Gate(gate, "*", ok=True, detail=detail)
-            return Gate(
-                gate,
-                "*",
-                ok=False,
-                detail=f"{detail}: plaintext to a host that is not local",
-                fix="sslmode=verify-full with sslrootcert in the URL (or DWH_*_SSLMODE); "
-                "DWH_ALLOW_PLAINTEXT=true only on a network you trust",
-            )
-    except psycopg.Error as exc:
-        detail = f"{redact_conninfo(conninfo)} (sslmode={sslmode}): {str(exc).strip()}"
+    probe = probe_database(conninfo)
+    if not probe.ok:
+        detail = f"{probe.where} (sslmode={sslmode}): {(probe.error or '').strip()}"
         return Gate(gate, "*", ok=False, detail=detail, fix=fix)
+    detail = f"{probe.where} (sslmode={sslmode}, {'ssl in use' if probe.ssl_in_use else 'no ssl'})"
+    local = is_local({k: str(v) for k, v in params.items() if v is not None})
+    if probe.ssl_in_use or local or RunSettings().allow_plaintext:
+        return Gate(gate, "*", ok=True, detail=detail)
+    return Gate(
+        gate,
+        "*",
+        ok=False,
+        detail=f"{detail}: plaintext to a host that is not local",
+        fix="sslmode=verify-full with sslrootcert in the URL (or DWH_*_SSLMODE); "
+        "DWH_ALLOW_PLAINTEXT=true only on a network you trust",
+    )
 
 
 def _storage_writable(engine: Engine) -> Gate:
     """Write and delete a probe object under `<prefix>/<pipeline>/`, where every part goes."""
     pipeline = engine.catalog.pipeline
-    storage = engine.location.storage
-    key = engine.location.key(pipeline, "preflight", f"probe-{uuid.uuid4().hex}")
-    fix = (
-        "create the bucket/prefix and grant put/delete on it (deployments/iam/s3-policy.json), "
-        "or fix DWH_STORAGE_URL"
+    probe = probe_storage(engine, "preflight")
+    if not probe.ok:
+        fix = (
+            "create the bucket/prefix and grant put/delete on it (deployments/iam/s3-policy.json), "
+            "or fix DWH_STORAGE_URL"
+        )
+        return Gate("storage writable", pipeline, ok=False, detail=f"{probe.key_url}: {probe.error}", fix=fix)
+    return Gate(
+        "storage writable", pipeline, ok=True, detail=f"wrote and deleted a probe under {probe.prefix_url}"
     )
-    try:
-        with spool_dir() as spool:
-            staged = storage.staging_path(key, spool)
-            staged.write_bytes(b"preflight\n")
-            storage.publish(staged, key)
-        storage.delete(key)
-    except Exception as exc:  # noqa: BLE001  (any failure is the answer)
-        return Gate("storage writable", pipeline, ok=False, detail=f"{storage.url(key)}: {exc}", fix=fix)
-    where = storage.url(engine.location.key(pipeline))
-    return Gate("storage writable", pipeline, ok=True, detail=f"wrote and deleted a probe under {where}")
 
 
 def _audit_trail_kept(engine: Engine) -> Gate:

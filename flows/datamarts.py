@@ -17,6 +17,7 @@ from prefect.client.schemas.objects import State
 from dwh.analytics.datamarts import DatamartResult, datamart_names
 from dwh.core.names import lock_key
 from dwh.core.renamed import renamed_flag
+from dwh.ingest.engine import shared_engine
 from dwh.ingest.locks import exclusive_run
 from dwh.operations.guard import guarded_engine
 from flows.outcome import finished, outcome_of
@@ -43,7 +44,8 @@ def datamarts(pipeline: str, full_refresh: bool = False, full_rebuild: bool | No
         full_refresh, full_rebuild, old="full_rebuild", new="full_refresh", where="datamarts"
     )
     engine = guarded_engine(pipeline)
-    with exclusive_run(engine.warehouse_conninfo, lock_key(pipeline, "flow", "datamarts")) as acquired:
+    lock = lock_key(pipeline, "flow", "datamarts")
+    with shared_engine(engine), exclusive_run(engine.warehouse_conninfo, lock) as acquired:
         if not acquired:
             return finished(DatamartsOutcome(pipeline, skipped=True), skipped=True)
         results = tuple(

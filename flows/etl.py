@@ -27,6 +27,7 @@ from dwh.analytics.datamarts import DatamartResult, datamart_names
 from dwh.analytics.rebuild_check import RebuildMismatchError
 from dwh.analytics.transform import TransformResult
 from dwh.core.names import lock_key
+from dwh.ingest.engine import shared_engine
 from dwh.ingest.locks import exclusive_run
 from dwh.ingest.report import IngestSummary
 from dwh.operations.guard import guarded_engine
@@ -84,7 +85,11 @@ def etl(  # noqa: PLR0917  (`dwh run` passes the ingest options by position)
     running ETL instead of being skipped.
     """
     engine = guarded_engine(pipeline)
-    with exclusive_run(engine.warehouse_conninfo, etl_lock_name(pipeline), wait=rebuild) as acquired:
+    # Its tasks borrow the engine (shared_engine) instead of resolving their own each.
+    with (
+        shared_engine(engine),
+        exclusive_run(engine.warehouse_conninfo, etl_lock_name(pipeline), wait=rebuild) as acquired,
+    ):
         if not acquired:
             return finished(EtlOutcome(pipeline, skipped=True), skipped=True)
         summary = ingest(

@@ -16,6 +16,7 @@ from prefect.client.schemas.objects import State
 from dwh.analytics.export import ExportResult
 from dwh.core.names import lock_key
 from dwh.core.renamed import renamed_flag
+from dwh.ingest.engine import shared_engine
 from dwh.ingest.locks import exclusive_run
 from dwh.operations.guard import guarded_engine
 from flows.outcome import finished, outcome_of
@@ -39,8 +40,9 @@ class ExportOutcome:
 def export_json(pipeline: str, full_refresh: bool = False, full: bool | None = None) -> State[Any]:
     """Render changed documents (all with `full_refresh`, formerly `full`), validate, publish, prune."""
     full_refresh = renamed_flag(full_refresh, full, old="full", new="full_refresh", where="export_json")
-    conninfo = guarded_engine(pipeline).warehouse_conninfo
-    with exclusive_run(conninfo, lock_key(pipeline, "flow", "export_json")) as acquired:
+    engine = guarded_engine(pipeline)
+    lock = lock_key(pipeline, "flow", "export_json")
+    with shared_engine(engine), exclusive_run(engine.warehouse_conninfo, lock) as acquired:
         if not acquired:
             return finished(ExportOutcome(pipeline, skipped=True), skipped=True)
         outcome = ExportOutcome(

@@ -13,7 +13,7 @@ from tasks.tracing import current_flow_run_id
 @retrying_task("refresh-datamart", "refresh-datamart-{datamart}")
 def refresh_datamart_task(pipeline: str, datamart: str, full_refresh: bool = False) -> DatamartResult:
     """The marked entities of one datamart (or all of them), in one transaction."""
-    engine = Engine.from_settings(pipeline)
+    engine = Engine.for_pipeline(pipeline)  # the flow's own, when it lends one
     return refresh_datamart(
         engine.catalog,
         engine.warehouse_conninfo,

@@ -15,7 +15,7 @@ from tasks.tracing import current_flow_run_id
 @retrying_task("export-json", "export-json-{pipeline}")
 def export_json_task(pipeline: str, full_refresh: bool = False) -> ExportResult:
     """One version: changed documents rendered, validated, published atomically, old ones pruned."""
-    engine, export = Engine.from_settings(pipeline), ExportSettings()
+    engine, export = Engine.for_pipeline(pipeline), ExportSettings()  # the flow's engine, when lent
     return export_json(
         engine.catalog,
         engine.warehouse_conninfo,

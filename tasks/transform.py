@@ -13,7 +13,7 @@ from tasks.tracing import current_flow_run_id
 @retrying_task("transform", "transform-{pipeline}")
 def transform_task(pipeline: str, full_refresh: bool = False) -> TransformResult:
     """One transaction: dimensions, facts, datamart marks and the transform watermark."""
-    engine = Engine.from_settings(pipeline)
+    engine = Engine.for_pipeline(pipeline)  # the flow's own, when it lends one
     return run_transform(
         engine.catalog,
         engine.warehouse_conninfo,

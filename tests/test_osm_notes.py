@@ -788,6 +788,28 @@ def test_the_old_redo_everything_names_still_work_for_a_release_and_warn() -> No
     assert old.results[0].rows_refreshed == new.results[0].rows_refreshed > 0
 
 
+def test_a_datamarts_run_resolves_its_engine_once_and_lends_it_to_its_tasks(
+    osm: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resolving reads the catalog and settings (and blocks from the server): once per run, not per task."""
+    from flows.datamarts import datamarts, datamarts_outcome  # noqa: PLC0415
+
+    etl_outcome(etl_flow(PIPELINE, return_state=True))
+    resolved: list[str] = []
+    original = Engine.from_settings.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[Engine], pipeline: str) -> Engine:
+        resolved.append(pipeline)
+        return original(cls, pipeline)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Engine, "from_settings", classmethod(counting))
+    outcome = datamarts_outcome(datamarts(PIPELINE, return_state=True))
+
+    assert [r.datamart for r in outcome.results] == ["countries", "global", "users"]
+    assert resolved == [PIPELINE]  # the flow's guarded engine; the three tasks borrow it
+    assert osm.query("wh", "SELECT count(*) FROM osm_notes_control.datamart_runs")[0][0] == 6
+
+
 def test_seed_source_builds_realistic_notes_then_adds_newer_activity(osm: Env) -> None:
     conninfo = app_conninfo()
 

@@ -246,3 +246,61 @@ def env(stack: Stack, storage_kind: str, monkeypatch: pytest.MonkeyPatch, tmp_pa
         _drop_databases(stack, [source_db, warehouse_db])
         if storage_kind == "file":
             shutil.rmtree(tmp_path / "storage", ignore_errors=True)
+
+
+@pytest.fixture
+def osm(env: Env) -> Env:
+    """The test's own warehouse migrated for osm_notes, and the source tables (empty)."""
+    env.pipeline = "osm_notes"
+    env.migrate()
+    with psycopg.connect(app_conninfo()) as conn:
+        conn.execute((SQL_DIR / "osm_notes" / "source" / "schema.sql").read_bytes())
+    return env
+
+
+def on_failpoint(monkeypatch: pytest.MonkeyPatch, module: str, name: str, action: Callable[[], None]) -> None:
+    """Run `action` in-process, once, when the engine reaches failpoint `name` in `module`."""
+    fired: list[bool] = []
+
+    def hook(reached: str) -> None:
+        if reached == name and not fired:
+            fired.append(True)
+            action()
+
+    monkeypatch.setattr(f"{module}.failpoint", hook)
+
+
+def copy_pipeline(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """Catalog and SQL of a pipeline `name` that is the fleet pipeline under another name."""
+    pipelines, sql_dir = tmp_path / "pipelines", tmp_path / "sql"
+    pipelines.mkdir(exist_ok=True)
+    text = (PIPELINES_DIR / "fleet.yaml").read_text()
+    (pipelines / "fleet.yaml").write_text(text)
+    (pipelines / f"{name}.yaml").write_text(text.replace("pipeline: fleet", f"pipeline: {name}"))
+    if not sql_dir.exists():
+        shutil.copytree(SQL_DIR, sql_dir)
+    shutil.copytree(sql_dir / "fleet", sql_dir / name)
+    return pipelines, sql_dir
+
+
+def every_flow(pipeline: str = "fleet") -> list[tuple[str, Callable[[], object]]]:
+    """Every flow of the product, ready to run for `pipeline` (imports Prefect: only when asked)."""
+    from flows.backup import backup_pipeline  # noqa: PLC0415
+    from flows.datamarts import datamarts  # noqa: PLC0415
+    from flows.etl import etl  # noqa: PLC0415
+    from flows.export_json import export_json  # noqa: PLC0415
+    from flows.health import health  # noqa: PLC0415
+    from flows.ingest import ingest  # noqa: PLC0415
+    from flows.maintenance import maintenance  # noqa: PLC0415
+    from flows.verify import verify_pipeline  # noqa: PLC0415
+
+    return [
+        ("ingest", lambda: ingest(pipeline)),
+        ("etl", lambda: etl(pipeline)),
+        ("datamarts", lambda: datamarts(pipeline)),
+        ("export_json", lambda: export_json(pipeline)),
+        ("health", lambda: health(pipeline)),
+        ("verify", lambda: verify_pipeline(pipeline)),
+        ("backup", lambda: backup_pipeline(pipeline)),
+        ("maintenance", lambda: maintenance(pipeline)),
+    ]

@@ -38,7 +38,7 @@ from dwh.core.settings import ExportSettings
 from dwh.ingest.locks import exclusive_run
 from dwh.onboarding.seed import seed_source
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
-from tests.test_osm_notes import PIPELINE, owner, refresh, sync_bronze, transform
+from tests.osm_notes import PIPELINE, owner, refresh, sync_bronze, transform
 
 DWH = "osm_notes_dwh"
 KINDS = pytest.mark.parametrize("storage_kind", ["file", "s3"], indirect=True)

@@ -34,7 +34,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -52,7 +51,7 @@ from dwh.ingest.parts import parse_part
 from dwh.ingest.report import IngestFailedError
 from dwh.ingest.storage import StorageError
 from flows.ingest import ingest
-from tests.conftest import Env, Stack, rows_loaded, seed_fleet, wait_for
+from tests.conftest import Env, Stack, on_failpoint, rows_loaded, seed_fleet, wait_for
 from tests.outages import (
     TcpCut,
     endpoint_port,
@@ -135,20 +134,6 @@ def _dwh_run(table: str, *, prefix: tuple[str, ...] = (), extra: dict[str, str] 
     return done.returncode
 
 
-def _on_failpoint(
-    monkeypatch: pytest.MonkeyPatch, module: str, name: str, action: Callable[[], None]
-) -> None:
-    """Run `action` in-process, once, when the engine reaches failpoint `name`."""
-    fired: list[bool] = []
-
-    def hook(reached: str) -> None:
-        if reached == name and not fired:
-            fired.append(True)
-            action()
-
-    monkeypatch.setattr(f"{module}.failpoint", hook)
-
-
 # --- process killed --------------------------------------------------------------------
 
 
@@ -223,7 +208,7 @@ def test_s3_unreachable_mid_upload_next_run_rejects_published_parts_and_loads_on
         wait_for("a published part", lambda: bool(_s3_keys(stack, env, "fleet", "exports")))
         s3_cut.cut()
 
-    _on_failpoint(monkeypatch, "dwh.ingest.extract", "extract.streaming", cut_after_the_first_part)
+    on_failpoint(monkeypatch, "dwh.ingest.extract", "extract.streaming", cut_after_the_first_part)
     with pytest.raises((S3UploadFailedError, StorageError), match="upload") as caught:
         extract_table(engine, engine.catalog.table("position_history"))
 
@@ -258,7 +243,7 @@ def test_s3_unreachable_during_move_after_commit_next_run_only_moves(
     extract_table(engine, engine.catalog.table("alarms"))
     (part,) = _s3_keys(stack, env, "fleet", "exports", "alarms")
 
-    _on_failpoint(monkeypatch, "dwh.ingest.load", "load.after_commit", s3_cut.cut)
+    on_failpoint(monkeypatch, "dwh.ingest.load", "load.after_commit", s3_cut.cut)
     with pytest.raises((BotoCoreError, StorageError)):
         load_pending(engine, engine.catalog.table("alarms"))
 
@@ -326,7 +311,7 @@ def test_warehouse_stopped_during_load_parts_wait_in_exports_and_load_next_run(
         (part,) = env.location_keys("fleet", "exports", "trips")
 
         # The cluster stops inside the load transaction, after the rows went in.
-        _on_failpoint(
+        on_failpoint(
             monkeypatch, "dwh.ingest.load", "load.before_commit", lambda: postgres_stop(private_stack)
         )
         try:
@@ -368,7 +353,7 @@ def test_source_restarted_mid_extract_the_retry_loads_everything_once(
             wait_for("a published part", lambda: bool(env.location_keys("fleet", "exports")))
             postgres_restart(private_stack)
 
-        _on_failpoint(monkeypatch, "dwh.ingest.extract", "extract.streaming", restart_after_the_first_part)
+        on_failpoint(monkeypatch, "dwh.ingest.extract", "extract.streaming", restart_after_the_first_part)
 
         # The extract task fails on the dropped connection, retries (transient) and succeeds.
         summary = ingest("fleet", tables=["position_history"])

@@ -3,7 +3,7 @@
 The fleet catalog opts `trips` in (`reconcile_deletes: true`); trips deleted in the
 source are marked in bronze (`_dwh_deleted_at`), never deleted, counted in the run
 log, and unmarked if they come back. The OSM-notes star schema's side is in
-tests/test_osm_notes.py.
+tests/test_osm_notes_rebuild.py.
 """
 
 from __future__ import annotations

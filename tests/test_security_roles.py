@@ -20,7 +20,7 @@ from dwh.core.migrate import migrate
 from dwh.core.settings import UrlError, WarehouseSettings
 from dwh.operations.guard import RoleRightsError, excess_rights
 from flows.ingest import ingest
-from tests.conftest import Env, copy_pipeline, rows_loaded, seed_fleet
+from tests.conftest import Env, copy_pipeline, every_flow, rows_loaded, seed_fleet
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

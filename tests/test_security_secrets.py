@@ -22,7 +22,7 @@ from dwh.core.settings import WarehouseSettings
 from dwh.ingest.report import IngestFailedError
 from dwh.operations.guard import RoleRightsError
 from flows.ingest import ingest
-from tests.conftest import Env, copy_pipeline, seed_fleet
+from tests.conftest import Env, copy_pipeline, every_flow, seed_fleet
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

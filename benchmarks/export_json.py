@@ -36,12 +36,13 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dwh import devstack  # noqa: E402
-from dwh.catalog import load_catalog  # noqa: E402
-from dwh.export import ExportResult, Renderer, export_json  # noqa: E402
-from dwh.migrate import migrate  # noqa: E402
-from dwh.publish import S3Target, open_target  # noqa: E402
-from dwh.settings import ExportSettings, WarehouseSettings  # noqa: E402
+import devstack  # noqa: E402
+from dwh.analytics.documents import Renderer  # noqa: E402
+from dwh.analytics.export import ExportResult, export_json  # noqa: E402
+from dwh.analytics.targets import S3Target, open_target  # noqa: E402
+from dwh.core.catalog import load_catalog  # noqa: E402
+from dwh.core.migrate import migrate  # noqa: E402
+from dwh.core.settings import ExportSettings, WarehouseSettings  # noqa: E402
 
 PIPELINE = "osm_notes"
 SQL_DIR = ROOT / "sql"

@@ -36,12 +36,12 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dwh import devstack  # noqa: E402
-from dwh.catalog import load_catalog  # noqa: E402
-from dwh.extract import plan_columns  # noqa: E402
-from dwh.migrate import migrate  # noqa: E402
-from dwh.seed import seed_source  # noqa: E402
-from dwh.settings import SeedSettings, SourceSettings, WarehouseSettings  # noqa: E402
+import devstack  # noqa: E402
+from dwh.core.catalog import load_catalog  # noqa: E402
+from dwh.core.migrate import migrate  # noqa: E402
+from dwh.core.settings import SeedSettings, SourceSettings, WarehouseSettings  # noqa: E402
+from dwh.ingest.extract import plan_columns  # noqa: E402
+from dwh.onboarding.seed import seed_source  # noqa: E402
 
 
 def _app_conninfo() -> str:

@@ -31,11 +31,11 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import devstack  # noqa: E402
 from benchmarks.ingest_position_history import _databases as fresh_databases  # noqa: E402
-from dwh import devstack  # noqa: E402
-from dwh.catalog import load_catalog  # noqa: E402
-from dwh.migrate import migrate  # noqa: E402
-from dwh.settings import RunSettings, WarehouseSettings  # noqa: E402
+from dwh.core.catalog import load_catalog  # noqa: E402
+from dwh.core.migrate import migrate  # noqa: E402
+from dwh.core.settings import RunSettings, WarehouseSettings  # noqa: E402
 
 PIPELINE = "orchestration_bench"
 SHARED_SQL = ("common", "engine", "generate", "introspect")
@@ -44,7 +44,7 @@ FLOOR = """
 import json, sys, time
 from prefect import flow, task
 from prefect.task_runners import ThreadPoolTaskRunner
-from dwh.settings import RunSettings
+from dwh.core.settings import RunSettings
 
 @task
 def empty(table: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from dwh.backup import BackupResult, backup, backup_location
-from dwh.guard import guarded_engine
+from dwh.operations.backup import BackupResult, backup, backup_location
+from dwh.operations.guard import guarded_engine
 
 
 @flow(name="backup", flow_run_name="backup-{pipeline}")

@@ -1,8 +1,9 @@
 """Flow `datamarts` (nightly): refresh the users, countries and global datamarts.
 
 Only the users and countries the ETL marked since the last refresh are recomputed,
-unless `full_rebuild`; both give the same rows. Like the ETL, a refresh that overlaps
-another one is skipped with a state message saying so.
+unless `full_refresh` (formerly `full_rebuild`, still accepted for one release); both
+give the same rows. Like the ETL, a refresh that overlaps another one is skipped with a
+state message saying so.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from typing import Any
 from prefect import flow
 from prefect.client.schemas.objects import State
 
-from dwh.datamarts import DatamartResult, datamart_names
-from dwh.guard import guarded_engine
-from dwh.transform import exclusive_run
+from dwh.analytics.datamarts import DatamartResult, datamart_names
+from dwh.core.names import lock_key
+from dwh.core.renamed import renamed_flag
+from dwh.ingest.engine import shared_engine
+from dwh.ingest.locks import exclusive_run
+from dwh.operations.guard import guarded_engine
 from flows.outcome import finished, outcome_of
 from tasks.datamarts import refresh_datamart_task
 
@@ -34,14 +38,18 @@ class DatamartsOutcome:
 
 
 @flow(name="datamarts", flow_run_name="datamarts-{pipeline}")
-def datamarts(pipeline: str = "osm_notes", full_rebuild: bool = False) -> State[Any]:
-    """Refresh every datamart of the pipeline, one transaction each."""
+def datamarts(pipeline: str, full_refresh: bool = False, full_rebuild: bool | None = None) -> State[Any]:
+    """Refresh every datamart of the pipeline, one transaction each (every row with `full_refresh`)."""
+    full_refresh = renamed_flag(
+        full_refresh, full_rebuild, old="full_rebuild", new="full_refresh", where="datamarts"
+    )
     engine = guarded_engine(pipeline)
-    with exclusive_run(engine.warehouse_conninfo, f"dwh:{pipeline}:datamarts") as acquired:
+    lock = lock_key(pipeline, "flow", "datamarts")
+    with shared_engine(engine), exclusive_run(engine.warehouse_conninfo, lock) as acquired:
         if not acquired:
             return finished(DatamartsOutcome(pipeline, skipped=True), skipped=True)
         results = tuple(
-            refresh_datamart_task(pipeline, name, full_rebuild=full_rebuild)
+            refresh_datamart_task(pipeline, name, full_refresh=full_refresh)
             for name in datamart_names(pipeline, engine.sql_dir)
         )
     outcome = DatamartsOutcome(pipeline, skipped=False, results=results)

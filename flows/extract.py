@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from dwh.extract import ExtractResult
+from dwh.ingest.extract import ExtractResult
 from tasks.extract import extract_table_task
 
 

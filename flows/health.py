@@ -6,8 +6,8 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
-from dwh.guard import guarded_engine
-from dwh.health import FRESH_CHECK, Check, check_health
+from dwh.operations.guard import guarded_engine
+from dwh.operations.health import FRESH_CHECK, Check, check_health
 from tasks.events import emit_table_stale
 
 

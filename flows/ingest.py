@@ -20,14 +20,14 @@ from prefect.context import TaskRunContext
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from dwh.engine import Engine, shared_engine
-from dwh.guard import guarded_engine
-from dwh.load import LoadResult, recovery_pending
-from dwh.locks import table_lock
-from dwh.report import IngestFailedError, IngestSummary, TableOutcome, summary_markdown
-from dwh.results import saved_result_storage
-from dwh.runlog import RESEED_FROM, RunLog
-from dwh.settings import RunSettings, StorageSettings
+from dwh.core.results import saved_result_storage
+from dwh.core.settings import RunSettings, StorageSettings
+from dwh.ingest.engine import Engine, shared_engine
+from dwh.ingest.load import LoadResult, recovery_pending
+from dwh.ingest.locks import table_lock
+from dwh.ingest.report import IngestFailedError, IngestSummary, TableOutcome, summary_markdown
+from dwh.ingest.runlog import RESEED_FROM, RunLog
+from dwh.operations.guard import guarded_engine
 from flows.extract import extract
 from flows.load import load
 from tasks.events import emit_table_held_back, emit_table_loaded

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from dwh.load import LoadResult
+from dwh.ingest.load import LoadResult
 from tasks.load import load_pending_task
 
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from dwh.guard import guarded_engine
-from dwh.maintenance import MaintenanceResult, prune_artifacts, prune_processed, prune_runs, vacuum_analyze
+from dwh.operations.guard import guarded_engine
+from dwh.operations.maintenance import (
+    MaintenanceResult,
+    prune_artifacts,
+    prune_processed,
+    prune_runs,
+    vacuum_analyze,
+)
 
 
 @flow(name="maintenance", flow_run_name="maintenance-{pipeline}")

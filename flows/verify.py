@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from dwh.guard import guarded_engine
-from dwh.verify import Gate, verify
+from dwh.operations.guard import guarded_engine
+from dwh.operations.verify import Gate, verify
 
 
 def gates_markdown(pipeline: str, gates: list[Gate]) -> str:

@@ -33,7 +33,7 @@ def emit_table_loaded(pipeline: str, table: str, rows: int, upper_bound: datetim
 
 
 def emit_table_stale(pipeline: str, table: str, detail: str) -> None:
-    """The health check found the table overdue by its schedule (dwh/schedule.py)."""
+    """The health check found the table overdue by its schedule (dwh/core/schedule.py)."""
     emit_event(
         event="dwh.table.stale",
         resource=_table_resource(pipeline, table),

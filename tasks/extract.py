@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prefect import get_run_logger
 
-from dwh.engine import Engine
-from dwh.extract import ExtractResult, extract_table
-from dwh.progress import reporter
+from dwh.ingest.engine import Engine
+from dwh.ingest.extract import ExtractResult, extract_table
+from dwh.ingest.progress import reporter
 from tasks.retry import retrying_task
 from tasks.tracing import current_flow_run_id
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prefect import get_run_logger
 
-from dwh.engine import Engine
-from dwh.load import LoadResult, load_pending
-from dwh.progress import reporter
+from dwh.ingest.engine import Engine
+from dwh.ingest.load import LoadResult, load_pending
+from dwh.ingest.progress import reporter
 from tasks.retry import retrying_task
 
 

@@ -1,11 +1,11 @@
-"""Task: mark the bronze rows of one table whose key vanished from the source (dwh.reconcile)."""
+"""Task: mark the bronze rows of one table whose key vanished from the source (dwh.ingest.reconcile)."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger
 
-from dwh.engine import Engine
-from dwh.reconcile import ReconcileResult, reconcile_table
+from dwh.ingest.engine import Engine
+from dwh.ingest.reconcile import ReconcileResult, reconcile_table
 from tasks.retry import retrying_task
 from tasks.tracing import current_flow_run_id
 

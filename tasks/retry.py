@@ -13,12 +13,12 @@ from typing import ParamSpec, TypeVar
 from prefect import Task, task
 from prefect.client.schemas.objects import State, TaskRun
 
-from dwh.catalog import CatalogError
-from dwh.csv_import import CsvImportError
-from dwh.drift import DriftError
-from dwh.extract import SourceVisibilityError
-from dwh.load import LoadError
-from dwh.transient import StepError
+from dwh.core.catalog import CatalogError
+from dwh.core.transient import StepError
+from dwh.ingest.csv_import import CsvImportError
+from dwh.ingest.drift import DriftError
+from dwh.ingest.extract import SourceVisibilityError
+from dwh.ingest.load import LoadError
 
 DETERMINISTIC: tuple[type[BaseException], ...] = (
     CatalogError,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -20,12 +21,14 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dwh import devstack
-from dwh.catalog import Catalog, load_catalog
-from dwh.engine import Engine
-from dwh.migrate import migrate
-from dwh.settings import PROJECT_DIR, SeedSettings, SourceSettings, StorageSettings, WarehouseSettings
-from dwh.storage import open_location
+import devstack
+from dwh.core.catalog import Catalog, load_catalog
+from dwh.core.migrate import migrate
+from dwh.core.settings import PROJECT_DIR, SeedSettings, SourceSettings, StorageSettings, WarehouseSettings
+from dwh.ingest.engine import Engine
+from dwh.ingest.report import IngestSummary
+from dwh.ingest.storage import open_location
+from dwh.onboarding.seed import seed_source
 from tests.prefect_server import Server
 
 # Before any test imports Prefect: a private home, no analytics.
@@ -129,6 +132,25 @@ def app_conninfo() -> str:
     return SeedSettings().conninfo(SourceSettings())  # type: ignore[call-arg]
 
 
+def seed_fleet(rows: int = 1000) -> dict[str, int]:
+    """Generate (or grow) the fleet source, as its application; returns rows per table."""
+    return seed_source(app_conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+
+
+def rows_loaded(summary: IngestSummary) -> dict[str, int]:
+    """Rows each table of an ingest run loaded into bronze."""
+    return {t.table: t.rows_loaded for t in summary.tables}
+
+
+def wait_for(what: str, condition: Callable[[], bool], timeout: float = 60) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
 @dataclass
 class Env:
     """One test's own databases and storage, with the DWH_* environment pointing at them."""
@@ -161,6 +183,12 @@ class Env:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             cur = conn.execute(statement, params)  # type: ignore[arg-type]
             return cur.fetchall() if cur.description else []
+
+    def count(self, db: str, relation: str) -> int:
+        """Rows of a relation; a bare table name is the source's (`public`) or bronze's table."""
+        if "." not in relation:
+            relation = f"public.{relation}" if db == "source" else f"{self.pipeline}_bronze.{relation}"
+        return int(self.query(db, f"SELECT count(*) FROM {relation}")[0][0])  # type: ignore[arg-type]
 
     def location_keys(self, *parts: str) -> list[str]:
         location = open_location(StorageSettings())
@@ -218,3 +246,61 @@ def env(stack: Stack, storage_kind: str, monkeypatch: pytest.MonkeyPatch, tmp_pa
         _drop_databases(stack, [source_db, warehouse_db])
         if storage_kind == "file":
             shutil.rmtree(tmp_path / "storage", ignore_errors=True)
+
+
+@pytest.fixture
+def osm(env: Env) -> Env:
+    """The test's own warehouse migrated for osm_notes, and the source tables (empty)."""
+    env.pipeline = "osm_notes"
+    env.migrate()
+    with psycopg.connect(app_conninfo()) as conn:
+        conn.execute((SQL_DIR / "osm_notes" / "source" / "schema.sql").read_bytes())
+    return env
+
+
+def on_failpoint(monkeypatch: pytest.MonkeyPatch, module: str, name: str, action: Callable[[], None]) -> None:
+    """Run `action` in-process, once, when the engine reaches failpoint `name` in `module`."""
+    fired: list[bool] = []
+
+    def hook(reached: str) -> None:
+        if reached == name and not fired:
+            fired.append(True)
+            action()
+
+    monkeypatch.setattr(f"{module}.failpoint", hook)
+
+
+def copy_pipeline(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """Catalog and SQL of a pipeline `name` that is the fleet pipeline under another name."""
+    pipelines, sql_dir = tmp_path / "pipelines", tmp_path / "sql"
+    pipelines.mkdir(exist_ok=True)
+    text = (PIPELINES_DIR / "fleet.yaml").read_text()
+    (pipelines / "fleet.yaml").write_text(text)
+    (pipelines / f"{name}.yaml").write_text(text.replace("pipeline: fleet", f"pipeline: {name}"))
+    if not sql_dir.exists():
+        shutil.copytree(SQL_DIR, sql_dir)
+    shutil.copytree(sql_dir / "fleet", sql_dir / name)
+    return pipelines, sql_dir
+
+
+def every_flow(pipeline: str = "fleet") -> list[tuple[str, Callable[[], object]]]:
+    """Every flow of the product, ready to run for `pipeline` (imports Prefect: only when asked)."""
+    from flows.backup import backup_pipeline  # noqa: PLC0415
+    from flows.datamarts import datamarts  # noqa: PLC0415
+    from flows.etl import etl  # noqa: PLC0415
+    from flows.export_json import export_json  # noqa: PLC0415
+    from flows.health import health  # noqa: PLC0415
+    from flows.ingest import ingest  # noqa: PLC0415
+    from flows.maintenance import maintenance  # noqa: PLC0415
+    from flows.verify import verify_pipeline  # noqa: PLC0415
+
+    return [
+        ("ingest", lambda: ingest(pipeline)),
+        ("etl", lambda: etl(pipeline)),
+        ("datamarts", lambda: datamarts(pipeline)),
+        ("export_json", lambda: export_json(pipeline)),
+        ("health", lambda: health(pipeline)),
+        ("verify", lambda: verify_pipeline(pipeline)),
+        ("backup", lambda: backup_pipeline(pipeline)),
+        ("maintenance", lambda: maintenance(pipeline)),
+    ]

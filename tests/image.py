@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from dwh.settings import PROJECT_DIR
+from dwh.core.settings import PROJECT_DIR
 
 DOCKERFILE = PROJECT_DIR / "Dockerfile"
 IMAGE_ROOT = "/opt/dwh"  # the image's WORKDIR, where the code and the venv live

@@ -31,35 +31,35 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dwh import devstack
+import devstack
 from tests.conftest import PIPELINES_DIR, Env, Stack
 
 # --- the private stack's processes ----------------------------------------------------
 
 
 def _rerecord(stack: Stack, service: devstack.Service) -> None:
-    record = devstack._load_record(stack.state_dir)
+    record = devstack.load_record(stack.state_dir)
     assert record is not None
-    devstack._save_record(
+    devstack.save_record(
         stack.state_dir, replace(record, services={**record.services, service.name: service})
     )
 
 
 def _postgres(stack: Stack) -> devstack.Service:
-    record = devstack._load_record(stack.state_dir)
+    record = devstack.load_record(stack.state_dir)
     assert record is not None
     return record.services["postgres"]
 
 
 def _pg_ctl(stack: Stack, *args: str) -> None:
     service = _postgres(stack)
-    command = devstack._pg_ctl(stack.state_dir, *args)
+    command = devstack.pg_ctl(stack.state_dir, *args)
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, f"{' '.join(command)}: {done.stderr}\n{devstack._tail(service.log)}"
+    assert done.returncode == 0, f"{' '.join(command)}: {done.stderr}\n{devstack.log_tail(service.log)}"
 
 
 def _record_postmaster(stack: Stack) -> None:
-    pid = int((devstack._pgdata(stack.state_dir) / "postmaster.pid").read_text().split()[0])
+    pid = int((devstack.pgdata_dir(stack.state_dir) / "postmaster.pid").read_text().split()[0])
     _rerecord(stack, replace(_postgres(stack), pid=pid))
 
 
@@ -79,7 +79,7 @@ def postgres_restart(stack: Stack) -> None:
 
 
 def _moto(stack: Stack) -> devstack.Service:
-    record = devstack._load_record(stack.state_dir)
+    record = devstack.load_record(stack.state_dir)
     assert record is not None
     return record.services["moto"]
 
@@ -88,19 +88,19 @@ def moto_kill(stack: Stack) -> None:
     """SIGKILL the private moto server, as a crash would; everything it held is gone."""
     service = _moto(stack)
     os.killpg(service.pid, signal.SIGKILL)
-    assert devstack._wait_gone(service.pid, 15)
+    assert devstack.wait_gone(service.pid, 15)
 
 
 def moto_start(stack: Stack) -> None:
     """Start moto again on the same port, with the dev bucket (empty: moto keeps no data)."""
     old = _moto(stack)
-    command = [str(devstack._venv_script("moto_server")), "-H", devstack.HOST, "-p", str(old.port)]
-    process = devstack._start_detached("moto", command, old.log)
+    command = [str(devstack.venv_script("moto_server")), "-H", devstack.HOST, "-p", str(old.port)]
+    process = devstack.start_detached("moto", command, old.log)
     service = replace(old, pid=process.pid)
     _rerecord(stack, service)
     url = f"http://{devstack.HOST}:{old.port}/"
-    devstack._wait_ready(process, service, lambda: devstack._http_status(url) is not None, 30)
-    devstack._create_bucket(old.port)
+    devstack.wait_ready(process, service, lambda: devstack.http_status(url) is not None, 30)
+    devstack.create_bucket(old.port)
 
 
 # --- a cuttable TCP path ----------------------------------------------------------------
@@ -111,7 +111,7 @@ class TcpCut:
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream = (devstack.HOST, upstream_port)
-        self.port = devstack._free_port()
+        self.port = devstack.free_port()
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()

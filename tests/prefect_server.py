@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from dwh.settings import PROJECT_DIR
+from dwh.core.settings import PROJECT_DIR
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient

@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from dwh.settings import PROJECT_DIR
+from dwh.core.settings import PROJECT_DIR
 
 POLICY = PROJECT_DIR / "deployments" / "iam" / "s3-policy.json"
 PLACEHOLDERS = ("BUCKET", "PREFIX", "EXPORT_BUCKET", "EXPORT_PREFIX", "BACKUP_BUCKET", "BACKUP_PREFIX")

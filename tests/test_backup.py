@@ -13,14 +13,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dwh import devstack
-from dwh.backup import BackupError, backup, backup_location, ledger, list_backups, restore
-from dwh.guard import RoleRightsError, check_roles
-from dwh.seed import seed_source
-from dwh.settings import WarehouseSettings
-from dwh.storage import Location
+import devstack
+from dwh.core.settings import WarehouseSettings
+from dwh.ingest.storage import Location
+from dwh.operations.backup import BackupError, backup, backup_location, ledger, list_backups, restore
+from dwh.operations.guard import RoleRightsError, check_roles
 from flows.ingest import ingest
-from tests.conftest import SQL_DIR, Env, app_conninfo
+from tests.conftest import SQL_DIR, Env, seed_fleet
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 TABLES = ("devices", "live_positions", "geofences", "position_history", "trips", "alarms")
@@ -46,7 +45,7 @@ def _recreate_warehouse(env: Env) -> None:
 def test_restore_drill_continues_from_restored_watermarks(env: Env) -> None:
     env.migrate()
     engine = env.engine()
-    seed_source(app_conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(1000)
     ingest("fleet")
     before = _counts(env, "wh")
     watermarks = env.query(
@@ -59,7 +58,7 @@ def test_restore_drill_continues_from_restored_watermarks(env: Env) -> None:
     assert len(list_backups(backups, "fleet")) == 2  # retention deleted the oldest
     assert not env.location_keys("fleet", "backups"), "archives live outside the parts' prefix"
 
-    seed_source(app_conninfo(), "fleet", rows=500, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(500)
     _recreate_warehouse(env)
     assert env.query("wh", "SELECT to_regclass('fleet_bronze.trips')") == [(None,)]
 
@@ -146,7 +145,7 @@ def test_parts_their_processed_copies_and_backups_are_written_with_server_side_e
     monkeypatch.setenv("DWH_STORAGE_SSE_KMS_KEY_ID", "alias/dwh")
     env.migrate()
     engine = env.engine()
-    seed_source(app_conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(300)
     ingest("fleet", tables=["devices"])
     taken = backup(engine.catalog, engine.warehouse_conninfo, backup_location(), SQL_DIR, keep=2)
 
@@ -168,7 +167,7 @@ def _backed_up(env: Env, rows: int) -> tuple[Location, list[str], list[int]]:
     backups = backup_location()
     keys, trips = [], []
     for _ in range(2):
-        seed_source(app_conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+        seed_fleet(rows)
         ingest("fleet", tables=["devices", "trips"])
         keys.append(backup(engine.catalog, engine.warehouse_conninfo, backups, SQL_DIR).key)
         trips.append(_counts(env, "wh")["trips"])

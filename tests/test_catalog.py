@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dwh.catalog import CatalogError, Mode, load_catalog, parse_catalog
+from dwh.core.catalog import CatalogError, Mode, load_catalog, parse_catalog
 from tests.conftest import PIPELINES_DIR
 
 HEADER = "pipeline: shop\ntables:\n"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dwh.cli import EPHEMERAL_STARTUP_SECONDS, _configure
-from dwh.settings import PROJECT_DIR
+from dwh.cli.common import EPHEMERAL_STARTUP_SECONDS, _configure
+from dwh.core.settings import PROJECT_DIR
 
 DWH = str(Path(sys.executable).parent / "dwh")
 TIMEOUT = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"

@@ -7,10 +7,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dwh.csv_import import CsvImportError, import_csv
-from dwh.load import load_pending
-from dwh.seed import seed_source
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
+from dwh.ingest.csv_import import CsvImportError, import_csv
+from dwh.ingest.load import load_pending
+from tests.conftest import PIPELINES_DIR, Env, app_conninfo, seed_fleet
 
 ALARMS_CSV = (
     "COPY (SELECT alarm_id, device_id, alarm_type, alarm_time, recorded_at,"
@@ -56,7 +55,7 @@ def _digest(env: Env, db: str) -> object:
 @pytest.mark.usefixtures("small_parts")
 def test_imported_file_is_split_into_parts_and_loads_byte_exact(env: Env, tmp_path: Path) -> None:
     env.migrate()
-    counts = seed_source(app_conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    counts = seed_fleet(1000)
     dump = tmp_path / "20260424_1400_EAT.csv"
     _dump_alarms(dump)
     engine = env.engine()
@@ -110,7 +109,7 @@ def test_header_that_does_not_match_bronze_is_refused_naming_the_column(env: Env
 def test_a_nul_byte_is_refused_with_its_line_before_anything_is_registered(env: Env, tmp_path: Path) -> None:
     """Past the import, COPY would refuse the part at every load and the table would stay blocked."""
     env.migrate()
-    seed_source(app_conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(300)
     dump = tmp_path / "alarms.csv"
     _dump_alarms(dump)
     lines = dump.read_bytes().split(b"\n")

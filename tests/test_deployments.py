@@ -20,7 +20,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -29,20 +28,15 @@ import psycopg
 import pytest
 import yaml
 
-from dwh import devstack
-from dwh.automations import (
-    MANAGED_TAG,
-    AutomationError,
+import devstack
+from dwh.core.automations import (
     apply_automations,
     build_automations,
-    describe_window,
-    freshness_windows,
     load_catalogs,
 )
-from dwh.catalog import load_catalog
-from dwh.seed import seed_source
-from dwh.settings import PROJECT_DIR
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
+from dwh.core.catalog import load_catalog
+from dwh.core.settings import PROJECT_DIR
+from tests.conftest import Env, seed_fleet
 from tests.prefect_server import Server, process_worker, wait_for
 
 pytestmark = [
@@ -119,12 +113,7 @@ def _job_env() -> dict[str, str]:
 
 def _seeded(env: Env, rows: int = 300) -> None:
     env.migrate()
-    seed_source(app_conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
-
-
-def _count(env: Env, db: str, table: str) -> int:
-    schema = "public" if db == "source" else "fleet_bronze"
-    return int(env.query(db, f"SELECT count(*) FROM {schema}.{table}")[0][0])  # type: ignore[arg-type]
+    seed_fleet(rows)
 
 
 # --- webhook receiver and notification block -----------------------------------------------
@@ -214,8 +203,8 @@ def prefect_api(server: Server) -> Iterator[None]:
 
 def _apply_in_process(catalogs: list[Any]) -> set[tuple[str, str]]:
     """What `dwh automations apply` does, without a CLI start (needs `prefect_api`)."""
-    from dwh.blocks import notification_block_id  # noqa: PLC0415
-    from dwh.settings import NotificationSettings  # noqa: PLC0415
+    from dwh.core.blocks import notification_block_id  # noqa: PLC0415
+    from dwh.core.settings import NotificationSettings  # noqa: PLC0415
 
     automations = build_automations(catalogs, block_id=notification_block_id(NotificationSettings()))
     return {(a.name, a.action) for a in apply_automations(automations)}
@@ -284,8 +273,8 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
         "fleet-backup": ("backup", [("30 1 * * *", "Africa/Nairobi")]),
         "fleet-maintenance": ("maintenance", [("0 3 * * 0", "Africa/Nairobi")]),
         "fleet-verify": ("verify", []),
-        "osm-notes-etl": ("osm_notes_etl", [("*/15 * * * *", "UTC")]),
-        "osm-notes-rebuild": ("osm_notes_etl", [("0 2 * * *", "UTC")]),
+        "osm-notes-etl": ("etl", [("*/15 * * * *", "UTC")]),
+        "osm-notes-rebuild": ("etl", [("0 2 * * *", "UTC")]),
         "osm-notes-export": ("export_json", [("*/15 * * * *", "UTC")]),
         "osm-notes-health": ("health", [("5 * * * *", "UTC")]),
         "osm-notes-backup": ("backup", [("30 1 * * *", "UTC")]),
@@ -303,7 +292,10 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
     assert on_server["osm-notes-rebuild"].parameters == {"pipeline": "osm_notes", "rebuild": True}
     etl_properties = on_server["osm-notes-etl"].parameter_openapi_schema["properties"]
     assert etl_properties["rebuild"]["type"] == "boolean"
-    assert on_server["osm-notes-export"].parameter_openapi_schema["properties"]["full"]["type"] == "boolean"
+    export_properties = on_server["osm-notes-export"].parameter_openapi_schema["properties"]
+    assert export_properties["full_refresh"]["type"] == "boolean"
+    # The old name stays a parameter for one release: a deployment that passes it still validates.
+    assert {"type": "boolean"} in export_properties["full"]["anyOf"]
 
     properties = fleet.parameter_openapi_schema["properties"]
     assert properties["pipeline"]["type"] == "string"
@@ -360,8 +352,8 @@ def test_process_worker_runs_ingest_fleet_deployment_and_rows_land_in_bronze(
     _seeded(env)
     flow_run = server.run_deployment("ingest/fleet", 'tables=["devices"]', job_env=_job_env(), cli=True)
     assert server.wait_terminal(flow_run) == "COMPLETED"
-    assert _count(env, "wh", "devices") == _count(env, "source", "devices") > 0
-    assert _count(env, "wh", "trips") == 0, "only the table asked for ran"
+    assert env.count("wh", "devices") == env.count("source", "devices") > 0
+    assert env.count("wh", "trips") == 0, "only the table asked for ran"
 
 
 @pytest.mark.usefixtures("worker")
@@ -385,7 +377,7 @@ def test_second_concurrent_run_of_a_locked_deployment_is_cancelled_not_run(serve
     assert cancelled.message == "Deployment concurrency limit reached."
     assert "RUNNING" not in history, f"the second run ran: {history}"
     assert task_runs == []
-    assert _count(env, "wh", "devices") == _count(env, "source", "devices")
+    assert env.count("wh", "devices") == env.count("source", "devices")
 
 
 def _flow_run_filter(flow_run_id: str) -> Any:
@@ -539,8 +531,8 @@ def test_automations_apply_is_idempotent_by_name_and_removes_what_it_no_longer_d
 ) -> None:
     from prefect.events.schemas.automations import AutomationCore  # noqa: PLC0415
 
-    from dwh.blocks import notification_block_id  # noqa: PLC0415
-    from dwh.settings import NotificationSettings  # noqa: PLC0415
+    from dwh.core.blocks import notification_block_id  # noqa: PLC0415
+    from dwh.core.settings import NotificationSettings  # noqa: PLC0415
 
     pipeline = f"t{uuid.uuid4().hex[:8]}"
     catalogs = [
@@ -572,69 +564,6 @@ def test_automations_apply_is_idempotent_by_name_and_removes_what_it_no_longer_d
         else:
             assert after[automation.name] == ids[automation.name][:1], automation.name
     _delete_automations(server, [a.name for a in automations])
-
-
-def test_freshness_window_is_twice_each_tables_cadence_without_a_schedule() -> None:
-    fleet = load_catalog("fleet", PIPELINES_DIR).model_copy(update={"schedule": None})
-    windows = freshness_windows([fleet], factor=2.0)
-    assert {w.table for w in windows} == {t.name for t in fleet.tables}
-    for window in windows:
-        assert window.within == 2 * timedelta(minutes=fleet.cadence_for(fleet.table(window.table)))
-    assert describe_window(windows[0].within) == "12 h"  # fleet cadence: the 6 h night gap
-    # Prefect refuses proactive windows under 10 s: clamp instead of failing to apply.
-    assert freshness_windows([fleet], factor=0.0001)[0].within == timedelta(seconds=10)
-
-
-def test_freshness_window_with_a_schedule_is_its_longest_gap_plus_grace() -> None:
-    """The proactive backstop; the exact rule is the health flow's dwh.table.stale event."""
-    fleet = load_catalog("fleet", PIPELINES_DIR)
-    windows = freshness_windows([fleet], factor=2.0)
-    assert {describe_window(w.within) for w in windows} == {"7 h"}  # 23:00 -> 05:00, + 60 min
-    assert {describe_window(w.cadence) for w in windows} == {"6 h"}
-
-
-def test_catalog_schedule_is_the_ingest_deployments_schedule() -> None:
-    """Freshness follows the catalog's `schedule:`; it must be the cron the deployment runs on."""
-    document = yaml.safe_load((PROJECT_DIR / "prefect.yaml").read_text(encoding="utf-8"))
-    (fleet,) = [d for d in document["deployments"] if d["name"] == "fleet"]
-    schedule = load_catalog("fleet", PIPELINES_DIR).schedule
-    assert schedule is not None
-    assert fleet["schedules"] == [{"cron": schedule.cron, "timezone": schedule.timezone}]
-    assert schedule.cron == FLEET_CRON
-
-
-def test_shipped_automations_cover_every_table_failures_and_the_json_export() -> None:
-    automations = build_automations([load_catalog("fleet", PIPELINES_DIR)], block_id=uuid.uuid4())
-    by_name = {a.name: a for a in automations}
-    fresh = by_name["dwh freshness: fleet.trips"]
-    assert fresh.trigger.posture == "Proactive"
-    assert fresh.trigger.expect == {"dwh.table.loaded"}
-    assert fresh.trigger.match.root == {"prefect.resource.id": "dwh.table.fleet.trips"}
-    failed = by_name["dwh: flow run failed or crashed"]
-    assert failed.trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
-    export = by_name["dwh: export_json has not completed for an hour"]
-    assert export.trigger.posture == "Proactive"
-    assert export.trigger.within == timedelta(hours=1)
-    assert "export_json" in json.dumps(export.trigger.model_dump(mode="json"))
-    overdue = by_name["dwh: table overdue by its schedule"]
-    assert overdue.trigger.expect == {"dwh.table.stale"}
-    assert overdue.trigger.posture == "Reactive"
-    held = by_name["dwh: table held back by an open source transaction"]
-    assert held.trigger.posture == "Reactive"
-    assert held.trigger.expect == {"dwh.table.held-back"}
-    assert held.trigger.match.root == {"prefect.resource.id": "dwh.table.*"}
-    for automation in automations:
-        assert MANAGED_TAG in automation.tags
-        assert [a.type for a in automation.actions] == ["send-notification"]
-
-
-def test_a_misspelled_automation_key_is_refused_with_its_name(tmp_path: Path) -> None:
-    shipped = yaml.safe_load((PROJECT_DIR / "deployments" / "automations.yaml").read_text(encoding="utf-8"))
-    shipped["automations"][1]["trigger"]["withn"] = 5
-    path = tmp_path / "automations.yaml"
-    path.write_text(yaml.safe_dump(shipped), encoding="utf-8")
-    with pytest.raises(AutomationError, match=r"flow run failed or crashed.*trigger\.withn"):
-        build_automations([], block_id=uuid.uuid4(), path=path)
 
 
 # --- blocks --------------------------------------------------------------------------------
@@ -672,7 +601,7 @@ def test_database_urls_come_from_the_sqlalchemy_blocks_named_in_settings(
 ) -> None:
     from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector  # noqa: PLC0415
 
-    from dwh.engine import Engine  # noqa: PLC0415
+    from dwh.ingest.engine import Engine  # noqa: PLC0415
 
     env.migrate()
     tag = uuid.uuid4().hex[:8]
@@ -715,9 +644,9 @@ def test_s3_credentials_come_from_the_aws_credentials_block_named_in_settings(
 ) -> None:
     from prefect_aws import AwsClientParameters, AwsCredentials  # noqa: PLC0415
 
-    from dwh.results import result_storage  # noqa: PLC0415
-    from dwh.settings import StorageSettings  # noqa: PLC0415
-    from dwh.storage import open_location  # noqa: PLC0415
+    from dwh.core.results import result_storage  # noqa: PLC0415
+    from dwh.core.settings import StorageSettings  # noqa: PLC0415
+    from dwh.ingest.storage import open_location  # noqa: PLC0415
 
     name = f"s3-{uuid.uuid4().hex[:8]}"
     AwsCredentials(
@@ -746,7 +675,7 @@ def test_s3_credentials_come_from_the_aws_credentials_block_named_in_settings(
 def test_a_missing_connection_block_is_an_error_naming_setting_and_block(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dwh.blocks import BlockError, source_settings  # noqa: PLC0415
+    from dwh.core.blocks import BlockError, source_settings  # noqa: PLC0415
 
     assert env.source_db
     monkeypatch.setenv("DWH_SOURCE_BLOCK", "no-such-block")
@@ -758,9 +687,9 @@ def test_a_missing_connection_block_is_an_error_naming_setting_and_block(
 def test_blocks_apply_with_connections_creates_missing_ones_once_and_never_overwrites(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dwh.blocks import apply_blocks  # noqa: PLC0415
-    from dwh.engine import Engine  # noqa: PLC0415
-    from dwh.settings import NotificationSettings, StorageSettings  # noqa: PLC0415
+    from dwh.core.block_apply import apply_blocks  # noqa: PLC0415
+    from dwh.core.settings import NotificationSettings, StorageSettings  # noqa: PLC0415
+    from dwh.ingest.engine import Engine  # noqa: PLC0415
 
     env.migrate()
     tag = uuid.uuid4().hex[:8]

@@ -19,8 +19,9 @@ import pytest
 from psycopg.conninfo import make_conninfo
 from typer.testing import CliRunner
 
-from dwh import devstack
-from dwh.devstack import DevStackError, StackInfo
+import devstack
+from devstack import DevStackError, StackInfo
+from devstack.cli import dev_app
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -204,7 +205,7 @@ def test_stack_file_is_readable_by_its_owner_only(running_stack: StackInfo) -> N
 
 
 def test_cli_env_prints_shell_exports_of_env(running_stack: StackInfo) -> None:
-    result = CliRunner().invoke(devstack.dev_app, ["env", "--state-dir", str(running_stack.state_dir)])
+    result = CliRunner().invoke(dev_app, ["env", "--state-dir", str(running_stack.state_dir)])
 
     assert result.exit_code == 0, result.output
     exported = {}
@@ -268,7 +269,7 @@ def test_env_on_a_stack_that_is_down_raises(state_dir: Path) -> None:
 def test_cli_env_on_a_stack_that_is_down_exits_with_the_message(
     state_dir: Path,
 ) -> None:
-    result = CliRunner().invoke(devstack.dev_app, ["env", "--state-dir", str(state_dir)])
+    result = CliRunner().invoke(dev_app, ["env", "--state-dir", str(state_dir)])
 
     assert result.exit_code == 1
     assert "no dev stack" in result.output

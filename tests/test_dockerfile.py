@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from dwh.settings import PROJECT_DIR
+from dwh.core.settings import PROJECT_DIR
 from tests.image import DOCKERFILE, instructions, replay_image
 
 DOCKERIGNORE = PROJECT_DIR / ".dockerignore"
@@ -26,7 +26,7 @@ HADOLINT = Path(sys.executable).parent / "hadolint"
 RUNTIME_FILES = (
     "flows/ingest.py",
     "tasks/extract.py",
-    "dwh/engine.py",
+    "dwh/ingest/engine.py",
     "pipelines/fleet.yaml",
     "prefect.yaml",
 )
@@ -161,8 +161,8 @@ def test_replayed_image_layout_installs_offline_and_runs_the_flows(tmp_path: Pat
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DWH_", "VIRTUAL_ENV", "UV_PROJECT"))}
     probe = (
         "from flows.ingest import ingest\n"
-        "from dwh.catalog import load_catalog\n"
-        "from dwh.settings import RunSettings\n"
+        "from dwh.core.catalog import load_catalog\n"
+        "from dwh.core.settings import RunSettings\n"
         "run = RunSettings()\n"
         "assert (run.sql_dir / 'engine').is_dir(), run.sql_dir\n"
         "print(ingest.name, load_catalog('fleet', run.pipelines_dir).pipeline, run.pipelines_dir)\n"

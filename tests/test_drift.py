@@ -10,20 +10,15 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from dwh.catalog import load_catalog
 from dwh.cli import app
-from dwh.drift import Column, compare_table
-from dwh.report import IngestFailedError
-from dwh.seed import seed_source
+from dwh.core.catalog import load_catalog
+from dwh.ingest.drift import Column, compare_table
+from dwh.ingest.report import IngestFailedError
 from flows.ingest import ingest
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, seed_fleet
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 runner = CliRunner()
-
-
-def _seed(rows: int = 1000) -> dict[str, int]:
-    return seed_source(app_conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
 
 
 def _drift() -> tuple[int, str]:
@@ -32,13 +27,9 @@ def _drift() -> tuple[int, str]:
     return result.exit_code, " ".join(text.split())
 
 
-def _count(env: Env, relation: str) -> int:
-    return int(env.query("wh", f"SELECT count(*) FROM {relation}")[0][0])  # type: ignore[arg-type]
-
-
 def test_no_drift_on_a_fresh_pipeline_exits_zero(env: Env) -> None:
     env.migrate()
-    _seed()
+    seed_fleet()
 
     code, output = _drift()
 
@@ -48,7 +39,7 @@ def test_no_drift_on_a_fresh_pipeline_exits_zero(env: Env) -> None:
 
 def test_added_nullable_column_is_reported_by_name_and_left_out_as_the_catalog_says(env: Env) -> None:
     env.migrate()
-    counts = _seed()
+    counts = seed_fleet()
     env.query("source", "ALTER TABLE public.alarms ADD COLUMN severity smallint")
 
     code, output = _drift()
@@ -67,7 +58,7 @@ def test_added_nullable_column_is_reported_by_name_and_left_out_as_the_catalog_s
 
 def test_renamed_column_fails_its_table_by_name_with_nothing_loaded_and_others_load(env: Env) -> None:
     env.migrate()
-    counts = _seed()
+    counts = seed_fleet()
     env.query("source", "ALTER TABLE public.trips RENAME COLUMN max_speed_kmh TO top_speed_kmh")
 
     code, output = _drift()
@@ -84,16 +75,16 @@ def test_renamed_column_fails_its_table_by_name_with_nothing_loaded_and_others_l
         by_table["trips"].error
     )
     assert "top_speed_kmh" in str(by_table["trips"].error)
-    assert _count(env, "fleet_bronze.trips") == 0
+    assert env.count("wh", "fleet_bronze.trips") == 0
     assert env.location_keys("fleet", "exports", "trips") == []
     loaded = {t for t, o in by_table.items() if o.status == "loaded"}
     assert loaded == {"devices", "live_positions", "geofences", "position_history", "alarms"}
-    assert _count(env, "fleet_bronze.alarms") == counts["alarms"]
+    assert env.count("wh", "fleet_bronze.alarms") == counts["alarms"]
 
 
 def test_unit_conversion_pointing_at_a_renamed_column_is_named_by_drift_and_extract(env: Env) -> None:
     env.migrate()
-    _seed()
+    seed_fleet()
     env.query("source", "ALTER TABLE public.trips RENAME COLUMN distance_m TO distance_metres")
 
     code, output = _drift()
@@ -105,7 +96,7 @@ def test_unit_conversion_pointing_at_a_renamed_column_is_named_by_drift_and_extr
         ingest("fleet", tables=["trips"])
     (trips,) = caught.value.summary.tables
     assert "expression for bronze column 'distance_km' (distance_m / 1000.0)" in str(trips.error)
-    assert _count(env, "fleet_bronze.trips") == 0
+    assert env.count("wh", "fleet_bronze.trips") == 0
 
 
 def _col(name: str, kind: str, *, not_null: bool = False) -> Column:
@@ -183,7 +174,7 @@ def test_a_columns_expression_with_a_second_statement_is_refused_by_name_and_nev
     env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env.migrate()
-    _seed()
+    seed_fleet()
     monkeypatch.setenv("DWH_PIPELINES_DIR", str(_catalog_with(tmp_path, INJECTION)))
 
     code, output = _drift()
@@ -197,11 +188,11 @@ def test_a_columns_expression_with_a_second_statement_is_refused_by_name_and_nev
 
 def test_the_expression_probe_and_the_extract_can_change_nothing_on_the_source(env: Env) -> None:
     """Past the catalog's check (a spec built without it), the server refuses it too."""
-    from dwh.drift import probe_expressions  # noqa: PLC0415
-    from dwh.extract import extract_table  # noqa: PLC0415
+    from dwh.ingest.drift import probe_expressions  # noqa: PLC0415
+    from dwh.ingest.extract import extract_table  # noqa: PLC0415
 
     env.migrate()
-    _seed()
+    seed_fleet()
     env.query(
         "source",
         "CREATE FUNCTION public.write_something() RETURNS int LANGUAGE sql AS "

@@ -27,15 +27,18 @@ import pytest
 from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
-from dwh.catalog import load_catalog
+from dwh.analytics.documents import ExportError, Renderer, viewer_shard
+from dwh.analytics.export import SUMS, ExportResult, export_json
+from dwh.analytics.publish import Target
+from dwh.analytics.targets import LocalTarget, S3Target, open_target
 from dwh.cli import app
-from dwh.export import SUMS, ExportError, ExportResult, Renderer, export_json, viewer_shard
-from dwh.publish import LocalTarget, S3Target, Target, open_target
-from dwh.seed import seed_source
-from dwh.settings import ExportSettings
-from dwh.transform import exclusive_run
+from dwh.core.catalog import load_catalog
+from dwh.core.names import lock_key
+from dwh.core.settings import ExportSettings
+from dwh.ingest.locks import exclusive_run
+from dwh.onboarding.seed import seed_source
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
-from tests.test_osm_notes import PIPELINE, owner, refresh, sync_bronze, transform
+from tests.osm_notes import PIPELINE, owner, refresh, sync_bronze, transform
 
 DWH = "osm_notes_dwh"
 KINDS = pytest.mark.parametrize("storage_kind", ["file", "s3"], indirect=True)
@@ -511,7 +514,7 @@ def test_cli_exports_then_reports_nothing_changed_and_skips_an_overlapping_run()
     full = runner.invoke(app, ["export-json", PIPELINE, "--full"])
     assert "(full)" in " ".join(full.output.split())
 
-    with exclusive_run(owner(), f"dwh:{PIPELINE}:export") as held:
+    with exclusive_run(owner(), lock_key(PIPELINE, "flow", "export_json")) as held:
         assert held
         skipped = runner.invoke(app, ["export-json", PIPELINE])
     assert skipped.exit_code == 0, skipped.output
@@ -523,8 +526,8 @@ ESCAPES = ["../../../../x", "a/b", "..", ".", "", "x\x00y", "x\ny", "x\\y"]
 
 @pytest.mark.parametrize("entity_id", ESCAPES)
 def test_an_entity_id_that_is_not_a_plain_file_name_is_refused_naming_the_document(entity_id: str) -> None:
-    from dwh.catalog import ExportDocument  # noqa: PLC0415
-    from dwh.export import document_path  # noqa: PLC0415
+    from dwh.analytics.documents import document_path  # noqa: PLC0415
+    from dwh.core.catalog import ExportDocument  # noqa: PLC0415
 
     for path in ("users/{fanout}/{id}.json", "countries/{id}.json"):
         with pytest.raises(ExportError, match=r"users: entity id .* cannot be a file name"):
@@ -544,7 +547,7 @@ def test_no_target_writes_a_path_outside_its_version(
 
     import boto3  # noqa: PLC0415
 
-    from dwh.publish import PublishError  # noqa: PLC0415
+    from dwh.analytics.publish import PublishError  # noqa: PLC0415
 
     # The S3 writer spools under the temp dir: keep even a wrong write inside tmp_path.
     deep = tmp_path / "t" / "m" / "p"

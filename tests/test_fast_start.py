@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from dwh.seed import seed_source
-from dwh.settings import PROJECT_DIR
-from tests.conftest import SQL_DIR, Env, app_conninfo
+from dwh.core.settings import PROJECT_DIR
+from tests.conftest import Env, seed_fleet
 
 # Runs one `dwh` command in-process, then prints (last line) its exit code and the
 # Prefect, flow and task modules the command pulled in.
@@ -53,7 +52,7 @@ def _dwh(*args: str) -> tuple[int, list[str], str]:
 
 @pytest.mark.parametrize("storage_kind", ["s3"], indirect=True)
 def test_commands_that_run_no_flow_import_neither_prefect_nor_the_flows(env: Env, tmp_path: Path) -> None:
-    seed_source(app_conninfo(), "fleet", rows=200, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(200)
     proposal = tmp_path / "fleet.yaml"
     commands = {
         ("--help",): "Prefect-native extract",

@@ -34,7 +34,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -45,15 +44,14 @@ import pytest
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError
 
-from dwh.extract import extract_table
-from dwh.load import load_pending
-from dwh.parts import parse_part
-from dwh.report import IngestFailedError, IngestSummary
-from dwh.seed import seed_source
-from dwh.settings import PROJECT_DIR
-from dwh.storage import StorageError
+from dwh.core.settings import PROJECT_DIR
+from dwh.ingest.extract import extract_table
+from dwh.ingest.load import load_pending
+from dwh.ingest.parts import parse_part
+from dwh.ingest.report import IngestFailedError
+from dwh.ingest.storage import StorageError
 from flows.ingest import ingest
-from tests.conftest import SQL_DIR, Env, Stack, app_conninfo
+from tests.conftest import Env, Stack, on_failpoint, rows_loaded, seed_fleet, wait_for
 from tests.outages import (
     TcpCut,
     endpoint_port,
@@ -73,10 +71,6 @@ KEYS = {"position_history": "device_id, gps_time", "trips": "trip_id", "alarms":
 # and cut parts small so several are published before it fires.
 STREAMED_ROWS = 20_000
 SMALL_PARTS = 2_000
-
-
-def _seed(rows: int) -> dict[str, int]:
-    return seed_source(app_conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
 
 
 def _keys(env: Env, db: str, table: str) -> tuple[object, ...]:
@@ -122,10 +116,6 @@ def _run_of(key: str) -> int:
     return name.run_id
 
 
-def _loaded(summary: IngestSummary) -> dict[str, int]:
-    return {t.table: t.rows_loaded for t in summary.tables}
-
-
 def _dwh_run(table: str, *, prefix: tuple[str, ...] = (), extra: dict[str, str] | None = None) -> int:
     """`dwh run fleet --table <table>` in a child process reporting to the session's Prefect."""
     from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
@@ -144,28 +134,6 @@ def _dwh_run(table: str, *, prefix: tuple[str, ...] = (), extra: dict[str, str] 
     return done.returncode
 
 
-def _wait_for(what: str, condition: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
-
-
-def _on_failpoint(
-    monkeypatch: pytest.MonkeyPatch, module: str, name: str, action: Callable[[], None]
-) -> None:
-    """Run `action` in-process, once, when the engine reaches failpoint `name`."""
-    fired: list[bool] = []
-
-    def hook(reached: str) -> None:
-        if reached == name and not fired:
-            fired.append(True)
-            action()
-
-    monkeypatch.setattr(f"{module}.failpoint", hook)
-
-
 # --- process killed --------------------------------------------------------------------
 
 
@@ -174,7 +142,7 @@ def test_killed_during_extract_next_run_rejects_its_parts_and_loads_once(
 ) -> None:
     small_parts_catalog(tmp_path, monkeypatch, SMALL_PARTS)
     env.migrate()
-    _seed(STREAMED_ROWS)
+    seed_fleet(STREAMED_ROWS)
 
     assert _dwh_run("position_history", extra={"DWH_FAILPOINTS": "extract.streaming"}) == -9
 
@@ -188,7 +156,7 @@ def test_killed_during_extract_next_run_rejects_its_parts_and_loads_once(
 
     after = ingest("fleet", tables=["position_history"])
 
-    assert _loaded(after) == {"position_history": STREAMED_ROWS}
+    assert rows_loaded(after) == {"position_history": STREAMED_ROWS}
     _assert_exactly_once(env, "position_history")
     runs = _runs(env, "position_history")
     assert [r[1] for r in runs] == ["failed", "loaded"]
@@ -233,14 +201,14 @@ def test_s3_unreachable_mid_upload_next_run_rejects_published_parts_and_loads_on
 ) -> None:
     small_parts_catalog(tmp_path, monkeypatch, SMALL_PARTS)
     env.migrate()
-    _seed(STREAMED_ROWS)
+    seed_fleet(STREAMED_ROWS)
     engine = env.engine()
 
     def cut_after_the_first_part() -> None:
-        _wait_for("a published part", lambda: bool(_s3_keys(stack, env, "fleet", "exports")))
+        wait_for("a published part", lambda: bool(_s3_keys(stack, env, "fleet", "exports")))
         s3_cut.cut()
 
-    _on_failpoint(monkeypatch, "dwh.extract", "extract.streaming", cut_after_the_first_part)
+    on_failpoint(monkeypatch, "dwh.ingest.extract", "extract.streaming", cut_after_the_first_part)
     with pytest.raises((S3UploadFailedError, StorageError), match="upload") as caught:
         extract_table(engine, engine.catalog.table("position_history"))
 
@@ -255,7 +223,7 @@ def test_s3_unreachable_mid_upload_next_run_rejects_published_parts_and_loads_on
     s3_cut.restore()
     after = ingest("fleet", tables=["position_history"])
 
-    assert _loaded(after) == {"position_history": STREAMED_ROWS}
+    assert rows_loaded(after) == {"position_history": STREAMED_ROWS}
     _assert_exactly_once(env, "position_history")
     runs = _runs(env, "position_history")
     assert [r[1] for r in runs] == ["failed", "loaded"]
@@ -270,12 +238,12 @@ def test_s3_unreachable_during_move_after_commit_next_run_only_moves(
     env: Env, stack: Stack, s3_cut: TcpCut, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env.migrate()
-    counts = _seed(1000)
+    counts = seed_fleet(1000)
     engine = env.engine()
     extract_table(engine, engine.catalog.table("alarms"))
     (part,) = _s3_keys(stack, env, "fleet", "exports", "alarms")
 
-    _on_failpoint(monkeypatch, "dwh.load", "load.after_commit", s3_cut.cut)
+    on_failpoint(monkeypatch, "dwh.ingest.load", "load.after_commit", s3_cut.cut)
     with pytest.raises((BotoCoreError, StorageError)):
         load_pending(engine, engine.catalog.table("alarms"))
 
@@ -288,7 +256,7 @@ def test_s3_unreachable_during_move_after_commit_next_run_only_moves(
     s3_cut.restore()
     after = ingest("fleet", tables=["alarms"])
 
-    assert _loaded(after) == {"alarms": 0}
+    assert rows_loaded(after) == {"alarms": 0}
     _assert_exactly_once(env, "alarms")
     assert _keys(env, "wh", "alarms")[0] == counts["alarms"]
     assert env.location_keys("fleet", "exports") == []
@@ -305,7 +273,7 @@ def test_s3_server_killed_during_upload_then_back_next_run_loads_once(
     monkeypatch.setenv("AWS_ENDPOINT_URL", private_stack.env["AWS_ENDPOINT_URL"])
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     env.migrate()
-    counts = _seed(1000)
+    counts = seed_fleet(1000)
     engine = env.engine()
 
     moto_kill(private_stack)
@@ -322,7 +290,7 @@ def test_s3_server_killed_during_upload_then_back_next_run_loads_once(
 
     after = ingest("fleet", tables=["trips"])
 
-    assert _loaded(after) == {"trips": counts["trips"]}
+    assert rows_loaded(after) == {"trips": counts["trips"]}
     _assert_exactly_once(env, "trips")
     assert [r[1] for r in _runs(env, "trips")] == ["failed", "loaded"]
     assert env.location_keys("fleet", "exports") == []
@@ -337,13 +305,15 @@ def test_warehouse_stopped_during_load_parts_wait_in_exports_and_load_next_run(
     storage = f"file://{tmp_path / 'storage'}"
     with split_env(monkeypatch, storage, source=stack, warehouse=private_stack) as env:
         env.migrate()
-        counts = _seed(1000)
+        counts = seed_fleet(1000)
         engine = env.engine()
         extract_table(engine, engine.catalog.table("trips"))
         (part,) = env.location_keys("fleet", "exports", "trips")
 
         # The cluster stops inside the load transaction, after the rows went in.
-        _on_failpoint(monkeypatch, "dwh.load", "load.before_commit", lambda: postgres_stop(private_stack))
+        on_failpoint(
+            monkeypatch, "dwh.ingest.load", "load.before_commit", lambda: postgres_stop(private_stack)
+        )
         try:
             with pytest.raises(psycopg.OperationalError):
                 load_pending(engine, engine.catalog.table("trips"))
@@ -358,7 +328,7 @@ def test_warehouse_stopped_during_load_parts_wait_in_exports_and_load_next_run(
 
         after = ingest("fleet", tables=["trips"])
 
-        assert _loaded(after) == {"trips": counts["trips"]}
+        assert rows_loaded(after) == {"trips": counts["trips"]}
         _assert_exactly_once(env, "trips")
         runs = _runs(env, "trips")
         assert [r[1] for r in runs] == ["loaded", "loaded"]
@@ -377,18 +347,18 @@ def test_source_restarted_mid_extract_the_retry_loads_everything_once(
     storage = f"file://{tmp_path / 'storage'}"
     with split_env(monkeypatch, storage, source=private_stack, warehouse=stack) as env:
         env.migrate()
-        _seed(rows)
+        seed_fleet(rows)
 
         def restart_after_the_first_part() -> None:
-            _wait_for("a published part", lambda: bool(env.location_keys("fleet", "exports")))
+            wait_for("a published part", lambda: bool(env.location_keys("fleet", "exports")))
             postgres_restart(private_stack)
 
-        _on_failpoint(monkeypatch, "dwh.extract", "extract.streaming", restart_after_the_first_part)
+        on_failpoint(monkeypatch, "dwh.ingest.extract", "extract.streaming", restart_after_the_first_part)
 
         # The extract task fails on the dropped connection, retries (transient) and succeeds.
         summary = ingest("fleet", tables=["position_history"])
 
-        assert _loaded(summary) == {"position_history": rows}
+        assert rows_loaded(summary) == {"position_history": rows}
         _assert_exactly_once(env, "position_history")
         runs = _runs(env, "position_history")
         assert [r[1] for r in runs] == ["failed", "loaded"]
@@ -406,7 +376,7 @@ def test_source_restarted_mid_extract_the_retry_loads_everything_once(
 @pytest.mark.parametrize("cut", ["mid-row", "row-boundary"])
 def test_truncated_part_fails_its_table_commits_nothing_and_names_the_file(env: Env, cut: str) -> None:
     env.migrate()
-    counts = _seed(1000)
+    counts = seed_fleet(1000)
     engine = env.engine()
     extracted = extract_table(engine, engine.catalog.table("trips"))
     (key,) = env.location_keys("fleet", "exports", "trips")
@@ -448,7 +418,7 @@ def test_two_parent_runs_at_once_the_second_skips_the_held_table_and_nothing_dou
     from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
 
     env.migrate()
-    counts = _seed(1000)
+    counts = seed_fleet(1000)
     with psycopg.connect(env.warehouse_admin) as blocker:
         # Hold run A inside its trips load (it has the table lock by then) while B starts.
         blocker.execute("LOCK TABLE fleet_bronze.trips IN ACCESS EXCLUSIVE MODE")
@@ -460,7 +430,7 @@ def test_two_parent_runs_at_once_the_second_skips_the_held_table_and_nothing_dou
             stderr=subprocess.PIPE,
         )
         try:
-            _wait_for(
+            wait_for(
                 "run A to wait inside its trips load",
                 lambda: (
                     env.query(
@@ -493,7 +463,7 @@ def test_two_parent_runs_at_once_the_second_skips_the_held_table_and_nothing_dou
 
     third = ingest("fleet", tables=["trips", "alarms"])
 
-    assert _loaded(third) == {"trips": 0, "alarms": 0}
+    assert rows_loaded(third) == {"trips": 0, "alarms": 0}
     _assert_exactly_once(env, "trips")
     _assert_exactly_once(env, "alarms")
 
@@ -503,12 +473,12 @@ def test_two_parent_runs_at_once_the_second_skips_the_held_table_and_nothing_dou
 
 def test_column_added_in_the_source_is_ignored_because_bronze_columns_drive_the_extract(env: Env) -> None:
     env.migrate()
-    counts = _seed(1000)
+    counts = seed_fleet(1000)
     env.query("source", "ALTER TABLE public.alarms ADD COLUMN severity smallint NOT NULL DEFAULT 3")
 
     summary = ingest("fleet", tables=["alarms"])
 
-    assert _loaded(summary) == {"alarms": counts["alarms"]}
+    assert rows_loaded(summary) == {"alarms": counts["alarms"]}
     _assert_exactly_once(env, "alarms")
     bronze = {
         r[0]
@@ -527,7 +497,7 @@ def test_column_added_in_the_source_is_ignored_because_bronze_columns_drive_the_
 
 def test_type_changed_in_the_source_fails_its_table_naming_file_line_and_column(env: Env) -> None:
     env.migrate()
-    counts = _seed(1000)
+    counts = seed_fleet(1000)
     env.query("source", "ALTER TABLE public.trips ALTER COLUMN max_speed_kmh TYPE text")
     env.query("source", "UPDATE public.trips SET max_speed_kmh = 'fast' WHERE trip_id = 5")
 
@@ -558,7 +528,7 @@ def test_type_changed_in_the_source_fails_its_table_naming_file_line_and_column(
 @pytest.mark.skipif(shutil.which("faketime") is None, reason="faketime is not installed (scripts/bootstrap)")
 def test_orchestrator_clock_five_hours_ahead_never_moves_the_bounds(env: Env) -> None:
     env.migrate()
-    counts = _seed(1000)
+    counts = seed_fleet(1000)
 
     def source_clock() -> datetime:
         return env.query("source", "SELECT clock_timestamp()")[0][0]  # type: ignore[return-value]
@@ -584,9 +554,9 @@ def test_orchestrator_clock_five_hours_ahead_never_moves_the_bounds(env: Env) ->
     # Rows stamped by the source after that run arrive next run: a watermark taken
     # from the skewed clock (5 h ahead) would have skipped them for five hours, or for
     # good once the clock was fixed.
-    grown = _seed(1000)
+    grown = seed_fleet(1000)
     assert grown["alarms"] > counts["alarms"]
     next_run = ingest("fleet", tables=["alarms"])
 
-    assert _loaded(next_run) == {"alarms": grown["alarms"] - counts["alarms"]}
+    assert rows_loaded(next_run) == {"alarms": grown["alarms"] - counts["alarms"]}
     _assert_exactly_once(env, "alarms")

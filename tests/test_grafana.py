@@ -8,11 +8,10 @@ from datetime import datetime
 import psycopg
 import pytest
 
-from dwh.schedule import load_due
-from dwh.seed import seed_source
-from dwh.settings import PROJECT_DIR, WarehouseSettings
+from dwh.core.schedule import load_due
+from dwh.core.settings import PROJECT_DIR, WarehouseSettings
 from flows.ingest import ingest
-from tests.conftest import SQL_DIR, Env, app_conninfo
+from tests.conftest import Env, seed_fleet
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 DASHBOARD = PROJECT_DIR / "deployments" / "grafana" / "dashboards" / "dwh.json"
@@ -20,7 +19,7 @@ DASHBOARD = PROJECT_DIR / "deployments" / "grafana" / "dashboards" / "dwh.json"
 
 def test_every_panel_query_answers_as_the_ro_role_after_a_run(env: Env) -> None:
     env.migrate()
-    counts = seed_source(app_conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    counts = seed_fleet(1000)
     ingest("fleet", tables=["devices", "trips"])
     env.query(
         "wh",
@@ -36,7 +35,7 @@ def test_every_panel_query_answers_as_the_ro_role_after_a_run(env: Env) -> None:
             query = target["rawSql"].replace("${pipeline}", "fleet")
             answers[panel["id"]] = conn.execute(query).fetchall()
 
-    # Freshness: the same rule as health and verify (dwh/schedule.py), stored by the load.
+    # Freshness: the same rule as health and verify (dwh/core/schedule.py), stored by the load.
     assert [(r[0], r[3] < 0) for r in answers[1]] == [("trips", True)]
     (finished, due), *_ = env.query(
         "wh",

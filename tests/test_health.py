@@ -9,13 +9,12 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from dwh.extract import extract_table
-from dwh.health import FRESH_CHECK, Check, check_health
-from dwh.seed import seed_source
-from dwh.verify import verify
+from dwh.ingest.extract import extract_table
+from dwh.operations.health import FRESH_CHECK, Check, check_health
+from dwh.operations.verify import verify
 from flows.health import health
 from flows.ingest import ingest
-from tests.conftest import SQL_DIR, Env, app_conninfo
+from tests.conftest import Env, app_conninfo, seed_fleet
 from tests.test_ingest import _artifact_markdown
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -32,7 +31,7 @@ def test_health_is_green_after_a_run_and_names_each_problem(env: Env) -> None:
     assert before[FRESH_CHECK].startswith("devices (never loaded), live_positions")
     assert before["fleet_bronze.devices non-empty"] == "empty"
 
-    seed_source(app_conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(1000)
     ingest("fleet")
     checks = health("fleet")
     assert _failed(checks) == {}
@@ -47,7 +46,7 @@ def test_health_is_green_after_a_run_and_names_each_problem(env: Env) -> None:
 
     # A table that stopped loading 13 hours ago (the longest gap of the schedule is 6 h), a
     # part stuck as long, a failed run.
-    seed_source(app_conninfo(), "fleet", rows=500, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(500)
     extracted = extract_table(engine, engine.catalog.table("trips"))
     env.query(
         "wh",
@@ -104,7 +103,7 @@ def test_session_idle_in_transaction_stalls_tables_and_health_verify_and_the_run
 ) -> None:
     env.migrate()
     engine = env.engine()
-    seed_source(app_conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(1000)
     ingest("fleet")
     monkeypatch.setenv("DWH_MAX_HOLDBACK_MINUTES", "0.02")  # 1.2 s: fractions of a minute allowed
     started = datetime.now(UTC)
@@ -112,7 +111,7 @@ def test_session_idle_in_transaction_stalls_tables_and_health_verify_and_the_run
     try:
         leaky.execute("SELECT 1")  # opens a transaction and leaves it idle
         pid = leaky.info.backend_pid
-        seed_source(app_conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+        seed_fleet(300)
         time.sleep(2)
 
         stalled = ingest("fleet", tables=["alarms"])
@@ -161,7 +160,7 @@ def test_freshness_follows_the_schedule_a_missed_daytime_run_alarms_and_the_nigh
     """fleet runs at 05, 08, 11, 14, 17, 20, 23 Nairobi time; grace 60 min."""
     env.migrate()
     engine = env.engine()
-    seed_source(app_conninfo(), "fleet", rows=500, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(500)
     ingest("fleet")
 
     def stale(now: datetime) -> str | None:
@@ -206,7 +205,7 @@ def test_growth_warns_when_rows_per_day_fall_far_below_the_trailing_median(
 ) -> None:
     env.migrate()
     engine = env.engine()
-    seed_source(app_conninfo(), "fleet", rows=500, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(500)
     ingest("fleet")
 
     def growth() -> Check:

@@ -12,12 +12,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dwh.extract import extract_table
-from dwh.report import IngestFailedError, IngestSummary
-from dwh.seed import seed_source
-from dwh.settings import PROJECT_DIR
+from dwh.core.settings import PROJECT_DIR
+from dwh.ingest.extract import extract_table
+from dwh.ingest.report import IngestFailedError
 from flows.ingest import ingest
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
+from tests.conftest import PIPELINES_DIR, Env, app_conninfo, rows_loaded, seed_fleet
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -36,15 +35,6 @@ TEXT = {
     "position_history": ("(device_id, gps_time)", ("raw_payload",)),
     "geofences": ("geofence_id", ("name", "kind")),
 }
-
-
-def _seed(rows: int) -> dict[str, int]:
-    return seed_source(app_conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
-
-
-def _count(env: Env, db: str, table: str) -> int:
-    schema = "public" if db == "source" else "fleet_bronze"
-    return int(env.query(db, f"SELECT count(*) FROM {schema}.{table}")[0][0])  # type: ignore[arg-type]
 
 
 def _fingerprint(env: Env, db: str, table: str, key: str, expressions: list[str]) -> tuple[object, ...]:
@@ -94,13 +84,9 @@ def _artifact_markdown(key: str) -> str:
     return str(artifact.data)
 
 
-def _loaded(summary: IngestSummary) -> dict[str, int]:
-    return {t.table: t.rows_loaded for t in summary.tables}
-
-
 def _assert_parity(env: Env, tables: tuple[str, ...] = (*SNAPSHOT, *INCREMENTAL)) -> None:
     for table in tables:
-        assert _count(env, "wh", table) == _count(env, "source", table), table
+        assert env.count("wh", table) == env.count("source", table), table
     for table, (key, columns) in GEOMETRY.items():
         if table not in tables:
             continue
@@ -119,13 +105,13 @@ def _assert_parity(env: Env, tables: tuple[str, ...] = (*SNAPSHOT, *INCREMENTAL)
 @pytest.mark.parametrize("storage_kind", ["file", "s3"], indirect=True)
 def test_first_run_backfills_everything_and_second_run_moves_nothing(env: Env) -> None:
     env.migrate()
-    counts = _seed(3000)
+    counts = seed_fleet(3000)
     started = datetime.now(UTC)
 
     first = ingest("fleet")
 
     assert {t.status for t in first.tables} == {"loaded"}
-    assert _loaded(first) == {t: counts[t] for t in (*SNAPSHOT, *INCREMENTAL)}
+    assert rows_loaded(first) == {t: counts[t] for t in (*SNAPSHOT, *INCREMENTAL)}
     _assert_parity(env)
     nulls = env.query("wh", "SELECT count(*) FROM fleet_bronze.position_history WHERE geom IS NULL")
     assert nulls[0][0] > 0
@@ -145,7 +131,7 @@ def test_first_run_backfills_everything_and_second_run_moves_nothing(env: Env) -
 
     second = ingest("fleet")
 
-    assert {t: _loaded(second)[t] for t in INCREMENTAL} == dict.fromkeys(INCREMENTAL, 0)
+    assert {t: rows_loaded(second)[t] for t in INCREMENTAL} == dict.fromkeys(INCREMENTAL, 0)
     assert all(not t.files for t in second.tables if t.table in INCREMENTAL)
     assert len(env.location_keys("fleet", "processed")) == 6 + len(SNAPSHOT)
     assert env.location_keys("fleet", "exports") == []
@@ -154,7 +140,7 @@ def test_first_run_backfills_everything_and_second_run_moves_nothing(env: Env) -
 
 def test_text_round_trips_byte_exact_with_empty_string_distinct_from_null(env: Env) -> None:
     env.migrate()
-    _seed(1000)
+    seed_fleet(1000)
     ingest("fleet")
     for table, (key, columns) in TEXT.items():
         for column in columns:
@@ -171,7 +157,7 @@ def test_text_round_trips_byte_exact_with_empty_string_distinct_from_null(env: E
 
 def test_row_committed_late_below_the_upper_bound_arrives_next_run(env: Env) -> None:
     env.migrate()
-    _seed(1000)
+    seed_fleet(1000)
     ingest("fleet", tables=["position_history"])
     late = psycopg.connect(app_conninfo())  # type: ignore[call-arg]
     try:
@@ -181,7 +167,7 @@ def test_row_committed_late_below_the_upper_bound_arrives_next_run(env: Env) -> 
             " VALUES (1, '1999-01-01T00:00:00Z', 'late')"
         )
         run = ingest("fleet", tables=["position_history"])
-        assert _loaded(run) == {"position_history": 0}
+        assert rows_loaded(run) == {"position_history": 0}
         late.commit()
     finally:
         late.close()
@@ -196,7 +182,7 @@ def test_row_committed_late_below_the_upper_bound_arrives_next_run(env: Env) -> 
 
     after = ingest("fleet", tables=["position_history"])
 
-    assert _loaded(after) == {"position_history": 1}
+    assert rows_loaded(after) == {"position_history": 1}
     assert env.query(
         "wh", "SELECT count(*) FROM fleet_bronze.position_history WHERE raw_payload = 'late'"
     ) == [(1,)]
@@ -205,34 +191,34 @@ def test_row_committed_late_below_the_upper_bound_arrives_next_run(env: Env) -> 
 
 def test_backfill_replays_history_without_duplicates(env: Env) -> None:
     env.migrate()
-    counts = _seed(1000)
+    counts = seed_fleet(1000)
     ingest("fleet", tables=list(INCREMENTAL))
 
     replay = ingest("fleet", tables=list(INCREMENTAL), full_refresh=True)
 
-    assert _loaded(replay) == dict.fromkeys(INCREMENTAL, 0)
+    assert rows_loaded(replay) == dict.fromkeys(INCREMENTAL, 0)
     assert {t.table: t.rows_skipped for t in replay.tables} == {t: counts[t] for t in INCREMENTAL}
     for table in INCREMENTAL:
-        assert _count(env, "wh", table) == counts[table]
+        assert env.count("wh", table) == counts[table]
 
 
 def test_backfill_wins_over_a_run_still_waiting_in_exports(env: Env) -> None:
     env.migrate()
-    _seed(1000)
+    seed_fleet(1000)
     ingest("fleet", tables=["alarms"])
     # Rows lost from bronze (say, a restore from an older backup): a backfill must bring them back.
     env.query("wh", "DELETE FROM fleet_bronze.alarms WHERE mod(alarm_id, 7) = 0")
     since = env.query("source", "SELECT min(recorded_at) - interval '1 second' FROM public.alarms")[0][0]
     assert isinstance(since, datetime)
     # A later run extracted but not loaded: its part waits in exports/ for recovery.
-    _seed(300)
+    seed_fleet(300)
     engine = env.engine()
     leftover = extract_table(engine, engine.catalog.table("alarms"))
     assert len(env.location_keys("fleet", "exports", "alarms")) == 1
 
     run = ingest("fleet", tables=["alarms"], backfill_from=since)
 
-    assert _loaded(run)["alarms"] > 0
+    assert rows_loaded(run)["alarms"] > 0
     lower = env.query(
         "wh",
         "SELECT lower_bound FROM fleet_control.extract_runs WHERE table_name = 'alarms' AND run_id > %s",
@@ -265,16 +251,16 @@ def _dwh_run_killed_at(failpoint: str, table: str) -> None:
 @pytest.mark.parametrize("storage_kind", ["file", "s3"], indirect=True)
 def test_killed_after_commit_before_move_next_run_only_moves(env: Env) -> None:
     env.migrate()
-    counts = _seed(1000)
+    counts = seed_fleet(1000)
     _dwh_run_killed_at("load.after_commit", "alarms")
-    assert _count(env, "wh", "alarms") == counts["alarms"]
+    assert env.count("wh", "alarms") == counts["alarms"]
     assert len(env.location_keys("fleet", "exports", "alarms")) == 1
     assert env.query("wh", "SELECT status FROM fleet_control.extract_runs") == [("loaded",)]
 
     after = ingest("fleet", tables=["alarms"])
 
-    assert _loaded(after) == {"alarms": 0}
-    assert _count(env, "wh", "alarms") == counts["alarms"]
+    assert rows_loaded(after) == {"alarms": 0}
+    assert env.count("wh", "alarms") == counts["alarms"]
     assert env.location_keys("fleet", "exports") == []
     assert len(env.location_keys("fleet", "processed", "alarms")) == 1
 
@@ -282,22 +268,22 @@ def test_killed_after_commit_before_move_next_run_only_moves(env: Env) -> None:
 @pytest.mark.parametrize("storage_kind", ["file", "s3"], indirect=True)
 def test_killed_before_commit_commits_nothing_and_next_run_loads(env: Env) -> None:
     env.migrate()
-    counts = _seed(1000)
+    counts = seed_fleet(1000)
     _dwh_run_killed_at("load.before_commit", "trips")
-    assert _count(env, "wh", "trips") == 0
+    assert env.count("wh", "trips") == 0
     assert env.query("wh", "SELECT status FROM fleet_control.extract_runs") == [("uploaded",)]
     assert len(env.location_keys("fleet", "exports", "trips")) == 1
 
     after = ingest("fleet", tables=["trips"])
 
-    assert _loaded(after) == {"trips": counts["trips"]}
+    assert rows_loaded(after) == {"trips": counts["trips"]}
     assert env.location_keys("fleet", "exports") == []
     _assert_parity(env, ("trips",))
 
 
 def test_malformed_part_fails_its_table_with_file_and_line_while_others_load(env: Env) -> None:
     env.migrate()
-    counts = _seed(1000)
+    counts = seed_fleet(1000)
     engine = env.engine()
     extracted = extract_table(engine, engine.catalog.table("trips"))
     (key,) = env.location_keys("fleet", "exports", "trips")
@@ -314,8 +300,8 @@ def test_malformed_part_fails_its_table_with_file_and_line_while_others_load(env
     assert key.rsplit("/", 1)[-1] in (by_table["trips"].error or "")
     assert "line 4" in (by_table["trips"].error or "")
     assert all(t.status == "loaded" for name, t in by_table.items() if name != "trips")
-    assert _count(env, "wh", "trips") == 0
-    assert _count(env, "wh", "alarms") == counts["alarms"]
+    assert env.count("wh", "trips") == 0
+    assert env.count("wh", "alarms") == counts["alarms"]
     status, error = env.query(
         "wh",
         "SELECT status, error_message FROM fleet_control.extract_runs WHERE run_id = %s",
@@ -345,8 +331,8 @@ def test_merge_mode_updates_changed_rows_and_leaves_unchanged_rows_untouched(
     (pipelines / "fleet.yaml").write_text(catalog)
     monkeypatch.setenv("DWH_PIPELINES_DIR", str(pipelines))
     env.migrate()
-    counts = _seed(1000)
-    assert _loaded(ingest("fleet", tables=["devices"])) == {"devices": counts["devices"]}
+    counts = seed_fleet(1000)
+    assert rows_loaded(ingest("fleet", tables=["devices"])) == {"devices": counts["devices"]}
     before = dict(env.query("wh", "SELECT device_id, _dwh_loaded_at FROM fleet_bronze.devices"))
     env.query(
         "source",
@@ -356,8 +342,8 @@ def test_merge_mode_updates_changed_rows_and_leaves_unchanged_rows_untouched(
     changed = ingest("fleet", tables=["devices"])
     unchanged = ingest("fleet", tables=["devices"], backfill_from=datetime(2000, 1, 1, tzinfo=UTC))
 
-    assert _loaded(changed) == {"devices": 2}
-    assert _loaded(unchanged) == {"devices": 0}
+    assert rows_loaded(changed) == {"devices": 2}
+    assert rows_loaded(unchanged) == {"devices": 0}
     assert unchanged.tables[0].rows_skipped == counts["devices"]
     after = dict(env.query("wh", "SELECT device_id, _dwh_loaded_at FROM fleet_bronze.devices"))
     assert {k for k in after if after[k] != before[k]} == {2, 3}
@@ -367,7 +353,7 @@ def test_merge_mode_updates_changed_rows_and_leaves_unchanged_rows_untouched(
 
 def test_renamed_source_column_fails_that_table_by_name_and_the_others_load(env: Env) -> None:
     env.migrate()
-    counts = _seed(1000)
+    counts = seed_fleet(1000)
     env.query("source", "ALTER TABLE public.alarms RENAME COLUMN message TO msg")
 
     with pytest.raises(IngestFailedError) as caught:
@@ -383,8 +369,8 @@ def test_renamed_source_column_fails_that_table_by_name_and_the_others_load(env:
         "position_history",
         "trips",
     }
-    assert _count(env, "wh", "alarms") == 0
-    assert _count(env, "wh", "trips") == counts["trips"]
+    assert env.count("wh", "alarms") == 0
+    assert env.count("wh", "trips") == counts["trips"]
     assert env.location_keys("fleet", "exports", "alarms") == []
     logged = env.query("wh", "SELECT table_name, error_message FROM fleet_control.v_recent_failures")
     assert [(t, "bronze column 'message'" in str(e)) for t, e in logged] == [("alarms", True)]
@@ -392,7 +378,7 @@ def test_renamed_source_column_fails_that_table_by_name_and_the_others_load(env:
 
 def test_retried_parent_does_not_redo_tables_that_finished(env: Env) -> None:
     env.migrate()
-    counts = _seed(1000)
+    counts = seed_fleet(1000)
     env.query("source", "ALTER TABLE public.alarms RENAME COLUMN message TO msg")
     attempts: list[int] = []
 
@@ -418,7 +404,7 @@ def test_retried_parent_does_not_redo_tables_that_finished(env: Env) -> None:
     }
     failure = env.query("wh", "SELECT error_message FROM fleet_control.extract_runs WHERE status = 'failed'")
     assert "bronze column 'message' has no source column" in str(failure[0][0])
-    assert _loaded(summary) == {t: counts[t] for t in (*SNAPSHOT, *INCREMENTAL)}
+    assert rows_loaded(summary) == {t: counts[t] for t in (*SNAPSHOT, *INCREMENTAL)}
     _assert_parity(env)
 
 
@@ -427,13 +413,13 @@ def test_files_in_exports_that_are_not_parts_are_ignored_with_one_warning(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An S3 console's folder marker, a stray upload or a file in a sub-folder never blocks a table."""
-    from dwh.health import check_health  # noqa: PLC0415
-    from dwh.parts import exports_prefix  # noqa: PLC0415
-    from dwh.storage import S3Storage  # noqa: PLC0415
-    from dwh.verify import verify  # noqa: PLC0415
+    from dwh.ingest.parts import exports_prefix  # noqa: PLC0415
+    from dwh.ingest.storage import S3Storage  # noqa: PLC0415
+    from dwh.operations.health import check_health  # noqa: PLC0415
+    from dwh.operations.verify import verify  # noqa: PLC0415
 
     env.migrate()
-    counts = _seed(500)
+    counts = seed_fleet(500)
     engine = env.engine()
     folder = exports_prefix(engine.location, "fleet", "trips")
     strays = [f"{folder}/notes.txt", f"{folder}/old/20260101_0000_UTC_1_0000.csv"]
@@ -449,10 +435,10 @@ def test_files_in_exports_that_are_not_parts_are_ignored_with_one_warning(
             staged.write_bytes(b"not a part\n")
             engine.location.storage.publish(staged, key)
 
-    with caplog.at_level("WARNING", logger="dwh.load"):
+    with caplog.at_level("WARNING", logger="dwh.ingest.load"):
         summary = ingest("fleet", tables=["trips"])
 
-    assert _loaded(summary) == {"trips": counts["trips"]}
+    assert rows_loaded(summary) == {"trips": counts["trips"]}
     warnings = [r.getMessage() for r in caplog.records if "not parts" in r.getMessage()]
     assert warnings, "the strays were ignored without a word"
     for key in strays:
@@ -470,10 +456,10 @@ def test_a_chain_resolves_its_engine_once_and_skips_recovery_when_nothing_waits(
     """Per-table overhead: the parent and each chain resolve an engine once; the recovery
     load runs only when a part or an unfinished run waits, and a waiting one is still loaded."""
     import tasks.load  # noqa: PLC0415
-    from dwh.engine import Engine  # noqa: PLC0415
+    from dwh.ingest.engine import Engine  # noqa: PLC0415
 
     env.migrate()
-    counts = _seed(300)
+    counts = seed_fleet(300)
     resolved: list[str] = []
     loads: list[str] = []
     from_settings, load_pending = Engine.from_settings.__func__, tasks.load.load_pending  # type: ignore[attr-defined]
@@ -491,12 +477,12 @@ def test_a_chain_resolves_its_engine_once_and_skips_recovery_when_nothing_waits(
 
     first = ingest("fleet", tables=["trips", "alarms"])
 
-    assert _loaded(first) == {"trips": counts["trips"], "alarms": counts["alarms"]}
+    assert rows_loaded(first) == {"trips": counts["trips"], "alarms": counts["alarms"]}
     assert len(resolved) == 1 + 2  # the parent, then one per chain
     assert sorted(loads) == ["alarms", "trips"]  # no recovery load: nothing waited
 
     # A run extracted but never loaded (the process died): the next run recovers it first.
-    _seed(100)
+    seed_fleet(100)
     engine = env.engine()
     extract_table(engine, engine.catalog.table("trips"))
     resolved.clear()
@@ -506,5 +492,5 @@ def test_a_chain_resolves_its_engine_once_and_skips_recovery_when_nothing_waits(
 
     assert sorted(loads) == ["trips", "trips"]  # recovery, then the new extract's load
     assert len(resolved) == 1 + 1
-    assert _loaded(second)["trips"] == _count(env, "source", "trips") - counts["trips"]
+    assert rows_loaded(second)["trips"] == env.count("source", "trips") - counts["trips"]
     _assert_parity(env, ("trips",))

@@ -9,21 +9,16 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from dwh.bronze_ddl import generate_bronze_migration
-from dwh.catalog import Mode, load_catalog, parse_catalog
 from dwh.cli import app
-from dwh.migrate import migrate, run_audits
-from dwh.proposal import propose_from_source
-from dwh.seed import seed_source
-from dwh.settings import WarehouseSettings
+from dwh.core.catalog import Mode, load_catalog, parse_catalog
+from dwh.core.migrate import migrate, run_audits
+from dwh.core.settings import WarehouseSettings
+from dwh.onboarding.bronze_ddl import generate_bronze_migration
+from dwh.onboarding.proposal import propose_from_source
 from flows.ingest import ingest
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo, seed_fleet
 
 runner = CliRunner()
-
-
-def _seed_fleet(rows: int = 1000) -> dict[str, int]:
-    return seed_source(app_conninfo(), "fleet", rows=rows, sql_dir=SQL_DIR)  # type: ignore[call-arg]
 
 
 def _entry(text: str, table: str) -> str:
@@ -33,7 +28,7 @@ def _entry(text: str, table: str) -> str:
 
 @pytest.mark.usefixtures("env")
 def test_init_on_fleet_source_proposes_the_shipped_modes_keys_watermarks_and_geometry(tmp_path: Path) -> None:
-    _seed_fleet()
+    seed_fleet()
     out = tmp_path / "fleet.yaml"
 
     result = runner.invoke(app, ["init", "fleet", "--from-source", "--out", str(out)])
@@ -67,7 +62,7 @@ def test_init_on_fleet_source_proposes_the_shipped_modes_keys_watermarks_and_geo
 
 @pytest.mark.usefixtures("env")
 def test_init_on_an_existing_catalog_prints_the_diff_and_changes_nothing_unless_asked(tmp_path: Path) -> None:
-    _seed_fleet()
+    seed_fleet()
     out = tmp_path / "fleet.yaml"
     shipped = load_catalog("fleet", PIPELINES_DIR)
     edited = (PIPELINES_DIR / "fleet.yaml").read_text().replace("mode: append", "mode: snapshot", 1)
@@ -136,7 +131,7 @@ def _sql_without_fleet_bronze(tmp_path: Path) -> Path:
 def test_generated_bronze_ddl_migrates_passes_the_audit_and_loads(
     env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    counts = _seed_fleet()
+    counts = seed_fleet()
     sql_dir = _sql_without_fleet_bronze(tmp_path)
     monkeypatch.setenv("DWH_SQL_DIR", str(sql_dir))
     catalog = env.catalog()
@@ -207,7 +202,7 @@ def test_generated_bronze_ddl_migrates_passes_the_audit_and_loads(
 
 @pytest.mark.usefixtures("env")
 def test_generate_refuses_while_an_earlier_migration_is_not_applied(monkeypatch: pytest.MonkeyPatch) -> None:
-    _seed_fleet()
+    seed_fleet()
     monkeypatch.setenv("DWH_SQL_DIR", str(SQL_DIR))
 
     result = runner.invoke(app, ["migrations", "generate", "fleet"])

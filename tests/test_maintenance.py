@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from dwh.extract import extract_table
-from dwh.seed import seed_source
+from dwh.ingest.extract import extract_table
 from flows.ingest import ingest
 from flows.maintenance import maintenance
-from tests.conftest import SQL_DIR, Env, app_conninfo
+from tests.conftest import Env, seed_fleet
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 def test_maintenance_vacuums_prunes_old_runs_and_keeps_the_audit_trail(env: Env) -> None:
     env.migrate()
-    seed_source(app_conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(1000)
     ingest("fleet", tables=["trips", "devices"])
     ingest("fleet", tables=["trips", "devices"])
     env.query("wh", "UPDATE fleet_control.extract_runs SET run_started_at = now() - interval '200 days'")
@@ -48,10 +47,10 @@ def test_maintenance_vacuums_prunes_old_runs_and_keeps_the_audit_trail(env: Env)
 
 def test_retention_keeps_an_old_failed_run_whose_parts_still_wait_in_exports(env: Env) -> None:
     env.migrate()
-    seed_source(app_conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(1000)
     engine = env.engine()
     ingest("fleet", tables=["alarms"])
-    seed_source(app_conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(300)
     stuck = extract_table(engine, engine.catalog.table("alarms"))
     # Its load failed long ago (say, bad data nobody fixed) and the part still waits.
     env.query(
@@ -77,14 +76,14 @@ def test_retention_keeps_an_old_failed_run_whose_parts_still_wait_in_exports(env
 
 def test_the_runbooks_fix_for_an_orphaned_part_makes_the_table_load_again(env: Env) -> None:
     """docs/runbook.md, "parts in exports/ belong to no run": move them to rejected/, then backfill."""
-    from dwh.parts import rejected_prefix  # noqa: PLC0415
-    from dwh.report import IngestFailedError  # noqa: PLC0415
+    from dwh.ingest.parts import rejected_prefix  # noqa: PLC0415
+    from dwh.ingest.report import IngestFailedError  # noqa: PLC0415
 
     env.migrate()
-    seed_source(app_conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(1000)
     engine = env.engine()
     ingest("fleet", tables=["alarms"])
-    seed_source(app_conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(300)
     orphan = extract_table(engine, engine.catalog.table("alarms"))
     env.query("wh", "DELETE FROM fleet_control.extract_runs WHERE run_id = %s", (orphan.run_id,))
     with pytest.raises(IngestFailedError, match="belong to no run in extract_runs"):

@@ -8,9 +8,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dwh.catalog import load_catalog
-from dwh.migrate import MigrationError, migrate, run_audits
-from dwh.settings import WarehouseSettings
+from dwh.core.catalog import load_catalog
+from dwh.core.migrate import MigrationError, migrate, run_audits
+from dwh.core.settings import WarehouseSettings
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env
 
 FLEET_TABLES = {"devices", "live_positions", "geofences", "position_history", "trips", "alarms"}

@@ -12,22 +12,17 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from dwh.catalog import load_catalog
 from dwh.cli import app
-from dwh.engine import Engine
-from dwh.migrate import migrate
-from dwh.preflight import preflight
-from dwh.seed import seed_source
-from dwh.settings import WarehouseSettings
-from dwh.verify import Gate
+from dwh.core.catalog import load_catalog
+from dwh.core.migrate import migrate
+from dwh.core.settings import WarehouseSettings
+from dwh.ingest.engine import Engine
+from dwh.operations.preflight import preflight
+from dwh.operations.verify import Gate
 from flows.ingest import ingest
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, seed_fleet
 
 runner = CliRunner()
-
-
-def _seed() -> None:
-    seed_source(app_conninfo(), "fleet", rows=300, sql_dir=SQL_DIR)  # type: ignore[call-arg]
 
 
 def _failed(gates: list[Gate]) -> dict[tuple[str, str], str]:
@@ -41,7 +36,7 @@ def _cli(pipeline: str) -> tuple[int, str]:
 
 def test_preflight_passes_on_the_dev_stack(env: Env) -> None:
     env.migrate()
-    _seed()
+    seed_fleet(300)
 
     gates = preflight(Engine.from_settings("fleet"))
 
@@ -80,7 +75,7 @@ def test_missing_role_fails_the_roles_gate_by_name(
     monkeypatch.setenv("DWH_PIPELINES_DIR", str(pipelines))
     monkeypatch.setenv("DWH_SQL_DIR", str(sql_dir))
     migrate(load_catalog(name, pipelines), WarehouseSettings(), sql_dir)  # type: ignore[call-arg]
-    _seed()
+    seed_fleet(300)
     env.query("wh", f"DROP OWNED BY {name}_ro; DROP ROLE {name}_ro")
 
     failed = _failed(preflight(Engine.from_settings(name)))
@@ -95,7 +90,7 @@ def test_missing_role_fails_the_roles_gate_by_name(
 
 def test_conflict_key_without_a_constraint_fails_that_tables_gate(env: Env) -> None:
     env.migrate()
-    _seed()
+    seed_fleet(300)
     env.query("wh", "ALTER TABLE fleet_bronze.trips DROP CONSTRAINT trips_pkey")
 
     failed = _failed(preflight(Engine.from_settings("fleet")))
@@ -111,7 +106,7 @@ def test_conflict_key_without_a_constraint_fails_that_tables_gate(env: Env) -> N
 @pytest.mark.parametrize("storage_kind", ["s3"], indirect=True)
 def test_missing_storage_prefix_fails_the_storage_gate(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     env.migrate()
-    _seed()
+    seed_fleet(300)
     monkeypatch.setenv("DWH_STORAGE_URL", f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/dwh")
 
     failed = _failed(preflight(Engine.from_settings("fleet")))
@@ -130,7 +125,7 @@ def test_a_bucket_that_lets_processed_parts_be_overwritten_fails_the_audit_gate(
 ) -> None:
     """The policy can forbid deleting processed/, not overwriting it: versioning must keep the first."""
     env.migrate()
-    _seed()
+    seed_fleet(300)
     bucket = f"unversioned-{uuid.uuid4().hex[:8]}"
     client = boto3.client("s3")
     client.create_bucket(Bucket=bucket)
@@ -161,7 +156,7 @@ def test_preflight_fails_a_source_role_that_may_write_the_tables_it_extracts(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env.migrate()
-    _seed()
+    seed_fleet(300)
     monkeypatch.setenv("DWH_SOURCE_URL", os.environ["DWH_SEED_URL"])
 
     failed = _failed(preflight(Engine.from_settings("fleet")))
@@ -180,7 +175,7 @@ def test_preflight_fails_a_plaintext_connection_to_a_host_that_is_not_local(
     from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: PLC0415
 
     env.migrate()
-    _seed()
+    seed_fleet(300)
     source = conninfo_to_dict(Engine.from_settings("fleet").source_conninfo)
     remote = make_conninfo(
         "", **{**source, "host": "db.example.com", "hostaddr": "127.0.0.1", "sslmode": "prefer"}

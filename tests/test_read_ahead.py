@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from dwh.storage import read_ahead
+from dwh.ingest.storage import read_ahead
 
 
 class _Counted(io.RawIOBase):

@@ -3,19 +3,18 @@
 The fleet catalog opts `trips` in (`reconcile_deletes: true`); trips deleted in the
 source are marked in bronze (`_dwh_deleted_at`), never deleted, counted in the run
 log, and unmarked if they come back. The OSM-notes star schema's side is in
-tests/test_osm_notes.py.
+tests/test_osm_notes_rebuild.py.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from dwh.engine import Engine
-from dwh.reconcile import ReconcileError, reconcile_table
-from dwh.seed import seed_source
-from dwh.verify import verify
+from dwh.ingest.engine import Engine
+from dwh.ingest.reconcile import ReconcileError, reconcile_table
+from dwh.operations.verify import verify
 from flows.ingest import ingest
-from tests.conftest import SQL_DIR, Env, app_conninfo
+from tests.conftest import Env, seed_fleet
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -30,7 +29,7 @@ def _trips(env: Env, db: str) -> int:
 
 def test_trips_deleted_in_the_source_are_marked_in_bronze_never_deleted_and_counted(env: Env) -> None:
     env.migrate()
-    seed_source(app_conninfo(), "fleet", rows=2000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(2000)
     first = ingest("fleet")
     loaded = _trips(env, "wh")
     assert loaded == _trips(env, "source") > 10
@@ -59,7 +58,7 @@ def test_trips_deleted_in_the_source_are_marked_in_bronze_never_deleted_and_coun
 
 def test_the_diff_runs_in_key_range_chunks_and_a_key_that_comes_back_is_unmarked(env: Env) -> None:
     env.migrate()
-    seed_source(app_conninfo(), "fleet", rows=2000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(2000)
     ingest("fleet", tables=["trips"])
     engine = Engine.from_settings("fleet")
     spec = engine.catalog.table("trips").model_copy(update={"reconcile_chunk_keys": 3})
@@ -92,7 +91,7 @@ def test_the_diff_runs_in_key_range_chunks_and_a_key_that_comes_back_is_unmarked
 
 def test_a_table_without_the_deleted_at_column_fails_naming_it_and_is_recorded(env: Env) -> None:
     env.migrate()
-    seed_source(app_conninfo(), "fleet", rows=500, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(500)
     ingest("fleet", tables=["alarms"])
     engine = Engine.from_settings("fleet")
     spec = engine.catalog.table("alarms").model_copy(update={"reconcile_deletes": True})

@@ -42,12 +42,12 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from dwh import devstack
-from dwh.catalog import load_catalog
-from dwh.export import viewer_shard
-from dwh.migrate import migrate
-from dwh.seed import seed_source
-from dwh.settings import PROJECT_DIR, WarehouseSettings
+import devstack
+from dwh.analytics.documents import viewer_shard
+from dwh.core.catalog import load_catalog
+from dwh.core.migrate import migrate
+from dwh.core.settings import PROJECT_DIR, WarehouseSettings
+from dwh.onboarding.seed import seed_source
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 from tests.image import container_env, replay_image
 from tests.prefect_server import Server, process_worker, wait_for
@@ -113,7 +113,7 @@ def policed_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PolicedS3]:
     allowed by that user's policies (actions and resources; moto does not evaluate the
     `s3:prefix` condition of ListBucket).
     """
-    port = devstack._free_port()
+    port = devstack.free_port()
     endpoint = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("moto-iam") / "moto.log"
     with log.open("wb") as out:
@@ -124,7 +124,7 @@ def policed_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PolicedS3]:
             start_new_session=True,
         )
     try:
-        wait_for("moto to answer", lambda: devstack._http_status(f"{endpoint}/") is not None, timeout=60)
+        wait_for("moto to answer", lambda: devstack.http_status(f"{endpoint}/") is not None, timeout=60)
         setup = {"endpoint_url": endpoint, "region_name": REGION}
         setup |= {"aws_access_key_id": "setup", "aws_secret_access_key": "setup"}
         boto3.client("s3", **setup).create_bucket(Bucket=BUCKET)
@@ -271,10 +271,6 @@ def _rehearsal_prefect_yaml(path: Path, image_root: Path) -> dict[str, str]:
     return job_env
 
 
-def _count(env: Env, db: str, relation: str) -> int:
-    return int(env.query(db, f"SELECT count(*) FROM {relation}")[0][0])  # type: ignore[arg-type]
-
-
 def _keys(s3: S3Client, prefix: str) -> list[str]:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
     return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
@@ -381,8 +377,8 @@ def test_every_deployment_runs_on_a_worker_exactly_as_deployed(  # noqa: PLR0915
         osm_notes = [
             (name, None, False)
             for name in (
-                "osm_notes_etl/osm-notes-etl",
-                "osm_notes_etl/osm-notes-rebuild",
+                "etl/osm-notes-etl",
+                "etl/osm-notes-rebuild",
                 "export_json/osm-notes-export",
                 "health/osm-notes-health",
                 "backup/osm-notes-backup",
@@ -403,8 +399,8 @@ def test_every_deployment_runs_on_a_worker_exactly_as_deployed(  # noqa: PLR0915
 
     # 4. What they left behind.
     for table in ("devices", "position_history", "trips", "alarms", "live_positions", "geofences"):
-        assert _count(env, "wh", f"fleet_bronze.{table}") == _count(env, "source", f"public.{table}"), table
-    assert _count(env, "wh", "osm_notes_dwh.facts") > 0
+        assert env.count("wh", f"fleet_bronze.{table}") == env.count("source", f"public.{table}"), table
+    assert env.count("wh", "osm_notes_dwh.facts") > 0
     s3 = policed_s3.client()
     assert _keys(s3, f"{PREFIX}/fleet/exports/") == []
     assert _keys(s3, f"{PREFIX}/fleet/processed/"), "parts moved to processed/"

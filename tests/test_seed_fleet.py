@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dwh.seed import SourceGeneratorMissingError, SourceSeedError, seed_source
+from dwh.onboarding.seed import SourceGeneratorMissingError, SourceSeedError, seed_source
 from tests.conftest import Env, app_conninfo
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"

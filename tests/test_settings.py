@@ -6,8 +6,9 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import SecretStr
 
-from dwh.blocks import _connection_components, postgres_url
-from dwh.settings import SourceSettings, UrlError, WarehouseSettings
+from dwh.core.block_apply import connection_components
+from dwh.core.blocks import postgres_url
+from dwh.core.settings import SourceSettings, UrlError, WarehouseSettings
 
 
 def _params(conninfo: str) -> dict[str, str]:
@@ -51,7 +52,7 @@ def test_connection_blocks_keep_every_url_parameter() -> None:
     from prefect_sqlalchemy import SqlAlchemyConnector  # noqa: PLC0415
 
     url = SecretStr("postgresql://reader:pw@db.example.com:6432/src?sslmode=verify-full&sslrootcert=/ca.pem")
-    components = _connection_components(url, "DWH_SOURCE_URL")
+    components = connection_components(url, "DWH_SOURCE_URL")
     assert components.query == {"sslmode": "verify-full", "sslrootcert": "/ca.pem"}
     back = postgres_url(SqlAlchemyConnector(connection_info=components), "DWH_SOURCE_BLOCK", "dwh-source")
     params = _params(SourceSettings(url=back).conninfo())

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dwh.catalog import Mode, load_catalog
 from dwh.cli import app
-from dwh.settings import PROJECT_DIR
+from dwh.core.catalog import Mode, load_catalog
+from dwh.core.settings import PROJECT_DIR
 from tests.conftest import SQL_DIR, Env
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -9,11 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from dwh.cli import app
-from dwh.extract import extract_table
-from dwh.seed import seed_source
-from dwh.verify import Gate, verify
+from dwh.ingest.extract import extract_table
+from dwh.operations.verify import Gate, verify
 from flows.ingest import ingest
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
+from tests.conftest import PIPELINES_DIR, Env, seed_fleet
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -29,7 +28,7 @@ def test_gates_pass_after_a_run_and_fail_naming_table_and_gate(env: Env) -> None
     engine = env.engine()
     assert ("loaded", "trips") in _failed(verify(engine))
 
-    seed_source(app_conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(1000)
     ingest("fleet")
     gates = verify(engine)
     assert _failed(gates) == set()
@@ -45,7 +44,7 @@ def test_gates_pass_after_a_run_and_fail_naming_table_and_gate(env: Env) -> None
     }
 
     # New source rows above the watermark are in flight, not a parity failure.
-    seed_source(app_conninfo(), "fleet", rows=500, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(500)
     assert _failed(verify(engine)) == set()
 
     env.query(
@@ -86,7 +85,7 @@ def test_wrong_unit_conversion_fails_verify_and_repair_fixes_it_where_a_reseed_c
     catalog.write_text(broken, encoding="utf-8")
     monkeypatch.setenv("DWH_PIPELINES_DIR", str(catalog.parent))
     env.migrate()
-    seed_source(app_conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(1000)
     ingest("fleet", tables=["trips"])
     assert _trips_failing(env) == set()  # bronze matches the (wrong) catalog: nothing can tell yet
 
@@ -127,7 +126,7 @@ def test_geometry_loaded_as_null_fails_verify_and_repair_restores_it_where_a_res
     env: Env,
 ) -> None:
     env.migrate()
-    seed_source(app_conninfo(), "fleet", rows=1000, sql_dir=SQL_DIR)  # type: ignore[call-arg]
+    seed_fleet(1000)
     ingest("fleet", tables=["trips"])
     # What a lost EWKT guard leaves behind: the geometry arrived as NULL.
     env.query("wh", "UPDATE fleet_bronze.trips SET start_geom = NULL")

@@ -1,0 +1,60 @@
+"""Advisory locks on the warehouse: one run per table chain, one run per flow.
+
+Keys come from `dwh.core.names.lock_key`, in separate namespaces for tables and flows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from dwh.core.names import lock_key
+from dwh.core.sqlfiles import read_sql
+from dwh.ingest.engine import Engine
+
+
+@contextmanager
+def table_lock(engine: Engine, table: str) -> Iterator[bool]:
+    """Yield True while this process holds the table's lock, False if another does."""
+    key = {"key": lock_key(engine.catalog.pipeline, "table", table)}
+    folder = engine.sql_dir / "engine"
+    with psycopg.connect(engine.warehouse_conninfo, autocommit=True) as conn:
+        row = conn.execute(read_sql(folder / "try_table_lock.sql"), key).fetchone()
+        acquired = bool(row and row[0])
+        try:
+            yield acquired
+        finally:
+            if acquired and not conn.closed:
+                conn.execute(read_sql(folder / "table_unlock.sql"), key)
+
+
+_TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext(%s))"
+_WAIT_LOCK = "SELECT pg_advisory_lock(hashtext(%s)) IS NULL"
+_UNLOCK = "SELECT pg_advisory_unlock(hashtext(%s))"
+
+
+@contextmanager
+def exclusive_run(conninfo: str, name: str, *, wait: bool = False) -> Iterator[bool]:
+    """Yield True while this process is the only `name` run on the warehouse, False if another is.
+
+    A session-level advisory lock on its own autocommit connection: it holds for the
+    whole run (whatever transactions the run opens elsewhere) and dies with the
+    process, so a crashed run never blocks the next one. With `wait`, a run another
+    one holds is waited for instead of skipped (the nightly rebuild must not be lost
+    to the 15-minute run that started at the same minute).
+    """
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        if wait:
+            conn.execute(_WAIT_LOCK, (name,))
+            row: tuple[Any, ...] | None = (True,)
+        else:
+            row = conn.execute(_TRY_LOCK, (name,)).fetchone()
+        acquired = bool(row and row[0])
+        try:
+            yield acquired
+        finally:
+            if acquired and not conn.closed:
+                conn.execute(_UNLOCK, (name,))

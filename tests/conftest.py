@@ -26,6 +26,7 @@ from dwh.engine import Engine
 from dwh.migrate import migrate
 from dwh.settings import PROJECT_DIR, SeedSettings, SourceSettings, StorageSettings, WarehouseSettings
 from dwh.storage import open_location
+from tests.fan_out import ingest_mode  # noqa: F401 - fixture: a test in both ingest modes
 from tests.prefect_server import Server
 
 # Before any test imports Prefect: a private home, no analytics.

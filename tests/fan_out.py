@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -26,6 +27,7 @@ FLOW, DEPLOYMENT = "ingest-table", "ingest-table"
 ENTRYPOINT = "flows/ingest_table.py:ingest_table_flow"
 WORKERS = 2
 PREFECT = str(Path(sys.executable).parent / "prefect")
+T = TypeVar("T")
 
 
 def deploy_ingest_table(pool: str = POOL) -> None:
@@ -86,8 +88,7 @@ def ingest_mode(
         yield mode
 
 
-# Marks for a test that must pass in both modes (its body unchanged).
-BOTH_MODES = [
-    pytest.mark.parametrize("ingest_mode", ["in-process", "fan-out"], indirect=True),
-    pytest.mark.usefixtures("ingest_mode"),
-]
+def both_modes(test: T) -> T:
+    """Run `test` (its body unchanged) in the default mode and again in fan-out mode."""
+    test = pytest.mark.usefixtures("ingest_mode")(test)
+    return pytest.mark.parametrize("ingest_mode", ["in-process", "fan-out"], indirect=True)(test)

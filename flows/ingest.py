@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
@@ -109,7 +109,11 @@ def _chain_on_pool(pipeline: str, table: str, repair: bool) -> TableOutcome:
     if state is not None and state.is_completed():
         outcome: TableOutcome = state.result()
         return outcome
-    error = state.result(raise_on_failure=False) if state is not None and state.is_failed() else None
+    error: object = None
+    if state is not None and state.is_failed():
+        # An error that could not be read back still fails the table, with the state's message.
+        with suppress(Exception):
+            error = state.result(raise_on_failure=False)
     if isinstance(error, BaseException):
         raise error
     kind = state.type.value if state is not None else "no state"

@@ -8,6 +8,8 @@ mode, the source limit and the catalog's `split:` do.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ from dwh.extract import KeyRange, extract_table, key_ranges
 from dwh.parts import parse_part
 from dwh.report import IngestFailedError
 from dwh.seed import seed_source
-from dwh.settings import source_limit_name
+from dwh.settings import PROJECT_DIR, source_limit_name
 from flows.ingest import ingest
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 from tests.fan_out import DEPLOYMENT, FLOW
@@ -231,6 +233,38 @@ def test_a_failed_range_fails_the_run_keeps_the_watermark_and_the_next_run_loads
     assert statuses[-1][1] == "loaded"
 
 
+@pytest.mark.usefixtures("prefect_harness")
+def test_split_run_killed_between_upload_and_commit_loads_exactly_once_next_run(split_catalog: Env) -> None:
+    from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
+
+    env = split_catalog
+    env.migrate()
+    _seed(SPLIT_ROWS)
+    killed = subprocess.run(
+        [sys.executable, "-m", "dwh", "run", "fleet", "--table", "position_history"],
+        env={
+            **os.environ,
+            "DWH_FAILPOINTS": "load.before_commit",
+            "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        },
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    ((parts, status),) = env.query("wh", "SELECT parts, status FROM fleet_control.extract_runs")
+    assert status == "uploaded"
+    assert parts > 4  # type: ignore[operator]
+    assert _digest(env, "wh")[0] == 0
+
+    after = ingest("fleet", tables=["position_history"])
+
+    assert [t.rows_loaded for t in after.tables] == [_digest(env, "source")[0]]
+    assert _digest(env, "wh") == _digest(env, "source")
+    assert env.location_keys("fleet", "exports") == []
+
+
 # --- the source's global concurrency limit -------------------------------------------------------
 
 
@@ -346,7 +380,7 @@ def test_fan_out_chain_that_fails_on_its_worker_fails_its_table_with_its_own_err
 def test_ingest_table_deployment_is_declared_in_prefect_yaml() -> None:
     import yaml  # noqa: PLC0415
 
-    from dwh.settings import PROJECT_DIR, RunSettings  # noqa: PLC0415
+    from dwh.settings import RunSettings  # noqa: PLC0415
 
     config = yaml.safe_load((PROJECT_DIR / "prefect.yaml").read_text(encoding="utf-8"))
     (declared,) = [d for d in config["deployments"] if d["name"] == DEPLOYMENT]

@@ -371,7 +371,10 @@ def _extract_rows(  # noqa: PLR0917
 ) -> tuple[int, int, int]:
     """Rows, bytes and parts of the run: one COPY, or one per key range of a split table."""
     lower, upper = window
-    ranges = split_ranges(engine, table, source, (lower, upper)) if table.split and lower else []
+    ranges: list[KeyRange] = []
+    if table.split and lower:
+        with source_slot():  # the min/max scan reads the source too
+            ranges = split_ranges(engine, table, source, (lower, upper))
     if len(ranges) > 1:
         return _extract_ranges(engine, table, plan, run_id, (lower, upper), ranges, progress, source_slot)
     params = {"lower": lower, "upper": upper} if table.mode.incremental else None

@@ -3,23 +3,33 @@
 Reads like the runbook (seed §4 D-E, §11): move watermarks back when asked, then map
 the table chain over the selected tables with bounded parallelism, then publish one
 summary artifact. All logic lives in `dwh`; the subflows carry the retries.
+
+In fan-out mode each chain is its own flow run of the `ingest-table` deployment
+(flows/ingest_table.py) on the work pool, so the tables of one run spread over every
+worker; the parent only waits for them. Either way every COPY reading the source holds
+a slot of the source database's global concurrency limit (tasks/source_slots.py).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
 import psycopg
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.schemas.objects import FlowRun
 from prefect.context import TaskRunContext
+from prefect.deployments import run_deployment
+from prefect.filesystems import WritableFileSystem
+from prefect.futures import PrefectFuture
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from dwh.core.catalog import TableSpec
 from dwh.core.results import saved_result_storage
 from dwh.core.settings import RunSettings, StorageSettings
 from dwh.ingest.engine import Engine, shared_engine
@@ -32,6 +42,14 @@ from flows.extract import extract
 from flows.load import load
 from tasks.events import emit_table_held_back, emit_table_loaded
 from tasks.reconcile import reconcile_task
+from tasks.source_slots import ensure_source_limit
+
+# How often a fan-out parent asks the server whether a chain's flow run finished.
+_POLL_SECONDS = 2.0
+
+
+class FanOutError(RuntimeError):
+    """A chain's flow run on the work pool ended without a result (crashed or cancelled)."""
 
 
 def _per_parent_run(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -61,14 +79,57 @@ def _subflows_without_heartbeats() -> Iterator[None]:
 
 
 @task(name="ingest-table", task_run_name="ingest-{table}", cache_key_fn=_per_parent_run)
-def ingest_table(pipeline: str, table: str, repair: bool = False) -> TableOutcome:
-    """Recover leftovers, extract, load; under the table's lock so runs never overlap."""
-    started = time.monotonic()
-    engine = Engine.from_settings(pipeline)
-    spec = engine.catalog.table(table)
+def ingest_table(pipeline: str, table: str, repair: bool = False, fan_out: bool = False) -> TableOutcome:
+    """One table's chain: here on a thread, or with `fan_out` as a flow run on the work pool."""
+    if fan_out:
+        return _chain_on_pool(pipeline, table, repair)
     # The block this task persists to, already resolved: a slug would cost each subflow
     # a round trip to the server to load it again.
     storage = TaskRunContext.get().result_store.result_storage  # type: ignore[union-attr]
+    return table_chain(pipeline, table, repair, storage)  # type: ignore[arg-type]
+
+
+def _chain_on_pool(pipeline: str, table: str, repair: bool) -> TableOutcome:
+    """Run the chain as a flow run of the ingest-table deployment and return its outcome.
+
+    The child persists its outcome to the same result storage as the parent, so the
+    parent reads it back; a failed child re-raises its own error here (its message names
+    the table, file and line as in-process), a crashed or cancelled one a FanOutError.
+    """
+    # In a sync context run_deployment returns the FlowRun itself, never a coroutine.
+    flow_run: FlowRun = run_deployment(  # type: ignore[assignment]
+        RunSettings().fan_out_deployment,
+        parameters={"pipeline": pipeline, "table": table, "repair": repair},
+        flow_run_name=f"ingest-{pipeline}-{table}",
+        timeout=None,
+        poll_interval=_POLL_SECONDS,
+        as_subflow=True,
+    )
+    state = flow_run.state
+    if state is not None and state.is_completed():
+        outcome: TableOutcome = state.result()
+        return outcome
+    error: object = None
+    if state is not None and state.is_failed():
+        # An error that could not be read back still fails the table, with the state's message.
+        with suppress(Exception):
+            error = state.result(raise_on_failure=False)
+    if isinstance(error, BaseException):
+        raise error
+    kind = state.type.value if state is not None else "no state"
+    message = state.message if state is not None else ""
+    msg = f"table {pipeline}.{table}: flow run {flow_run.name} ended {kind}: {message}"
+    raise FanOutError(msg)
+
+
+def table_chain(pipeline: str, table: str, repair: bool, storage: WritableFileSystem) -> TableOutcome:
+    """Recover leftovers, extract, load; under the table's lock so runs never overlap.
+
+    `storage` is where the chain's subflows persist their results (already loaded).
+    """
+    started = time.monotonic()
+    engine = Engine.from_settings(pipeline)
+    spec = engine.catalog.table(table)
     load_table = load.with_options(result_storage=storage, persist_result=True)
     extract_table = extract.with_options(result_storage=storage, persist_result=True)
     with shared_engine(engine), _subflows_without_heartbeats(), table_lock(engine, table) as acquired:
@@ -105,6 +166,19 @@ def ingest_table(pipeline: str, table: str, repair: bool = False) -> TableOutcom
     )
 
 
+def _outcomes(selected: list[TableSpec], futures: Iterable[PrefectFuture[Any]]) -> list[TableOutcome]:
+    """Each table's outcome in catalog order; a chain that raised is a failed outcome."""
+    outcomes = []
+    for spec, future in zip(selected, futures, strict=True):
+        future.wait()
+        if future.state.is_completed():
+            outcomes.append(future.result())
+        else:
+            error = future.result(raise_on_failure=False)
+            outcomes.append(TableOutcome(spec.name, spec.mode.value, "failed", error=str(error)))
+    return outcomes
+
+
 @task(name="rewind-watermarks")
 def rewind_watermarks(pipeline: str, tables: list[str], to: datetime) -> None:
     """Backfill/reseed (seed §11): next extract re-reads from `to`; ON CONFLICT dedups."""
@@ -120,20 +194,26 @@ def rewind_watermarks(pipeline: str, tables: list[str], to: datetime) -> None:
     flow_run_name="ingest-{pipeline}",
     task_runner=ThreadPoolTaskRunner[TableOutcome](max_workers=RunSettings().max_parallel_tables),  # type: ignore[arg-type]
 )
-def ingest(
+def ingest(  # noqa: PLR0917  (flow parameters, passed by name from deployments)
     pipeline: str,
     tables: list[str] | None = None,
     full_refresh: bool = False,
     backfill_from: datetime | None = None,
     repair: bool = False,
+    fan_out: bool | None = None,
 ) -> IngestSummary:
     """Move the pipeline's tables extract → object storage → idempotent load.
 
     `repair` re-extracts from `backfill_from` (default: all history) and overwrites the
     rows bronze already has (DO UPDATE), so a fixed catalog expression reaches rows that
     were loaded wrong; a plain backfill or reseed would skip them as duplicates.
+    `fan_out` (default `DWH_FAN_OUT`) runs each table's chain as a flow run of the
+    `ingest-table` deployment on the work pool instead of on a thread here.
     """
     engine = guarded_engine(pipeline)  # never as a superuser or with rights beyond the pipeline's
+    ensure_source_limit(engine)
+    run = RunSettings()
+    fan_out = run.fan_out if fan_out is None else fan_out
     selected = engine.catalog.select(tables)
     incremental = [t.name for t in selected if t.mode.incremental]
     rewind_to = RESEED_FROM if full_refresh or (repair and backfill_from is None) else backfill_from
@@ -141,17 +221,16 @@ def ingest(
         rewind_watermarks(pipeline, incremental, rewind_to)
 
     storage = saved_result_storage(StorageSettings())
-    futures = ingest_table.with_options(result_storage=storage, persist_result=True).map(
-        unmapped(pipeline), [t.name for t in selected], unmapped(repair)
-    )
-    outcomes = []
-    for spec, future in zip(selected, futures, strict=True):
-        future.wait()
-        if future.state.is_completed():
-            outcomes.append(future.result())
-        else:
-            error = future.result(raise_on_failure=False)
-            outcomes.append(TableOutcome(spec.name, spec.mode.value, "failed", error=str(error)))
+    chain = ingest_table.with_options(result_storage=storage, persist_result=True)
+    names = [t.name for t in selected]
+    if fan_out:
+        # The parent's threads only wait on flow runs: as many as the pool may run at once.
+        parameters: dict[str, Any] = {"pipeline": unmapped(pipeline), "table": names}
+        parameters |= {"repair": unmapped(repair), "fan_out": unmapped(fan_out)}
+        with ThreadPoolTaskRunner[TableOutcome](max_workers=run.fan_out_tables) as runner:
+            outcomes = _outcomes(selected, runner.map(chain, parameters))
+    else:
+        outcomes = _outcomes(selected, chain.map(unmapped(pipeline), names, unmapped(repair)))
 
     summary = IngestSummary(pipeline, tuple(outcomes))
     create_markdown_artifact(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from prefect import get_run_logger
 
+from dwh.core.settings import source_limit_name
 from dwh.ingest.engine import Engine
 from dwh.ingest.extract import ExtractResult, extract_table
 from dwh.ingest.progress import reporter
 from tasks.retry import retrying_task
+from tasks.source_slots import source_slot
 from tasks.tracing import current_flow_run_id
 
 
@@ -21,6 +23,8 @@ def extract_table_task(pipeline: str, table: str, repair: bool = False) -> Extra
         flow_run_id=current_flow_run_id(),
         progress=reporter(logger),
         repair=repair,
+        # The parent (or the fan-out chain's flow) created the limit: ensure_source_limit.
+        source_slot=source_slot(source_limit_name(engine.source_conninfo)),
     )
     logger.info(
         "%s: extracted %s rows in %s part(s) to %s", table, result.rows, result.parts, result.csv_path

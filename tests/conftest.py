@@ -29,6 +29,7 @@ from dwh.ingest.engine import Engine
 from dwh.ingest.report import IngestSummary
 from dwh.ingest.storage import open_location
 from dwh.onboarding.seed import seed_source
+from tests.fan_out import ingest_mode  # noqa: F401 - fixture: a test in both ingest modes
 from tests.prefect_server import Server
 
 # Before any test imports Prefect: a private home, no analytics.

@@ -52,6 +52,7 @@ from dwh.ingest.report import IngestFailedError
 from dwh.ingest.storage import StorageError
 from flows.ingest import ingest
 from tests.conftest import Env, Stack, on_failpoint, rows_loaded, seed_fleet, wait_for
+from tests.fan_out import both_modes
 from tests.outages import (
     TcpCut,
     endpoint_port,
@@ -374,6 +375,7 @@ def test_source_restarted_mid_extract_the_retry_loads_everything_once(
 
 
 @pytest.mark.parametrize("cut", ["mid-row", "row-boundary"])
+@both_modes
 def test_truncated_part_fails_its_table_commits_nothing_and_names_the_file(env: Env, cut: str) -> None:
     env.migrate()
     counts = seed_fleet(1000)
@@ -414,6 +416,7 @@ def test_truncated_part_fails_its_table_commits_nothing_and_names_the_file(env: 
 # --- concurrency ---------------------------------------------------------------------------
 
 
+@both_modes
 def test_two_parent_runs_at_once_the_second_skips_the_held_table_and_nothing_doubles(env: Env) -> None:
     from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
 
@@ -495,6 +498,7 @@ def test_column_added_in_the_source_is_ignored_because_bronze_columns_drive_the_
     assert set(header.decode().split(",")) == bronze - {"_dwh_loaded_at"}
 
 
+@both_modes
 def test_type_changed_in_the_source_fails_its_table_naming_file_line_and_column(env: Env) -> None:
     env.migrate()
     counts = seed_fleet(1000)

@@ -17,6 +17,7 @@ from dwh.ingest.extract import extract_table
 from dwh.ingest.report import IngestFailedError
 from flows.ingest import ingest
 from tests.conftest import PIPELINES_DIR, Env, app_conninfo, rows_loaded, seed_fleet
+from tests.fan_out import both_modes
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -103,6 +104,7 @@ def _assert_parity(env: Env, tables: tuple[str, ...] = (*SNAPSHOT, *INCREMENTAL)
 
 
 @pytest.mark.parametrize("storage_kind", ["file", "s3"], indirect=True)
+@both_modes
 def test_first_run_backfills_everything_and_second_run_moves_nothing(env: Env) -> None:
     env.migrate()
     counts = seed_fleet(3000)
@@ -155,6 +157,7 @@ def test_text_round_trips_byte_exact_with_empty_string_distinct_from_null(env: E
     assert empties[0][1] > 0
 
 
+@both_modes
 def test_row_committed_late_below_the_upper_bound_arrives_next_run(env: Env) -> None:
     env.migrate()
     seed_fleet(1000)
@@ -281,6 +284,7 @@ def test_killed_before_commit_commits_nothing_and_next_run_loads(env: Env) -> No
     _assert_parity(env, ("trips",))
 
 
+@both_modes
 def test_malformed_part_fails_its_table_with_file_and_line_while_others_load(env: Env) -> None:
     env.migrate()
     counts = seed_fleet(1000)
@@ -351,6 +355,7 @@ def test_merge_mode_updates_changed_rows_and_leaves_unchanged_rows_untouched(
     assert names == [(2,)]
 
 
+@both_modes
 def test_renamed_source_column_fails_that_table_by_name_and_the_others_load(env: Env) -> None:
     env.migrate()
     counts = seed_fleet(1000)

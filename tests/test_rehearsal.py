@@ -369,6 +369,9 @@ def test_every_deployment_runs_on_a_worker_exactly_as_deployed(  # noqa: PLR0915
             ("ingest/fleet-backfill", {"backfill_from": since, "tables": ["trips"]}, True),
             ("ingest/fleet-reseed", {"tables": ["alarms"]}, True),
             ("ingest/fleet-repair", {"tables": ["trips"]}, True),
+            # Fan-out: the parent starts runs of ingest-table on the same worker and waits.
+            ("ingest/fleet-fan-out", {"tables": ["trips", "alarms"]}, False),
+            ("ingest-table/ingest-table", {"pipeline": "fleet", "table": "devices"}, True),
             ("verify/fleet-verify", None, False),
             ("health/fleet-health", None, False),
             ("backup/fleet-backup", None, False),

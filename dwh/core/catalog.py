@@ -67,6 +67,15 @@ def expression_problem(expression: str) -> str | None:
     return None
 
 
+class Split(BaseModel):
+    """Key ranges one large append table's extract is cut into, read by parallel COPYs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    column: Ident = Field(description="an integer column of the natural key (never NULL)")
+    ranges: int = Field(default=4, ge=2, le=64, description="how many ranges, read at once")
+
+
 class TableSpec(BaseModel):
     """One source table and how it lands in bronze."""
 
@@ -97,6 +106,11 @@ class TableSpec(BaseModel):
     reconcile_chunk_keys: int = Field(
         default=1_000_000, ge=1, description="width of a reconciliation chunk on the key's first column"
     )
+    split: Split | None = Field(
+        default=None,
+        description="append tables: extract the rows between the watermark and the new bound as "
+        "disjoint ranges of an integer key column, in parallel; the watermark moves once all loaded",
+    )
 
     @field_validator("columns")
     @classmethod
@@ -118,6 +132,18 @@ class TableSpec(BaseModel):
             raise ValueError(msg)
         if self.reconcile_deletes and not (self.mode.incremental and self.key):
             msg = "reconcile_deletes needs an append or merge table with a key (a snapshot is replaced whole)"
+            raise ValueError(msg)
+        if self.split is not None and self.mode is not Mode.APPEND:
+            msg = (
+                f"split needs mode append (got {self.mode.value}): ranges load in any order, "
+                "which only ON CONFLICT DO NOTHING makes safe"
+            )
+            raise ValueError(msg)
+        if self.split is not None and self.split.column not in self.key:
+            msg = (
+                f"split.column {self.split.column!r} must be a column of the key {list(self.key)}: "
+                "a NULL value would fall in no range"
+            )
             raise ValueError(msg)
         if self.watermark is not None and self.watermark in self.columns:
             msg = f"watermark {self.watermark!r} must be a plain source column, not an expression"

@@ -48,3 +48,16 @@ def ensure_result_storage(settings: StorageSettings) -> str:
     """Save (or refresh) the result-storage block and return its slug."""
     block = saved_result_storage(settings)
     return f"{block.get_block_type_slug()}/{RESULT_BLOCK_NAME}"
+
+
+def result_storage_slug(settings: StorageSettings) -> str:
+    """The slug of the block `saved_result_storage` saves, without touching the server.
+
+    For a decorator: a flow run started by a worker resolves it when it starts, after
+    the parent that dispatched it has saved the block.
+    """
+    if settings.scheme == "s3":
+        from prefect_aws import S3Bucket  # noqa: PLC0415
+
+        return f"{S3Bucket.get_block_type_slug()}/{RESULT_BLOCK_NAME}"
+    return f"{LocalFileSystem.get_block_type_slug()}/{RESULT_BLOCK_NAME}"

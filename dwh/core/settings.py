@@ -7,6 +7,7 @@ at the last moment, when it builds a connection.
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -79,6 +80,17 @@ def redact_conninfo(conninfo: str) -> str:
         params.get("port", "5432"),
         params.get("dbname", "?"),
     )
+
+
+def source_limit_name(conninfo: str) -> str:
+    """The global concurrency limit of one source database: host, port and name, no secret.
+
+    Every pipeline and deployment reading the same database shares it, whatever role or
+    password each uses; characters Prefect refuses in a limit's name become `_`.
+    """
+    params = conninfo_to_dict(conninfo)
+    where = f"{params.get('host') or 'local'}-{params.get('port') or '5432'}-{params.get('dbname') or ''}"
+    return "dwh-source-" + re.sub(r"[^A-Za-z0-9._-]", "_", where)
 
 
 class SourceSettings(BaseSettings):
@@ -299,6 +311,25 @@ class RunSettings(BaseSettings):
     model_config = _settings_config("DWH_")
 
     max_parallel_tables: int = Field(default=2, ge=1)
+    fan_out: bool = Field(
+        default=False,
+        description="run each table's chain as its own flow run of `fan_out_deployment` on the work "
+        "pool instead of on a thread of the parent (the `ingest` parameter fan_out wins when given)",
+    )
+    fan_out_deployment: str = Field(
+        default="ingest-table/ingest-table",
+        pattern=r"^[^/]+/[^/]+$",
+        description="flow/deployment that runs one table's chain in fan-out mode (prefect.yaml)",
+    )
+    fan_out_tables: int = Field(
+        default=32, ge=1, description="chains of one parent run in flight at once in fan-out mode"
+    )
+    source_extracts: int = Field(
+        default=4,
+        ge=1,
+        description="most COPY streams reading one source database at once, across every run and "
+        "worker (a Prefect global concurrency limit named after the source's host, port and database)",
+    )
     allow_plaintext: bool = Field(
         default=False, description="let preflight pass a connection without TLS to a host that is not local"
     )

@@ -8,9 +8,13 @@ uploads, part n+1 is already being written.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,9 +39,34 @@ log = logging.getLogger(__name__)
 _ONE_TICK = timedelta(microseconds=1)
 _WRITE_BUFFER = 1 << 20
 
+# Held around each COPY that reads the source: the flows pass a Prefect global
+# concurrency slot (tasks/source_slots.py), so no more than N streams read one source.
+SlotFn = Callable[[], AbstractContextManager[object]]
+
+
+class SplitError(ValueError):
+    """A catalog `split:` the source's data cannot honour (the column is not an integer)."""
+
 
 class SourceVisibilityError(RuntimeError):
     """We cannot see every open source transaction, so a safe upper bound is unknown."""
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """`first <= column < stop`: one range of a split extract."""
+
+    first: int
+    stop: int
+
+    def describe(self, column: str) -> str:
+        return f"{column} [{self.first:,}, {self.stop:,})"
+
+
+def key_ranges(low: int, high: int, count: int) -> list[KeyRange]:
+    """At most `count` disjoint ranges of equal width covering `low..high` (both inclusive)."""
+    width = -(-(high - low + 1) // count)
+    return [KeyRange(first, min(first + width, high + 1)) for first in range(low, high + 1, width)]
 
 
 @dataclass(frozen=True)
@@ -145,6 +174,7 @@ class PartWriter:
         header: bytes,
         spool: Path,
         chunk_rows: int,
+        next_part: Callable[[], int] | None = None,
     ) -> None:
         self.engine = engine
         self.table = table
@@ -155,6 +185,9 @@ class PartWriter:
         self.chunk_rows = chunk_rows
         self.parts = 0
         self.size = 0
+        # Writers of one split run share the numbering, so their part names never collide.
+        self._next_part = next_part
+        self._number = 0
         self._rows_in_part = 0
         self._file: IO[bytes] | None = None
         self._staged: Path | None = None
@@ -167,7 +200,8 @@ class PartWriter:
 
     def _open(self) -> IO[bytes]:
         self.parts += 1
-        self._staged = self.engine.location.storage.staging_path(self._key(self.parts), self.spool)
+        self._number = self._next_part() if self._next_part else self.parts
+        self._staged = self.engine.location.storage.staging_path(self._key(self._number), self.spool)
         handle = self._staged.open("wb", buffering=_WRITE_BUFFER)
         handle.write(self.header)
         self._rows_in_part = 0
@@ -179,7 +213,7 @@ class PartWriter:
             return
         self._file.close()
         self._file = None
-        staged, key = self._staged, self._key(self.parts)
+        staged, key = self._staged, self._key(self._number)
         self._pending.append(self._pool.submit(self.engine.location.storage.publish, staged, key))
 
     def write(self, row: Any) -> None:  # noqa: ANN401  (psycopg Buffer: bytes or memoryview)
@@ -230,10 +264,12 @@ def extract_table(
     flow_run_id: UUID | None = None,
     progress: ProgressFn = no_progress,
     repair: bool = False,
+    source_slot: SlotFn = nullcontext,
 ) -> ExtractResult:
     """Extract one table into exports/ and record the run as 'uploaded' (seed §4 Phase E).
 
-    `repair` marks the run so its load overwrites rows bronze already has.
+    `repair` marks the run so its load overwrites rows bronze already has. Each COPY
+    reading the source runs inside `source_slot()`.
     """
     catalog = engine.catalog
     where = f"table {catalog.pipeline}.{table.name}"
@@ -261,7 +297,9 @@ def extract_table(
             table.name, table.mode.value, lower, upper, flow_run_id, bound=held, repair=repair
         )
         try:
-            rows, writer = _stream(engine, table, plan, source, run_id, lower, upper, progress)
+            rows, size, parts = _extract_rows(
+                engine, table, plan, source, run_id, (lower, upper), progress, source_slot
+            )
         except BaseException as exc:
             try:
                 runlog.failed(run_id, f"extract of {where} failed: {exc}")
@@ -271,13 +309,13 @@ def extract_table(
         csv_path = f"{exports_prefix(engine.location, catalog.pipeline, table.name)}/" + run_glob(
             upper, engine.timezone, run_id
         )
-        runlog.uploaded(run_id, rows=rows, size=writer.size, parts=writer.parts, csv_path=csv_path)
+        runlog.uploaded(run_id, rows=rows, size=size, parts=parts, csv_path=csv_path)
     return ExtractResult(
         table=table.name,
         run_id=run_id,
         rows=rows,
-        size=writer.size,
-        parts=writer.parts,
+        size=size,
+        parts=parts,
         lower=lower,
         upper=upper,
         seconds=time.monotonic() - started,
@@ -294,25 +332,140 @@ def _check_row_count(reported: int, received: int) -> None:
         raise RuntimeError(msg)
 
 
+def split_ranges(
+    engine: Engine, table: TableSpec, source: psycopg.Connection[Any], window: tuple[datetime, datetime]
+) -> list[KeyRange]:
+    """The key ranges of a split table's window; none when the window holds no row."""
+    assert table.split is not None  # noqa: S101  (only called for a split table)
+    assert table.watermark is not None  # noqa: S101  (an append table has one: catalog-validated)
+    statement = engine_sql(
+        engine.sql_dir,
+        "extract_split_bounds",
+        engine.catalog,
+        source=sql.Identifier(engine.catalog.source_schema_of(table), table.source_table),
+        watermark=sql.Identifier(table.watermark),
+        column=sql.Identifier(table.split.column),
+    )
+    row = source.execute(statement, {"lower": window[0], "upper": window[1]}).fetchone()
+    low, high = row or (None, None)
+    if low is None or high is None:
+        return []
+    if not (isinstance(low, int) and isinstance(high, int)) or isinstance(low, bool):
+        msg = (
+            f"table {engine.catalog.pipeline}.{table.name}: split.column {table.split.column!r} "
+            f"holds {type(low).__name__} values; a split needs an integer column"
+        )
+        raise SplitError(msg)
+    return key_ranges(low, high, table.split.ranges)
+
+
+def _extract_rows(  # noqa: PLR0917
+    engine: Engine,
+    table: TableSpec,
+    plan: ColumnPlan,
+    source: psycopg.Connection[Any],
+    run_id: int,
+    window: tuple[datetime | None, datetime],
+    progress: ProgressFn,
+    source_slot: SlotFn,
+) -> tuple[int, int, int]:
+    """Rows, bytes and parts of the run: one COPY, or one per key range of a split table."""
+    lower, upper = window
+    ranges: list[KeyRange] = []
+    if table.split and lower:
+        with source_slot():  # the min/max scan reads the source too
+            ranges = split_ranges(engine, table, source, (lower, upper))
+    if len(ranges) > 1:
+        return _extract_ranges(engine, table, plan, run_id, (lower, upper), ranges, progress, source_slot)
+    params = {"lower": lower, "upper": upper} if table.mode.incremental else None
+    with source_slot():
+        rows, writer = _stream(
+            engine,
+            table,
+            plan,
+            source,
+            run_id,
+            upper,
+            (_copy_statement(engine, table, plan), params),
+            Throttle(progress, table.name, "extract"),
+        )
+    return rows, writer.size, writer.parts
+
+
+def _extract_ranges(  # noqa: PLR0917
+    engine: Engine,
+    table: TableSpec,
+    plan: ColumnPlan,
+    run_id: int,
+    window: tuple[datetime | None, datetime],
+    ranges: list[KeyRange],
+    progress: ProgressFn,
+    source_slot: SlotFn,
+) -> tuple[int, int, int]:
+    """Read the ranges at once, each on its own source connection, into parts of one run.
+
+    The run is one row of extract_runs: it is marked uploaded (and its watermark can move)
+    only when every range has published its parts; if one fails, the run fails and the
+    next run moves every part it left to rejected/.
+    """
+    assert table.split is not None  # noqa: S101  (only called for a split table)
+    assert table.watermark is not None  # noqa: S101  (an append table has one: catalog-validated)
+    column = table.split.column
+    statement = engine_sql(
+        engine.sql_dir,
+        "extract_incremental_range",
+        engine.catalog,
+        select=plan.select,
+        source=sql.Identifier(engine.catalog.source_schema_of(table), table.source_table),
+        watermark=sql.Identifier(table.watermark),
+        column=sql.Identifier(column),
+    )
+    numbers, lock = itertools.count(1), threading.Lock()
+
+    def next_part() -> int:
+        with lock:
+            return next(numbers)
+
+    def read(key_range: KeyRange) -> tuple[int, PartWriter]:
+        params = {"lower": window[0], "upper": window[1], "first": key_range.first, "stop": key_range.stop}
+        with source_slot(), psycopg.connect(engine.source_conninfo, autocommit=True) as conn:
+            conn.execute("SET default_transaction_read_only = on")
+            report = Throttle(progress, f"{table.name} {key_range.describe(column)}", "extract")
+            return _stream(
+                engine, table, plan, conn, run_id, window[1], (statement, params), report, next_part
+            )
+
+    log.info("table %s: extracting %d ranges of %s at once", table.name, len(ranges), column)
+    pool = ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="dwh-range")
+    try:
+        results = [future.result() for future in [pool.submit(read, r) for r in ranges]]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return (
+        sum(rows for rows, _ in results),
+        sum(writer.size for _, writer in results),
+        sum(writer.parts for _, writer in results),
+    )
+
+
 def _stream(  # noqa: PLR0917
     engine: Engine,
     table: TableSpec,
     plan: ColumnPlan,
     source: psycopg.Connection[Any],
     run_id: int,
-    lower: datetime | None,
     upper: datetime,
-    progress: ProgressFn,
+    copy_of: tuple[sql.Composed, dict[str, Any] | None],
+    report: Throttle,
+    next_part: Callable[[], int] | None = None,
 ) -> tuple[int, PartWriter]:
-    report = Throttle(progress, table.name, "extract")
     chunk_rows = engine.catalog.chunk_rows_for(table)
     rows = 0
     with spool_dir() as spool:
-        writer = PartWriter(engine, table, run_id, upper, plan.header, spool, chunk_rows)
+        writer = PartWriter(engine, table, run_id, upper, plan.header, spool, chunk_rows, next_part)
         try:
             with source.cursor() as cur:
-                params = {"lower": lower, "upper": upper} if table.mode.incremental else None
-                with cur.copy(_copy_statement(engine, table, plan), params) as copy:
+                with cur.copy(*copy_of) as copy:
                     for row in copy:
                         writer.write(row)
                         rows += 1

@@ -1149,6 +1149,9 @@ def test_rebuild_on_demand_checks_incremental_equals_rebuild_and_fails_naming_en
         f"UPDATE {DWH}.facts SET country_key = (SELECT country_key FROM {DWH}.dim_countries WHERE country_id = 100) "
         "WHERE note_id = 6",
     )
+    # The global row is computed from the datamart state, which the transform derives
+    # from the facts it writes: a transform gone wrong derives it from the wrong facts.
+    osm.query("wh", f"UPDATE {DWH}.mart_state_built SET built = false")
 
     with pytest.raises(RebuildMismatchError) as failed:
         etl_outcome(osm_notes_etl(rebuild=True, return_state=True))

@@ -2,7 +2,8 @@
 -- written: + the rebuilt notes' facts now, - the same notes' facts before
 -- (39_mart_state_before.sql), per cell; cells that fall to zero go. A full state
 -- (first build, rebuild, or a warehouse that had facts before the state existed) is
--- all facts, into emptied tables.
+-- all facts, into emptied tables. Each table's cells for users, countries and the
+-- whole come from one pass (grouping sets) over the changed facts.
 DO $full_state$
 BEGIN
     IF (SELECT full_state FROM etl_mart_mode) THEN
@@ -39,36 +40,41 @@ WHERE (SELECT full_state FROM etl_mart_mode);
 
 DROP VIEW etl_mart_facts;
 
--- The entities a fact counts for. The anonymous member (-1) has no user row, but the
--- global row counts its actions: it is kept in mart_totals only.
-CREATE TEMP TABLE etl_mart_entities ON COMMIT DROP AS
-SELECT d.*, k.kind, k.entity_id, k.peer_id
-FROM etl_mart_delta AS d
-CROSS JOIN LATERAL (
-    VALUES ('user', d.user_id, d.country_id), ('country', d.country_id, d.user_id), ('global', 0, NULL)
-) AS k (kind, entity_id, peer_id);
+ANALYZE etl_mart_delta;
 
+-- Cells that fell to zero, per table, deleted after each upsert.
 CREATE TEMP TABLE etl_mart_zero (
     kind text, entity_id integer, action text, detail integer
 ) ON COMMIT DROP;
 
-WITH
-cells AS (
-    SELECT
-        kind, entity_id, action,
-        sum(sign)::integer AS n,
-        coalesce(sum(sign) FILTER (WHERE invalid), 0)::integer AS invalid_n,
-        coalesce(sum(sign) FILTER (WHERE days IS NOT NULL), 0)::integer AS res_n,
-        coalesce(sum(sign * days), 0) AS res_sum
-    FROM etl_mart_entities
-    GROUP BY kind, entity_id, action
-),
+-- Kind 'user' of mart_totals includes the anonymous member (-1): the global row counts
+-- its actions. The other tables have no row for it (it has no datamart row).
+CREATE TEMP TABLE etl_mart_cells ON COMMIT DROP AS
+SELECT
+        CASE WHEN grouping(user_id) = 0 THEN 'user' WHEN grouping(country_id) = 0 THEN 'country' ELSE 'global' END
+            AS kind,
+        CASE WHEN grouping(user_id) = 0 THEN user_id WHEN grouping(country_id) = 0 THEN country_id ELSE 0 END
+            AS entity_id,
+    action,
+    sum(sign)::integer AS n,
+    coalesce(sum(sign) FILTER (WHERE invalid), 0)::integer AS invalid_n,
+    coalesce(sum(sign) FILTER (WHERE days IS NOT NULL), 0)::integer AS res_n,
+    coalesce(sum(sign * days), 0) AS res_sum
+FROM etl_mart_delta
+GROUP BY GROUPING SETS ((user_id, action), (country_id, action), (action));
 
-written AS (
+-- A full state goes into the emptied table in key order (appends to its index).
+INSERT INTO {dwh}.mart_totals (kind, entity_id, action, n, invalid_n, res_n, res_sum)
+SELECT kind, entity_id, action, n, invalid_n, res_n, res_sum
+FROM etl_mart_cells
+WHERE (SELECT full_state FROM etl_mart_mode) AND (n, invalid_n, res_n, res_sum) <> (0, 0, 0, 0)
+ORDER BY kind, entity_id, action;
+
+WITH written AS (
     INSERT INTO {dwh}.mart_totals AS t (kind, entity_id, action, n, invalid_n, res_n, res_sum)
     SELECT kind, entity_id, action, n, invalid_n, res_n, res_sum
-    FROM cells
-    WHERE (n, invalid_n, res_n, res_sum) <> (0, 0, 0, 0)
+    FROM etl_mart_cells
+    WHERE NOT (SELECT full_state FROM etl_mart_mode) AND (n, invalid_n, res_n, res_sum) <> (0, 0, 0, 0)
     ON CONFLICT (kind, entity_id, action) DO UPDATE SET
         n = t.n + excluded.n,
         invalid_n = t.invalid_n + excluded.invalid_n,
@@ -83,25 +89,35 @@ SELECT kind, entity_id, action, NULL FROM written WHERE n = 0;
 DELETE FROM {dwh}.mart_totals AS t
 USING etl_mart_zero AS z
 WHERE t.kind = z.kind AND t.entity_id = z.entity_id AND t.action = z.action;
+DROP TABLE etl_mart_cells;
 TRUNCATE etl_mart_zero;
 
-WITH
-cells AS (
-    SELECT
-        kind, entity_id, action, date_key,
-        sum(sign)::integer AS n,
-        coalesce(sum(sign) FILTER (WHERE days IS NOT NULL), 0)::integer AS res_n,
-        coalesce(sum(sign * days), 0) AS res_sum
-    FROM etl_mart_entities
-    WHERE entity_id <> -1 OR kind <> 'user'
-    GROUP BY kind, entity_id, action, date_key
-),
+CREATE TEMP TABLE etl_mart_cells ON COMMIT DROP AS
+SELECT
+        CASE WHEN grouping(user_id) = 0 THEN 'user' WHEN grouping(country_id) = 0 THEN 'country' ELSE 'global' END
+            AS kind,
+        CASE WHEN grouping(user_id) = 0 THEN user_id WHEN grouping(country_id) = 0 THEN country_id ELSE 0 END
+            AS entity_id,
+    action,
+    date_key,
+    sum(sign)::integer AS n,
+    coalesce(sum(sign) FILTER (WHERE days IS NOT NULL), 0)::integer AS res_n,
+    coalesce(sum(sign * days), 0) AS res_sum
+FROM etl_mart_delta
+GROUP BY GROUPING SETS ((user_id, action, date_key), (country_id, action, date_key), (action, date_key));
 
-written AS (
+-- A full state goes into the emptied table in key order (appends to its index).
+INSERT INTO {dwh}.mart_days (kind, entity_id, action, date_key, n, res_n, res_sum)
+SELECT kind, entity_id, action, date_key, n, res_n, res_sum
+FROM etl_mart_cells
+WHERE (SELECT full_state FROM etl_mart_mode) AND (n, res_n, res_sum) <> (0, 0, 0) AND (kind <> 'user' OR entity_id <> -1)
+ORDER BY kind, entity_id, action, date_key;
+
+WITH written AS (
     INSERT INTO {dwh}.mart_days AS t (kind, entity_id, action, date_key, n, res_n, res_sum)
     SELECT kind, entity_id, action, date_key, n, res_n, res_sum
-    FROM cells
-    WHERE (n, res_n, res_sum) <> (0, 0, 0)
+    FROM etl_mart_cells
+    WHERE NOT (SELECT full_state FROM etl_mart_mode) AND (n, res_n, res_sum) <> (0, 0, 0) AND (kind <> 'user' OR entity_id <> -1)
     ON CONFLICT (kind, entity_id, action, date_key) DO UPDATE SET
         n = t.n + excluded.n,
         res_n = t.res_n + excluded.res_n,
@@ -115,22 +131,37 @@ SELECT kind, entity_id, action, date_key FROM written WHERE n = 0;
 DELETE FROM {dwh}.mart_days AS t
 USING etl_mart_zero AS z
 WHERE t.kind = z.kind AND t.entity_id = z.entity_id AND t.action = z.action AND t.date_key = z.detail;
+DROP TABLE etl_mart_cells;
 TRUNCATE etl_mart_zero;
 
-WITH
-cells AS (
-    SELECT kind, entity_id, action, time_of_week_key, sum(sign)::integer AS n
-    FROM etl_mart_entities
-    WHERE entity_id <> -1 OR kind <> 'user'
-    GROUP BY kind, entity_id, action, time_of_week_key
-),
+CREATE TEMP TABLE etl_mart_cells ON COMMIT DROP AS
+SELECT
+        CASE WHEN grouping(user_id) = 0 THEN 'user' WHEN grouping(country_id) = 0 THEN 'country' ELSE 'global' END
+            AS kind,
+        CASE WHEN grouping(user_id) = 0 THEN user_id WHEN grouping(country_id) = 0 THEN country_id ELSE 0 END
+            AS entity_id,
+    action,
+    time_of_week_key,
+    sum(sign)::integer AS n
+FROM etl_mart_delta
+GROUP BY GROUPING SETS (
+    (user_id, action, time_of_week_key), (country_id, action, time_of_week_key), (action, time_of_week_key)
+);
 
-written AS (
+-- A full state goes into the emptied table in key order (appends to its index).
+INSERT INTO {dwh}.mart_hours (kind, entity_id, action, time_of_week_key, n)
+SELECT kind, entity_id, action, time_of_week_key, n
+FROM etl_mart_cells
+WHERE (SELECT full_state FROM etl_mart_mode) AND n <> 0 AND (kind <> 'user' OR entity_id <> -1)
+ORDER BY kind, entity_id, action, time_of_week_key;
+
+WITH written AS (
     INSERT INTO {dwh}.mart_hours AS t (kind, entity_id, action, time_of_week_key, n)
     SELECT kind, entity_id, action, time_of_week_key, n
-    FROM cells
-    WHERE n <> 0
-    ON CONFLICT (kind, entity_id, action, time_of_week_key) DO UPDATE SET n = t.n + excluded.n
+    FROM etl_mart_cells
+    WHERE NOT (SELECT full_state FROM etl_mart_mode) AND n <> 0 AND (kind <> 'user' OR entity_id <> -1)
+    ON CONFLICT (kind, entity_id, action, time_of_week_key) DO UPDATE SET
+        n = t.n + excluded.n
     RETURNING t.kind, t.entity_id, t.action, t.time_of_week_key, t.n
 )
 
@@ -140,26 +171,40 @@ SELECT kind, entity_id, action, time_of_week_key FROM written WHERE n = 0;
 DELETE FROM {dwh}.mart_hours AS t
 USING etl_mart_zero AS z
 WHERE t.kind = z.kind AND t.entity_id = z.entity_id AND t.action = z.action AND t.time_of_week_key = z.detail;
+DROP TABLE etl_mart_cells;
 TRUNCATE etl_mart_zero;
 
+-- A (user, country) pair's cell is the user's row for the country and the country's
+-- row for the user.
 CREATE TEMP TABLE etl_mart_peer_zero (
     kind text, entity_id integer, peer_id integer, action text, year smallint
 ) ON COMMIT DROP;
 
-WITH
-cells AS (
-    SELECT kind, entity_id, peer_id, action, (date_key / 10000)::smallint AS year, sum(sign)::integer AS n
-    FROM etl_mart_entities
-    WHERE kind <> 'global' AND (entity_id <> -1 OR kind <> 'user')
-    GROUP BY kind, entity_id, peer_id, action, date_key / 10000
-),
+CREATE TEMP TABLE etl_mart_cells ON COMMIT DROP AS
+SELECT k.kind, k.entity_id, k.peer_id, p.action, p.year, p.n
+FROM (
+    SELECT user_id, country_id, action, (date_key / 10000)::smallint AS year, sum(sign)::integer AS n
+    FROM etl_mart_delta
+    GROUP BY user_id, country_id, action, date_key / 10000
+) AS p
+CROSS JOIN LATERAL (
+    VALUES ('user', p.user_id, p.country_id), ('country', p.country_id, p.user_id)
+) AS k (kind, entity_id, peer_id);
 
-written AS (
+-- A full state goes into the emptied table in key order (appends to its index).
+INSERT INTO {dwh}.mart_peers (kind, entity_id, peer_id, action, year, n)
+SELECT kind, entity_id, peer_id, action, year, n
+FROM etl_mart_cells
+WHERE (SELECT full_state FROM etl_mart_mode) AND n <> 0 AND (kind <> 'user' OR entity_id <> -1)
+ORDER BY kind, entity_id, peer_id, action, year;
+
+WITH written AS (
     INSERT INTO {dwh}.mart_peers AS t (kind, entity_id, peer_id, action, year, n)
     SELECT kind, entity_id, peer_id, action, year, n
-    FROM cells
-    WHERE n <> 0
-    ON CONFLICT (kind, entity_id, peer_id, action, year) DO UPDATE SET n = t.n + excluded.n
+    FROM etl_mart_cells
+    WHERE NOT (SELECT full_state FROM etl_mart_mode) AND n <> 0 AND (kind <> 'user' OR entity_id <> -1)
+    ON CONFLICT (kind, entity_id, peer_id, action, year) DO UPDATE SET
+        n = t.n + excluded.n
     RETURNING t.kind, t.entity_id, t.peer_id, t.action, t.year, t.n
 )
 
@@ -170,33 +215,49 @@ DELETE FROM {dwh}.mart_peers AS t
 USING etl_mart_peer_zero AS z
 WHERE t.kind = z.kind AND t.entity_id = z.entity_id AND t.peer_id = z.peer_id AND t.action = z.action
     AND t.year = z.year;
+DROP TABLE etl_mart_cells;
+TRUNCATE etl_mart_peer_zero;
 
 -- Hashtags: the bridge rows of the facts now, and of the facts before.
+CREATE TEMP TABLE etl_mart_cells ON COMMIT DROP AS
 WITH
 tagged AS (
-    SELECT e.sign, e.kind, e.entity_id, e.action, b.hashtag_key
-    FROM etl_mart_entities AS e
+    SELECT d.sign, d.user_id, d.country_id, d.action, b.hashtag_key
+    FROM etl_mart_delta AS d
     JOIN {dwh}.fact_hashtags AS b USING (fact_id)
-    WHERE e.sign = 1 AND (e.entity_id <> -1 OR e.kind <> 'user')
+    WHERE d.sign = 1
     UNION ALL
-    SELECT e.sign, e.kind, e.entity_id, e.action, b.hashtag_key
-    FROM etl_mart_entities AS e
+    SELECT d.sign, d.user_id, d.country_id, d.action, b.hashtag_key
+    FROM etl_mart_delta AS d
     JOIN etl_mart_before_hashtags AS b USING (fact_id)
-    WHERE e.sign = -1 AND (e.entity_id <> -1 OR e.kind <> 'user')
-),
+    WHERE d.sign = -1
+)
 
-cells AS (
-    SELECT kind, entity_id, action, hashtag_key, sum(sign)::integer AS n
-    FROM tagged
-    GROUP BY kind, entity_id, action, hashtag_key
-),
+SELECT
+        CASE WHEN grouping(user_id) = 0 THEN 'user' WHEN grouping(country_id) = 0 THEN 'country' ELSE 'global' END
+            AS kind,
+        CASE WHEN grouping(user_id) = 0 THEN user_id WHEN grouping(country_id) = 0 THEN country_id ELSE 0 END
+            AS entity_id,
+    action,
+    hashtag_key,
+    sum(sign)::integer AS n
+FROM tagged
+GROUP BY GROUPING SETS ((user_id, action, hashtag_key), (country_id, action, hashtag_key), (action, hashtag_key));
 
-written AS (
+-- A full state goes into the emptied table in key order (appends to its index).
+INSERT INTO {dwh}.mart_hashtags (kind, entity_id, action, hashtag_key, n)
+SELECT kind, entity_id, action, hashtag_key, n
+FROM etl_mart_cells
+WHERE (SELECT full_state FROM etl_mart_mode) AND n <> 0 AND (kind <> 'user' OR entity_id <> -1)
+ORDER BY kind, entity_id, action, hashtag_key;
+
+WITH written AS (
     INSERT INTO {dwh}.mart_hashtags AS t (kind, entity_id, action, hashtag_key, n)
     SELECT kind, entity_id, action, hashtag_key, n
-    FROM cells
-    WHERE n <> 0
-    ON CONFLICT (kind, entity_id, action, hashtag_key) DO UPDATE SET n = t.n + excluded.n
+    FROM etl_mart_cells
+    WHERE NOT (SELECT full_state FROM etl_mart_mode) AND n <> 0 AND (kind <> 'user' OR entity_id <> -1)
+    ON CONFLICT (kind, entity_id, action, hashtag_key) DO UPDATE SET
+        n = t.n + excluded.n
     RETURNING t.kind, t.entity_id, t.action, t.hashtag_key, t.n
 )
 
@@ -206,6 +267,7 @@ SELECT kind, entity_id, action, hashtag_key FROM written WHERE n = 0;
 DELETE FROM {dwh}.mart_hashtags AS t
 USING etl_mart_zero AS z
 WHERE t.kind = z.kind AND t.entity_id = z.entity_id AND t.action = z.action AND t.hashtag_key = z.detail;
+DROP TABLE etl_mart_cells;
 TRUNCATE etl_mart_zero;
 
 -- Notes a user opened and did not close themselves: per (note, user), before and now

@@ -30,7 +30,8 @@ ANALYZE dm_hashtags;
 
 -- Not additive, so read from facts for these entities only: the first and the latest
 -- action of each kind (on the first and last day the state knows of, by the (key, day)
--- indexes: min / max of (time, fact id) as the profile defines them), and the middle
+-- indexes, one probe per key of the entity: min / max of (time, fact id) as the profile
+-- defines them), and the middle
 -- resolutions for the median (an ordered scan of the (key, resolution) index to the
 -- middle). One branch per kind of entity, each on its own index; the other never runs.
 CREATE TEMP TABLE dm_extremes ON COMMIT DROP AS
@@ -61,45 +62,53 @@ SELECT
     fa.action_at AS first_at, fa.note_id AS first_note, la.action_at AS last_at, la.note_id AS last_note
 FROM candidates AS c
 CROSS JOIN LATERAL (
-    (
-        SELECT f.action_at, f.fact_id, f.note_id
-        FROM day_facts AS f
-        WHERE c.kind = 'user' AND f.actor_user_key = ANY (c.keys) AND f.action_date_key = c.first_day
-            AND f.action = c.action
-        ORDER BY f.action_at, f.fact_id
-        LIMIT 1
-    )
-    UNION ALL
-    (
-        SELECT f.action_at, f.fact_id, f.note_id
-        FROM day_facts AS f
-        WHERE c.kind = 'country' AND f.country_key = ANY (c.keys) AND f.action_date_key = c.first_day
-            AND f.action = c.action
-        ORDER BY f.action_at, f.fact_id
-        LIMIT 1
-    )
-    ORDER BY action_at, fact_id
+    SELECT x.action_at, x.fact_id, x.note_id
+    FROM unnest(c.keys) AS k (key)
+    CROSS JOIN LATERAL (
+        (
+            SELECT f.action_at, f.fact_id, f.note_id
+            FROM day_facts AS f
+            WHERE c.kind = 'user' AND f.actor_user_key = k.key AND f.action_date_key = c.first_day
+                AND f.action = c.action
+            ORDER BY f.action_at, f.fact_id
+            LIMIT 1
+        )
+        UNION ALL
+        (
+            SELECT f.action_at, f.fact_id, f.note_id
+            FROM day_facts AS f
+            WHERE c.kind = 'country' AND f.country_key = k.key AND f.action_date_key = c.first_day
+                AND f.action = c.action
+            ORDER BY f.action_at, f.fact_id
+            LIMIT 1
+        )
+    ) AS x
+    ORDER BY x.action_at, x.fact_id
     LIMIT 1
 ) AS fa
 CROSS JOIN LATERAL (
-    (
-        SELECT f.action_at, f.fact_id, f.note_id
-        FROM day_facts AS f
-        WHERE c.kind = 'user' AND f.actor_user_key = ANY (c.keys) AND f.action_date_key = c.last_day
-            AND f.action = c.action
-        ORDER BY f.action_at DESC, f.fact_id DESC
-        LIMIT 1
-    )
-    UNION ALL
-    (
-        SELECT f.action_at, f.fact_id, f.note_id
-        FROM day_facts AS f
-        WHERE c.kind = 'country' AND f.country_key = ANY (c.keys) AND f.action_date_key = c.last_day
-            AND f.action = c.action
-        ORDER BY f.action_at DESC, f.fact_id DESC
-        LIMIT 1
-    )
-    ORDER BY action_at DESC, fact_id DESC
+    SELECT x.action_at, x.fact_id, x.note_id
+    FROM unnest(c.keys) AS k (key)
+    CROSS JOIN LATERAL (
+        (
+            SELECT f.action_at, f.fact_id, f.note_id
+            FROM day_facts AS f
+            WHERE c.kind = 'user' AND f.actor_user_key = k.key AND f.action_date_key = c.last_day
+                AND f.action = c.action
+            ORDER BY f.action_at DESC, f.fact_id DESC
+            LIMIT 1
+        )
+        UNION ALL
+        (
+            SELECT f.action_at, f.fact_id, f.note_id
+            FROM day_facts AS f
+            WHERE c.kind = 'country' AND f.country_key = k.key AND f.action_date_key = c.last_day
+                AND f.action = c.action
+            ORDER BY f.action_at DESC, f.fact_id DESC
+            LIMIT 1
+        )
+    ) AS x
+    ORDER BY x.action_at DESC, x.fact_id DESC
     LIMIT 1
 ) AS la;
 

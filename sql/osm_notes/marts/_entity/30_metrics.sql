@@ -27,30 +27,34 @@ span AS (
     GROUP BY entity_id
 ),
 
-hours AS (
-    SELECT entity_id, time_of_week_key % 100 AS hour, time_of_week_key / 100 AS weekday, sum(n) AS n
+-- Activity by UTC hour and ISO weekday, zeros included.
+slots AS (
+    SELECT t.entity_id, 'hour' AS axis, g.slot
+    FROM totals AS t, generate_series(0, 23) AS g (slot)
+    UNION ALL
+    SELECT t.entity_id, 'weekday', g.slot
+    FROM totals AS t, generate_series(1, 7) AS g (slot)
+),
+
+slot_counts AS (
+    SELECT entity_id, 'hour' AS axis, time_of_week_key % 100 AS slot, sum(n) AS n
     FROM dm_hours
-    GROUP BY entity_id, time_of_week_key
+    GROUP BY entity_id, time_of_week_key % 100
+    UNION ALL
+    SELECT entity_id, 'weekday', time_of_week_key / 100, sum(n)
+    FROM dm_hours
+    GROUP BY entity_id, time_of_week_key / 100
 ),
 
 activity AS (
     SELECT
-        t.entity_id,
-        ARRAY(
-            SELECT coalesce(sum(h.n), 0)
-            FROM generate_series(0, 23) AS g (hour)
-            LEFT JOIN hours AS h ON h.entity_id = t.entity_id AND h.hour = g.hour
-            GROUP BY g.hour
-            ORDER BY g.hour
-        )::integer[] AS activity_by_hour,
-        ARRAY(
-            SELECT coalesce(sum(h.n), 0)
-            FROM generate_series(1, 7) AS g (weekday)
-            LEFT JOIN hours AS h ON h.entity_id = t.entity_id AND h.weekday = g.weekday
-            GROUP BY g.weekday
-            ORDER BY g.weekday
-        )::integer[] AS activity_by_weekday
-    FROM totals AS t
+        s.entity_id,
+        array_agg(coalesce(c.n, 0) ORDER BY s.slot) FILTER (WHERE s.axis = 'hour')::integer[] AS activity_by_hour,
+        array_agg(coalesce(c.n, 0) ORDER BY s.slot) FILTER (WHERE s.axis = 'weekday')::integer[]
+            AS activity_by_weekday
+    FROM slots AS s
+    LEFT JOIN slot_counts AS c USING (entity_id, axis, slot)
+    GROUP BY s.entity_id
 ),
 
 by_year AS (

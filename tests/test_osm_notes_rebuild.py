@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from typer.testing import CliRunner
 
 from dwh.analytics.rebuild_check import RebuildMismatchError
 from dwh.cli import app
+from dwh.onboarding.seed import seed_source
 from flows.etl import etl as etl_flow
 from flows.etl import etl_outcome
-from tests.conftest import Env
+from tests.conftest import SQL_DIR, Env, app_conninfo
 from tests.osm_notes import (
     DWH,
     FIRST_BATCH,
@@ -29,7 +32,9 @@ from tests.osm_notes import (
     rows,
     snapshot,
     source_sql,
+    sync_bronze,
     top_hashtags,
+    transform,
 )
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -87,6 +92,9 @@ def test_rebuild_on_demand_checks_incremental_equals_rebuild_and_fails_naming_en
         f"UPDATE {DWH}.facts SET country_key = (SELECT country_key FROM {DWH}.dim_countries WHERE country_id = 100) "
         "WHERE note_id = 6",
     )
+    # The global row is computed from the datamart state, which the transform derives
+    # from the facts it writes: a transform gone wrong derives it from the wrong facts.
+    osm.query("wh", f"UPDATE {DWH}.mart_state_built SET built = false")
 
     with pytest.raises(RebuildMismatchError) as failed:
         etl_outcome(etl_flow(PIPELINE, rebuild=True, return_state=True))
@@ -191,3 +199,45 @@ def test_comments_and_notes_deleted_in_the_source_leave_facts_and_datamarts_in_o
         "WHERE marked_deleted > 0 ORDER BY 1",
     )
     assert runs == [("note_comments", 2), ("notes", 1)]
+
+
+# ----------------------------------------------------------------------------- datamart state
+MART_STATE = ("mart_totals", "mart_days", "mart_hours", "mart_peers", "mart_hashtags", "mart_opened_unclosed")
+
+
+def mart_state(env: Env) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the datamart state tables, in key order."""
+    return {
+        table: env.query("wh", f"SELECT * FROM {DWH}.{table} AS t ORDER BY t::text") for table in MART_STATE
+    }
+
+
+def test_datamart_state_kept_from_increments_equals_one_built_from_all_facts(osm: Env) -> None:
+    conninfo = app_conninfo()
+    seed_source(conninfo, PIPELINE, rows=0, sql_dir=SQL_DIR, notes=600)
+    sync_bronze()
+    transform()
+    seed_source(conninfo, PIPELINE, rows=0, sql_dir=SQL_DIR, notes=150)
+    sync_bronze()
+    # Back-filled comments move later facts, closes of closed notes are invalid closes.
+    result = transform()
+    assert result.facts_updated > 0
+    assert result.invalid_transitions > 0
+    # A comment and a whole note deleted in the source: their counts must go.
+    source_sql(
+        "DELETE FROM public.note_comments WHERE (note_id, sequence) = (5, 2) OR note_id = 7;"
+        "DELETE FROM public.notes WHERE note_id = 7;"
+    )
+    assert etl().facts_deleted > 0
+    kept = mart_state(osm)
+    assert len(kept["mart_days"]) > 1000
+    assert osm.query("wh", f"SELECT count(*) FROM {DWH}.mart_totals WHERE n = 0") == [(0,)]  # zeros go
+
+    transform(rebuild=True)  # facts emptied: the state is built from all facts again
+
+    assert mart_state(osm) == kept
+    # A warehouse that had facts before the state existed fills it in its next run.
+    osm.query("wh", f"TRUNCATE {', '.join(f'{DWH}.{t}' for t in MART_STATE)}")
+    osm.query("wh", f"UPDATE {DWH}.mart_state_built SET built = false")
+    transform()
+    assert mart_state(osm) == kept

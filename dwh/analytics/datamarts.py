@@ -5,6 +5,10 @@ targets (the entities the ETL marked, or all of them for a full rebuild), recomp
 their rows from the star schema, re-rank, clear the marks that were handled. Both
 modes run the same statements over different target sets, so they produce the same
 rows. Python only renders names, passes the mode and records the run.
+
+Steps several datamarts share live in a folder whose name starts with `_` (no
+datamart of its own); a datamart folder names the ones it uses in a `SHARED` file,
+one per line, and their steps run in `NN` order among its own.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from dwh.analytics.transform import (
+from dwh.analytics.steps import (
     Logger,
     TransformError,
     dwh_parts,
@@ -30,12 +34,14 @@ from dwh.analytics.transform import (
     step_files,
 )
 from dwh.core.catalog import Catalog
+from dwh.core.names import lock_key
 from dwh.core.sqlfiles import read_sql
 from dwh.core.transient import is_transient
 
 log = logging.getLogger(__name__)
 
 MARTS_DIR = "marts"
+SHARED_FILE = "SHARED"
 
 _XACT_LOCK = "SELECT pg_advisory_xact_lock(hashtext(%s))"
 _RUN_PARAMS = sql.SQL("CREATE TEMP TABLE dm_run ON COMMIT DROP AS SELECT {}::boolean AS full_rebuild")
@@ -67,11 +73,37 @@ class DatamartResult:
 def datamart_names(pipeline: str, sql_dir: Path) -> list[str]:
     """The pipeline's datamarts: one folder each under `sql/<pipeline>/marts/`."""
     folder = sql_dir / pipeline / MARTS_DIR
-    names = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    names = (
+        sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("_"))
+        if folder.is_dir()
+        else []
+    )
     if not names:
         msg = f"pipeline {pipeline!r} has no datamarts: no folders in {folder}"
         raise FileNotFoundError(msg)
     return names
+
+
+def datamart_steps(pipeline: str, sql_dir: Path, datamart: str) -> list[Path]:
+    """A datamart's steps in order: its folder's, and those of the shared folders its `SHARED` names.
+
+    Raises:
+        FileNotFoundError: a named shared folder has no steps.
+        ValueError: two steps share a name (which one runs would be a guess).
+    """
+    marts = sql_dir / pipeline / MARTS_DIR
+    folder = marts / datamart
+    files = step_files(folder)
+    listing = folder / SHARED_FILE
+    shared = listing.read_text(encoding="utf-8").split() if listing.is_file() else []
+    for name in shared:
+        files += step_files(marts / name)
+    names = [path.name for path in files]
+    clashes = sorted({name for name in names if names.count(name) > 1})
+    if clashes:
+        msg = f"{pipeline} datamart {datamart}: {clashes} in {folder} and in a folder {listing} lists"
+        raise ValueError(msg)
+    return sorted(files, key=lambda path: path.name)
 
 
 def refresh_datamart(
@@ -90,7 +122,7 @@ def refresh_datamart(
         TransformError: a step failed (file and line in the message); nothing was
             committed and the failure is recorded in `<pipeline>_control.datamart_runs`.
     """
-    files = step_files(sql_dir / catalog.pipeline / MARTS_DIR / datamart)
+    files = datamart_steps(catalog.pipeline, sql_dir, datamart)
     for path in files:
         read_sql(path)
     table = sql.Identifier(dwh_schema(catalog), f"datamart_{datamart}")
@@ -105,7 +137,7 @@ def refresh_datamart(
     with psycopg.connect(conninfo) as conn:
         try:
             with conn.transaction():
-                conn.execute(_XACT_LOCK, (f"dwh:{catalog.pipeline}:datamart:{datamart}",))
+                conn.execute(_XACT_LOCK, (lock_key(catalog.pipeline, "datamart", datamart),))
                 conn.execute(_RUN_PARAMS.format(sql.Literal(full_rebuild)))
                 run_steps(conn, files, dwh_parts(catalog), logger)
                 row = conn.execute(_COUNTS.format(table)).fetchone()

@@ -5,8 +5,12 @@
 DO $first_build$
 BEGIN
     IF (SELECT first_run FROM etl_batch) THEN
-        DROP INDEX IF EXISTS {dwh}.facts_actor_user_key_idx;
-        DROP INDEX IF EXISTS {dwh}.facts_country_key_idx;
+        DROP INDEX IF EXISTS {dwh}.facts_actor_day_idx;
+        DROP INDEX IF EXISTS {dwh}.facts_country_day_idx;
+        DROP INDEX IF EXISTS {dwh}.facts_day_idx;
+        DROP INDEX IF EXISTS {dwh}.facts_actor_resolution_idx;
+        DROP INDEX IF EXISTS {dwh}.facts_country_resolution_idx;
+        DROP INDEX IF EXISTS {dwh}.facts_resolution_idx;
         DROP INDEX IF EXISTS {dwh}.fact_hashtags_hashtag_key_idx;
         DROP INDEX IF EXISTS {dwh}.dim_notes_country_key_idx;
         DROP INDEX IF EXISTS {dwh}.dim_notes_opener_user_key_idx;

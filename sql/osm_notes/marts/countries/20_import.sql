@@ -1,28 +1,43 @@
--- Import step: the facts and notes of the target countries, in analysed temp tables
--- (the metric queries of 30_refresh.sql then plan with real row counts and read facts
--- once).
+-- Import step: the target countries as entities of the shared steps in _entity/ (their
+-- fact keys, the users they count, the notes placed in them). Counters come from the
+-- datamart state (_entity/25_state.sql), not from facts.
+CREATE TEMP TABLE dm_kind ON COMMIT DROP AS
+SELECT 'country'::text AS kind;
+
 CREATE TEMP TABLE dm_country_rows ON COMMIT DROP AS
 SELECT c.country_key, c.country_id, c.name, c.name_en, c.iso_alpha2, c.iso_alpha3
 FROM {dwh}.dim_countries AS c
 JOIN dm_targets AS t ON t.id = c.country_id;
 
-CREATE TEMP TABLE dm_actions ON COMMIT DROP AS
--- An invalid close (closing a closed note) is an action but no close: it is imported as
--- 'invalid_close', so it counts in `actions` and the activity histograms, never in the
--- closes, the rank by closes or the closing lists.
+CREATE TEMP TABLE dm_entities ON COMMIT DROP AS
+SELECT country_id AS entity_id, ARRAY[country_key] AS keys
+FROM dm_country_rows;
+
+ALTER TABLE dm_entities ADD PRIMARY KEY (entity_id);
+
+-- The other side of the lists: a country's actors by natural id with their current
+-- name. Anonymous (-1) is no user; the profile's entries also need a name.
+CREATE TEMP TABLE dm_peers ON COMMIT DROP AS
 SELECT
-    c.country_id, f.fact_id,
-    CASE WHEN f.action = 'closed' AND NOT f.is_valid_transition THEN 'invalid_close' ELSE f.action END AS action,
-    f.action_at, f.action_date_key, f.action_time_of_week_key,
-    f.actor_user_key, f.days_to_resolution, f.note_id
-FROM {dwh}.facts AS f
-JOIN dm_country_rows AS c USING (country_key);
+    p.entity_id, p.peer_id, p.action, p.year, p.n,
+    jsonb_build_object('user_id', p.peer_id, 'username', u.username) AS peer_top,
+    CASE WHEN u.username IS NOT NULL THEN jsonb_build_object('user_id', p.peer_id, 'username', u.username) END
+        AS peer_profile
+FROM {dwh}.mart_peers AS p
+JOIN dm_entities AS e ON p.kind = 'country' AND p.entity_id = e.entity_id
+JOIN {dwh}.dim_users AS u ON u.user_id = p.peer_id AND u.is_current
+WHERE p.peer_id <> -1;
+
+-- What the profile calls its lists of users.
+CREATE TEMP TABLE dm_peer_lists ON COMMIT DROP AS
+SELECT 'users_open_notes'::text AS opening, 'users_solving_notes'::text AS solving, 'ranking_users'::text AS ranking;
 
 CREATE TEMP TABLE dm_notes ON COMMIT DROP AS
-SELECT c.country_id, n.status, n.application_key
+SELECT c.country_id AS entity_id, n.status, n.application_key
 FROM {dwh}.dim_notes AS n
 JOIN dm_country_rows AS c USING (country_key);
 
 ANALYZE dm_country_rows;
-ANALYZE dm_actions;
+ANALYZE dm_entities;
+ANALYZE dm_peers;
 ANALYZE dm_notes;

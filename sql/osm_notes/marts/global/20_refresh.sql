@@ -1,109 +1,105 @@
--- The one global row: overall totals and trends, recomputed in full on every refresh
--- (one pass over facts; there is no partial state to get wrong).
+-- The one global row: overall totals and trends, recomputed on every refresh from the
+-- datamart state (migrations/0500_mart_state.sql: the global counters, and the users'
+-- and countries' totals for the rankings), never from every fact. What is not additive
+-- is read by index: the first and last action (on the first and last day the state
+-- knows of) and the middle resolutions for the median. Notes come from dim_notes.
 DELETE FROM {dwh}.datamart_global;
 
 INSERT INTO {dwh}.datamart_global
 WITH
-actions AS (
-    SELECT
-        f.fact_id,
-        -- an invalid close is an action but no close (as in the users and countries imports)
-        CASE WHEN f.action = 'closed' AND NOT f.is_valid_transition THEN 'invalid_close' ELSE f.action END AS action,
-        f.action_at, f.action_date_key, f.action_time_of_week_key, f.actor_user_key,
-        f.country_key, f.days_to_resolution, f.is_valid_transition
-    FROM {dwh}.facts AS f
+totals_rows AS (
+    SELECT action, n, invalid_n, res_n, res_sum
+    FROM {dwh}.mart_totals
+    WHERE kind = 'global' AND entity_id = 0
 ),
 
-notes AS (
-    SELECT status, application_key FROM {dwh}.dim_notes
+day_rows AS (
+    SELECT action, date_key, n
+    FROM {dwh}.mart_days
+    WHERE kind = 'global' AND entity_id = 0
 ),
 
 users AS (
-    SELECT v.user_key, v.user_id, c.username
-    FROM {dwh}.dim_users AS v
-    JOIN {dwh}.dim_users AS c ON c.user_id = v.user_id AND c.is_current
-),
-
-countries AS (
-    SELECT country_key, country_id, name_en FROM {dwh}.dim_countries
-),
-
-applications AS (
-    SELECT application_key, name FROM {dwh}.dim_applications
-),
-
-hashtags AS (
-    SELECT hashtag_key, hashtag FROM {dwh}.dim_hashtags
-),
-
-bridge AS (
-    SELECT fact_id, hashtag_key FROM {dwh}.fact_hashtags
+    SELECT u.user_id, u.username FROM {dwh}.dim_users AS u WHERE u.is_current
 ),
 
 totals AS (
     SELECT
-        count(*) AS actions,
-        count(*) FILTER (WHERE action = 'opened') AS opened,
-        count(*) FILTER (WHERE action = 'commented') AS commented,
-        count(*) FILTER (WHERE action = 'closed') AS closed,
-        count(*) FILTER (WHERE action = 'reopened') AS reopened,
-        count(*) FILTER (WHERE action = 'hidden') AS hidden,
-        min(action_at) AS first_action_at,
-        max(action_at) AS last_action_at,
-        count(days_to_resolution) AS resolutions,
-        round(avg(days_to_resolution), 4) AS mean_resolution_days,
-        round(percentile_cont(0.5) WITHIN GROUP (ORDER BY days_to_resolution::float8)::numeric, 4)
-            AS median_resolution_days,
-        count(*) FILTER (WHERE NOT is_valid_transition) AS invalid_transitions,
-        ARRAY[
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 0),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 1),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 2),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 3),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 4),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 5),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 6),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 7),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 8),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 9),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 10),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 11),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 12),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 13),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 14),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 15),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 16),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 17),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 18),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 19),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 20),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 21),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 22),
-            count(*) FILTER (WHERE action_time_of_week_key % 100 = 23)
-        ] AS activity_by_hour,
-        ARRAY[
-            count(*) FILTER (WHERE action_time_of_week_key / 100 = 1),
-            count(*) FILTER (WHERE action_time_of_week_key / 100 = 2),
-            count(*) FILTER (WHERE action_time_of_week_key / 100 = 3),
-            count(*) FILTER (WHERE action_time_of_week_key / 100 = 4),
-            count(*) FILTER (WHERE action_time_of_week_key / 100 = 5),
-            count(*) FILTER (WHERE action_time_of_week_key / 100 = 6),
-            count(*) FILTER (WHERE action_time_of_week_key / 100 = 7)
-        ] AS activity_by_weekday
-    FROM actions
+        coalesce(sum(n), 0) AS actions,
+        coalesce(sum(n) FILTER (WHERE action = 'opened'), 0) AS opened,
+        coalesce(sum(n) FILTER (WHERE action = 'commented'), 0) AS commented,
+        coalesce(sum(n) FILTER (WHERE action = 'closed'), 0) AS closed,
+        coalesce(sum(n) FILTER (WHERE action = 'reopened'), 0) AS reopened,
+        coalesce(sum(n) FILTER (WHERE action = 'hidden'), 0) AS hidden,
+        coalesce(sum(res_n), 0) AS resolutions,
+        -- avg() is this division: the same digits
+        round(sum(res_sum) / nullif(sum(res_n), 0)::numeric, 4) AS mean_resolution_days,
+        coalesce(sum(invalid_n), 0) AS invalid_transitions
+    FROM totals_rows
 ),
 
-per_year_action AS (
-    SELECT action_date_key / 10000 AS year, action, count(*) AS n
-    FROM actions
-    GROUP BY action_date_key / 10000, action
+span AS (
+    SELECT
+        (
+            SELECT min(f.action_at) FROM {dwh}.facts AS f
+            WHERE f.action_date_key = (SELECT min(date_key) FROM day_rows)
+        ) AS first_action_at,
+        (
+            SELECT max(f.action_at) FROM {dwh}.facts AS f
+            WHERE f.action_date_key = (SELECT max(date_key) FROM day_rows)
+        ) AS last_action_at
+),
+
+-- percentile_cont over the one or two middle values is the same float arithmetic as
+-- over all of them; the index is read in order up to the middle.
+median AS (
+    SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY mid.v)::numeric, 4) AS median_resolution_days
+    FROM totals AS t
+    CROSS JOIN LATERAL (
+        SELECT f.days_to_resolution::float8 AS v
+        FROM {dwh}.facts AS f
+        WHERE f.days_to_resolution IS NOT NULL
+        ORDER BY f.days_to_resolution
+        OFFSET (t.resolutions - 1) / 2
+        LIMIT 2 - t.resolutions % 2
+    ) AS mid
+    WHERE t.resolutions > 0
+),
+
+hours AS (
+    SELECT time_of_week_key % 100 AS hour, time_of_week_key / 100 AS weekday, sum(n) AS n
+    FROM {dwh}.mart_hours
+    WHERE kind = 'global' AND entity_id = 0
+    GROUP BY time_of_week_key
+),
+
+activity AS (
+    SELECT
+        ARRAY(
+            SELECT coalesce(sum(h.n), 0)
+            FROM generate_series(0, 23) AS g (hour)
+            LEFT JOIN hours AS h USING (hour)
+            GROUP BY g.hour
+            ORDER BY g.hour
+        )::bigint[] AS activity_by_hour,
+        ARRAY(
+            SELECT coalesce(sum(h.n), 0)
+            FROM generate_series(1, 7) AS g (weekday)
+            LEFT JOIN hours AS h USING (weekday)
+            GROUP BY g.weekday
+            ORDER BY g.weekday
+        )::bigint[] AS activity_by_weekday
 ),
 
 by_year AS (
     SELECT jsonb_object_agg(year::text, counts) AS actions_by_year
     FROM (
         SELECT year, jsonb_object_agg(action, n) AS counts
-        FROM per_year_action
+        FROM (
+            SELECT date_key / 10000 AS year, action, sum(n) AS n
+            FROM day_rows
+            GROUP BY date_key / 10000, action
+        ) AS per_year_action
         GROUP BY year
     ) AS per_year
 ),
@@ -114,26 +110,28 @@ by_month AS (
         coalesce(jsonb_object_agg(month, closed) FILTER (WHERE closed > 0), '{{}}') AS closed_by_month
     FROM (
         SELECT
-            to_char(action_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month,
-            count(*) FILTER (WHERE action = 'opened') AS opened,
-            count(*) FILTER (WHERE action = 'closed' AND is_valid_transition) AS closed
-        FROM actions
-        GROUP BY 1
+            to_char(to_date((date_key / 100)::text, 'YYYYMM'), 'YYYY-MM') AS month,
+            coalesce(sum(n) FILTER (WHERE action = 'opened'), 0) AS opened,
+            coalesce(sum(n) FILTER (WHERE action = 'closed'), 0) AS closed
+        FROM day_rows
+        GROUP BY date_key / 100
     ) AS months
 ),
 
+-- Users and countries by their totals (the state of their datamarts' rows).
 per_user AS (
-    SELECT u.user_id, u.username, count(*) AS n
-    FROM actions AS a
-    JOIN users AS u ON u.user_key = a.actor_user_key
-    GROUP BY u.user_id, u.username
+    SELECT entity_id AS user_id, sum(n) AS n
+    FROM {dwh}.mart_totals
+    WHERE kind = 'user'
+    GROUP BY entity_id
 ),
 
 actor_counts AS (
     SELECT
-        count(*) FILTER (WHERE user_id <> -1) AS users_active,
-        coalesce(sum(n) FILTER (WHERE user_id = -1), 0) AS anonymous_actions
-    FROM per_user
+        count(*) FILTER (WHERE p.user_id <> -1) AS users_active,
+        coalesce(sum(p.n) FILTER (WHERE p.user_id = -1), 0) AS anonymous_actions
+    FROM per_user AS p
+    JOIN users AS u USING (user_id)
 ),
 
 top_users AS (
@@ -143,17 +141,19 @@ top_users AS (
             ORDER BY rank
         ), '[]') AS top_users
     FROM (
-        SELECT *, row_number() OVER (ORDER BY n DESC, user_id) AS rank
-        FROM per_user
-        WHERE user_id <> -1
+        SELECT p.user_id, u.username, p.n, row_number() OVER (ORDER BY p.n DESC, p.user_id) AS rank
+        FROM per_user AS p
+        JOIN users AS u USING (user_id)
+        WHERE p.user_id <> -1
     ) AS ranked
     WHERE rank <= 5
 ),
 
 per_country AS (
-    SELECT c.country_id, c.name_en, count(*) AS n
-    FROM actions AS a
-    JOIN countries AS c USING (country_key)
+    SELECT c.country_id, c.name_en, sum(s.n) AS n
+    FROM {dwh}.mart_totals AS s
+    JOIN {dwh}.dim_countries AS c ON c.country_id = s.entity_id
+    WHERE s.kind = 'country'
     GROUP BY c.country_id, c.name_en
 ),
 
@@ -177,9 +177,10 @@ top_hashtags AS (
             jsonb_build_object('rank', rank, 'hashtag', hashtag, 'actions', n) ORDER BY rank
         ), '[]') AS top_hashtags
     FROM (
-        SELECT h.hashtag, count(*) AS n, row_number() OVER (ORDER BY count(*) DESC, h.hashtag) AS rank
-        FROM bridge AS b
-        JOIN hashtags AS h USING (hashtag_key)
+        SELECT h.hashtag, sum(s.n) AS n, row_number() OVER (ORDER BY sum(s.n) DESC, h.hashtag) AS rank
+        FROM {dwh}.mart_hashtags AS s
+        JOIN {dwh}.dim_hashtags AS h USING (hashtag_key)
+        WHERE s.kind = 'global' AND s.entity_id = 0
         GROUP BY h.hashtag
     ) AS ranked
     WHERE rank <= 5
@@ -191,7 +192,7 @@ note_counts AS (
         count(*) FILTER (WHERE status = 'open') AS notes_open,
         count(*) FILTER (WHERE status = 'closed') AS notes_closed,
         count(*) FILTER (WHERE status = 'hidden') AS notes_hidden
-    FROM notes
+    FROM {dwh}.dim_notes
 ),
 
 top_applications AS (
@@ -201,8 +202,8 @@ top_applications AS (
         ), '[]') AS top_applications
     FROM (
         SELECT a.name, count(*) AS n, row_number() OVER (ORDER BY count(*) DESC, a.name) AS rank
-        FROM notes AS n
-        JOIN applications AS a USING (application_key)
+        FROM {dwh}.dim_notes AS n
+        JOIN {dwh}.dim_applications AS a USING (application_key)
         GROUP BY a.name
     ) AS ranked
 )
@@ -218,8 +219,8 @@ SELECT
     coalesce(y.actions_by_year, '{{}}'),
     m.opened_by_month,
     m.closed_by_month,
-    t.first_action_at,
-    t.last_action_at,
+    s.first_action_at,
+    s.last_action_at,
     n.notes,
     n.notes_open,
     n.notes_closed,
@@ -230,12 +231,22 @@ SELECT
     t.invalid_transitions,
     t.resolutions,
     t.mean_resolution_days,
-    t.median_resolution_days,
+    md.median_resolution_days,
     c.top_countries,
     u.top_users,
     h.top_hashtags,
     p.top_applications,
-    t.activity_by_hour,
-    t.activity_by_weekday
-FROM totals AS t, by_year AS y, by_month AS m, note_counts AS n, actor_counts AS a,
-    top_countries AS c, top_users AS u, top_hashtags AS h, top_applications AS p;
+    v.activity_by_hour,
+    v.activity_by_weekday
+FROM totals AS t
+CROSS JOIN span AS s
+CROSS JOIN activity AS v
+CROSS JOIN by_year AS y
+CROSS JOIN by_month AS m
+CROSS JOIN note_counts AS n
+CROSS JOIN actor_counts AS a
+CROSS JOIN top_countries AS c
+CROSS JOIN top_users AS u
+CROSS JOIN top_hashtags AS h
+CROSS JOIN top_applications AS p
+LEFT JOIN median AS md ON true;

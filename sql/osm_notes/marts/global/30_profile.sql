@@ -1,74 +1,141 @@
--- The viewer's global statistics (OSM-Notes-Common global-stats fields), over every
--- fact and note. Relative periods refer to today (UTC): the current year, the last
--- 30 days, the 53-week activity string. The global row is recomputed on every refresh.
+-- The viewer's global statistics (OSM-Notes-Common global-stats fields), from the
+-- datamart state (the global counters and the countries' totals), the last 30 days
+-- and this year's resolutions of facts by the day index, and notes from dim_notes.
+-- Relative periods refer to today (UTC): the current year, the last 30 days, the
+-- 53-week activity string. The global row is recomputed on every refresh.
 WITH
 period AS (
     SELECT
         today,
         extract(YEAR FROM today)::integer AS year,
-        to_char(today - 370, 'YYYYMMDD')::integer AS tiles_from_key
+        to_char(today - 370, 'YYYYMMDD')::integer AS tiles_from_key,
+        -- the UTC day 30 days ago: facts from it on hold the last 30 days
+        to_char((now() - interval '30 days') AT TIME ZONE 'UTC', 'YYYYMMDD')::integer AS recent_from_key
     FROM (SELECT (now() AT TIME ZONE 'UTC')::date AS today) AS t
 ),
 
-actions AS (
+day_rows AS (
+    SELECT action, date_key, n, res_n, res_sum
+    FROM {dwh}.mart_days
+    WHERE kind = 'global' AND entity_id = 0
+),
+
+recent AS (
+    SELECT f.action, f.is_valid_transition, f.actor_user_key
+    FROM {dwh}.facts AS f, period AS p
+    WHERE f.action_date_key >= p.recent_from_key
+        AND f.action_at >= now() - interval '30 days'
+),
+
+-- This year's resolutions, for their median.
+year_resolutions AS (
+    SELECT f.days_to_resolution
+    FROM {dwh}.facts AS f, period AS p
+    WHERE f.action_date_key BETWEEN p.year * 10000 AND p.year * 10000 + 9999
+        AND f.days_to_resolution IS NOT NULL
+),
+
+-- The first and the latest note of an action: on the first and last day the state
+-- knows of, by the day index (min / max of (time, fact id)).
+extremes AS (
     SELECT
-        f.fact_id, f.note_id,
-        -- an invalid close is an action but no close (as in the users and countries imports)
-        CASE WHEN f.action = 'closed' AND NOT f.is_valid_transition THEN 'invalid_close' ELSE f.action END AS action,
-        f.action_at, f.action_date_key, f.actor_user_key, f.country_key,
-        f.days_to_resolution, f.is_valid_transition
-    FROM {dwh}.facts AS f
+        b.action,
+        (
+            SELECT f.note_id FROM {dwh}.facts AS f
+            WHERE f.action_date_key = b.first_day
+                AND CASE WHEN f.action = 'closed' AND NOT f.is_valid_transition THEN 'invalid_close' ELSE f.action END
+                    = b.action
+            ORDER BY f.action_at, f.fact_id
+            LIMIT 1
+        ) AS first_note,
+        (
+            SELECT f.note_id FROM {dwh}.facts AS f
+            WHERE f.action_date_key = b.last_day
+                AND CASE WHEN f.action = 'closed' AND NOT f.is_valid_transition THEN 'invalid_close' ELSE f.action END
+                    = b.action
+            ORDER BY f.action_at DESC, f.fact_id DESC
+            LIMIT 1
+        ) AS last_note
+    FROM (
+        SELECT action, min(date_key) AS first_day, max(date_key) AS last_day
+        FROM day_rows
+        WHERE action IN ('opened', 'closed', 'reopened')
+        GROUP BY action
+    ) AS b
+),
+
+resolutions AS (
+    SELECT coalesce(sum(res_n), 0) AS c FROM day_rows
+),
+
+median AS (
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY mid.v) AS v
+    FROM resolutions AS r
+    CROSS JOIN LATERAL (
+        SELECT f.days_to_resolution::float8 AS v
+        FROM {dwh}.facts AS f
+        WHERE f.days_to_resolution IS NOT NULL
+        ORDER BY f.days_to_resolution
+        OFFSET (r.c - 1) / 2
+        LIMIT 2 - r.c % 2
+    ) AS mid
+    WHERE r.c > 0
 ),
 
 summary AS (
     SELECT jsonb_build_object(
-        'history_whole_open', count(*) FILTER (WHERE a.action = 'opened'),
-        'history_whole_commented', count(*) FILTER (WHERE a.action = 'commented'),
-        'history_whole_closed', count(*) FILTER (WHERE a.action = 'closed'),
-        'history_whole_reopened', count(*) FILTER (WHERE a.action = 'reopened'),
-        'history_year_open', count(*) FILTER (WHERE a.action = 'opened' AND a.action_date_key / 10000 = p.year),
+        'history_whole_open', coalesce(sum(d.n) FILTER (WHERE d.action = 'opened'), 0),
+        'history_whole_commented', coalesce(sum(d.n) FILTER (WHERE d.action = 'commented'), 0),
+        'history_whole_closed', coalesce(sum(d.n) FILTER (WHERE d.action = 'closed'), 0),
+        'history_whole_reopened', coalesce(sum(d.n) FILTER (WHERE d.action = 'reopened'), 0),
+        'history_year_open',
+        coalesce(sum(d.n) FILTER (WHERE d.action = 'opened' AND d.date_key / 10000 = p.year), 0),
         'history_year_commented',
-        count(*) FILTER (WHERE a.action = 'commented' AND a.action_date_key / 10000 = p.year),
-        'history_year_closed', count(*) FILTER (WHERE a.action = 'closed' AND a.action_date_key / 10000 = p.year),
-        'history_year_reopened', count(*) FILTER (WHERE a.action = 'reopened' AND a.action_date_key / 10000 = p.year),
+        coalesce(sum(d.n) FILTER (WHERE d.action = 'commented' AND d.date_key / 10000 = p.year), 0),
+        'history_year_closed',
+        coalesce(sum(d.n) FILTER (WHERE d.action = 'closed' AND d.date_key / 10000 = p.year), 0),
+        'history_year_reopened',
+        coalesce(sum(d.n) FILTER (WHERE d.action = 'reopened' AND d.date_key / 10000 = p.year), 0),
         'date_starting_creating_notes',
-        to_char(min(a.action_at) FILTER (WHERE a.action = 'opened') AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+        to_char(to_date((min(d.date_key) FILTER (WHERE d.action = 'opened'))::text, 'YYYYMMDD'), 'YYYY-MM-DD'),
         'date_starting_solving_notes',
-        to_char(min(a.action_at) FILTER (WHERE a.action = 'closed') AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+        to_char(to_date((min(d.date_key) FILTER (WHERE d.action = 'closed'))::text, 'YYYYMMDD'), 'YYYY-MM-DD'),
         'notes_resolved_last_30_days',
-        count(*) FILTER (WHERE a.action = 'closed' AND a.is_valid_transition AND a.action_at >= now() - interval '30 days')
+        (SELECT count(*) FROM recent AS r WHERE r.action = 'closed' AND r.is_valid_transition)
     )
     || jsonb_build_object(
-        'first_open_note_id',
-        (min(ARRAY[extract(EPOCH FROM a.action_at), a.fact_id, a.note_id]) FILTER (WHERE a.action = 'opened'))[3]::integer,
-        'first_closed_note_id',
-        (min(ARRAY[extract(EPOCH FROM a.action_at), a.fact_id, a.note_id]) FILTER (WHERE a.action = 'closed'))[3]::integer,
-        'first_reopened_note_id',
-        (min(ARRAY[extract(EPOCH FROM a.action_at), a.fact_id, a.note_id]) FILTER (WHERE a.action = 'reopened'))[3]::integer,
-        'latest_open_note_id',
-        (max(ARRAY[extract(EPOCH FROM a.action_at), a.fact_id, a.note_id]) FILTER (WHERE a.action = 'opened'))[3]::integer,
-        'latest_closed_note_id',
-        (max(ARRAY[extract(EPOCH FROM a.action_at), a.fact_id, a.note_id]) FILTER (WHERE a.action = 'closed'))[3]::integer,
-        'latest_reopened_note_id',
-        (max(ARRAY[extract(EPOCH FROM a.action_at), a.fact_id, a.note_id]) FILTER (WHERE a.action = 'reopened'))[3]::integer,
-        'avg_days_to_resolution', round(avg(a.days_to_resolution), 2),
-        'median_days_to_resolution',
-        round(percentile_cont(0.5) WITHIN GROUP (ORDER BY a.days_to_resolution::float8)::numeric, 2),
+        'first_open_note_id', (SELECT first_note FROM extremes WHERE action = 'opened'),
+        'first_closed_note_id', (SELECT first_note FROM extremes WHERE action = 'closed'),
+        'first_reopened_note_id', (SELECT first_note FROM extremes WHERE action = 'reopened'),
+        'latest_open_note_id', (SELECT last_note FROM extremes WHERE action = 'opened'),
+        'latest_closed_note_id', (SELECT last_note FROM extremes WHERE action = 'closed'),
+        'latest_reopened_note_id', (SELECT last_note FROM extremes WHERE action = 'reopened'),
+        -- avg() is this division: the same digits
+        'avg_days_to_resolution', round(sum(d.res_sum) / nullif(sum(d.res_n), 0)::numeric, 2),
+        'median_days_to_resolution', (SELECT round(v::numeric, 2) FROM median),
         'avg_days_to_resolution_current_year',
-        round(avg(a.days_to_resolution) FILTER (WHERE a.action_date_key / 10000 = p.year), 2),
+        round(
+            sum(d.res_sum) FILTER (WHERE d.date_key / 10000 = p.year)
+            / nullif(sum(d.res_n) FILTER (WHERE d.date_key / 10000 = p.year), 0)::numeric,
+            2
+        ),
         'median_days_to_resolution_current_year',
-        round((percentile_cont(0.5) WITHIN GROUP (ORDER BY a.days_to_resolution::float8)
-            FILTER (WHERE a.action_date_key / 10000 = p.year))::numeric, 2)
+        (
+            SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY y.days_to_resolution::float8)::numeric, 2)
+            FROM year_resolutions AS y
+        )
     ) AS doc
-    FROM actions AS a, period AS p
+    FROM day_rows AS d
+    RIGHT JOIN period AS p ON true
+    GROUP BY p.year
 ),
 
 -- Distinct members who acted in the last 30 days; the anonymous member is no user.
 active AS (
     SELECT jsonb_build_object('active_users_count', count(DISTINCT u.user_id)) AS doc
-    FROM actions AS a
+    FROM recent AS a
     JOIN {dwh}.dim_users AS u ON u.user_key = a.actor_user_key
-    WHERE u.user_id <> -1 AND a.action_at >= now() - interval '30 days'
+    WHERE u.user_id <> -1
 ),
 
 tiles AS (
@@ -76,10 +143,10 @@ tiles AS (
     FROM period AS p
     CROSS JOIN LATERAL generate_series(p.today - 370, p.today, interval '1 day') AS g (day)
     LEFT JOIN (
-        SELECT a.action_date_key AS day, count(*) AS n
-        FROM actions AS a, period AS p
-        WHERE a.action_date_key >= p.tiles_from_key
-        GROUP BY a.action_date_key
+        SELECT r.date_key AS day, sum(r.n) AS n
+        FROM day_rows AS r, period AS p
+        WHERE r.date_key >= p.tiles_from_key
+        GROUP BY r.date_key
     ) AS d ON d.day = to_char(g.day, 'YYYYMMDD')::integer
 ),
 
@@ -117,11 +184,12 @@ top_countries AS (
         ), '[]')
     ) AS doc
     FROM (
-        SELECT c.country_id, c.name_en, count(*) AS n,
-            row_number() OVER (ORDER BY count(*) DESC, c.country_id) AS rank
-        FROM actions AS a
-        JOIN {dwh}.dim_countries AS c USING (country_key)
-        WHERE c.country_id <> -1  -- international waters is no country: never ranked
+        SELECT c.country_id, c.name_en, sum(s.n) AS n,
+            row_number() OVER (ORDER BY sum(s.n) DESC, c.country_id) AS rank
+        FROM {dwh}.mart_totals AS s
+        JOIN {dwh}.dim_countries AS c ON c.country_id = s.entity_id
+        WHERE s.kind = 'country'
+            AND c.country_id <> -1  -- international waters is no country: never ranked
         GROUP BY c.country_id, c.name_en
     ) AS ranked
     WHERE rank <= 10

@@ -1,30 +1,40 @@
--- Import step: the facts and notes of the target users, in analysed temp tables (the
--- metric queries of 30_refresh.sql then plan with real row counts instead of CTE
--- guesses, and read facts once).
+-- Import step: the target users as entities of the shared steps in _entity/ (every
+-- version of a user, SCD2, belongs to the same natural id; the countries they acted in;
+-- the notes they opened). Counters come from the datamart state (_entity/25_state.sql),
+-- not from facts.
+CREATE TEMP TABLE dm_kind ON COMMIT DROP AS
+SELECT 'user'::text AS kind;
 
--- Every version of a user (SCD2) belongs to the same natural id: one row per user.
-CREATE TEMP TABLE dm_user_versions ON COMMIT DROP AS
-SELECT u.user_key, u.user_id
+CREATE TEMP TABLE dm_entities ON COMMIT DROP AS
+SELECT u.user_id AS entity_id, array_agg(u.user_key ORDER BY u.user_key) AS keys
 FROM {dwh}.dim_users AS u
-JOIN dm_targets AS t ON t.id = u.user_id;
+JOIN dm_targets AS t ON t.id = u.user_id
+GROUP BY u.user_id;
 
-CREATE TEMP TABLE dm_actions ON COMMIT DROP AS
--- An invalid close (closing a closed note) is an action but no close: it is imported as
--- 'invalid_close', so it counts in `actions` and the activity histograms, never in the
--- closes, the rank by closes or the closing lists.
+ALTER TABLE dm_entities ADD PRIMARY KEY (entity_id);
+
+-- The other side of the lists: the countries (international waters included).
+CREATE TEMP TABLE dm_peers ON COMMIT DROP AS
 SELECT
-    v.user_id, f.fact_id,
-    CASE WHEN f.action = 'closed' AND NOT f.is_valid_transition THEN 'invalid_close' ELSE f.action END AS action,
-    f.action_at, f.action_date_key, f.action_time_of_week_key,
-    f.country_key, f.days_to_resolution, f.note_id
-FROM {dwh}.facts AS f
-JOIN dm_user_versions AS v ON v.user_key = f.actor_user_key;
+    p.entity_id, p.peer_id, p.action, p.year, p.n,
+    jsonb_build_object('country_id', p.peer_id, 'name', c.name_en) AS peer_top,
+    jsonb_build_object('country_id', p.peer_id, 'country', c.name_en) AS peer_profile
+FROM {dwh}.mart_peers AS p
+JOIN dm_entities AS e ON p.kind = 'user' AND p.entity_id = e.entity_id
+JOIN {dwh}.dim_countries AS c ON c.country_id = p.peer_id;
 
-CREATE TEMP TABLE dm_opened_notes ON COMMIT DROP AS
-SELECT v.user_id, n.status, n.application_key
-FROM {dwh}.dim_notes AS n
-JOIN dm_user_versions AS v ON v.user_key = n.opener_user_key;
+-- What the profile calls its lists of countries.
+CREATE TEMP TABLE dm_peer_lists ON COMMIT DROP AS
+SELECT
+    'countries_open_notes'::text AS opening,
+    'countries_solving_notes'::text AS solving,
+    'ranking_countries'::text AS ranking;
 
-ANALYZE dm_user_versions;
-ANALYZE dm_actions;
-ANALYZE dm_opened_notes;
+CREATE TEMP TABLE dm_notes ON COMMIT DROP AS
+SELECT e.entity_id, n.status, n.application_key
+FROM dm_entities AS e
+JOIN {dwh}.dim_notes AS n ON n.opener_user_key = ANY (e.keys);
+
+ANALYZE dm_entities;
+ANALYZE dm_peers;
+ANALYZE dm_notes;

@@ -1,0 +1,155 @@
+-- Shared by the users and countries datamarts (after their 20_import.sql: dm_kind,
+-- dm_entities): the datamart state of the target entities, the counters every metric
+-- below is computed from (migrations/0500_mart_state.sql). A big country reads a few
+-- thousand cells here instead of every fact it ever had.
+CREATE TEMP TABLE dm_totals ON COMMIT DROP AS
+SELECT s.entity_id, s.action, s.n, s.invalid_n, s.res_n, s.res_sum
+FROM {dwh}.mart_totals AS s
+JOIN dm_entities AS e ON s.kind = (SELECT kind FROM dm_kind) AND s.entity_id = e.entity_id;
+
+CREATE TEMP TABLE dm_days ON COMMIT DROP AS
+SELECT s.entity_id, s.action, s.date_key, s.n, s.res_n, s.res_sum
+FROM {dwh}.mart_days AS s
+JOIN dm_entities AS e ON s.kind = (SELECT kind FROM dm_kind) AND s.entity_id = e.entity_id;
+
+CREATE TEMP TABLE dm_hours ON COMMIT DROP AS
+SELECT s.entity_id, s.action, s.time_of_week_key, s.n
+FROM {dwh}.mart_hours AS s
+JOIN dm_entities AS e ON s.kind = (SELECT kind FROM dm_kind) AND s.entity_id = e.entity_id;
+
+CREATE TEMP TABLE dm_hashtags ON COMMIT DROP AS
+SELECT s.entity_id, s.action, h.hashtag, s.n
+FROM {dwh}.mart_hashtags AS s
+JOIN dm_entities AS e ON s.kind = (SELECT kind FROM dm_kind) AND s.entity_id = e.entity_id
+JOIN {dwh}.dim_hashtags AS h USING (hashtag_key);
+
+ANALYZE dm_totals;
+ANALYZE dm_days;
+ANALYZE dm_hours;
+ANALYZE dm_hashtags;
+
+-- Not additive, so read from facts for these entities only: the first and the latest
+-- action of each kind (on the first and last day the state knows of, by the (key, day)
+-- indexes, one probe per key of the entity: min / max of (time, fact id) as the profile
+-- defines them), and the middle
+-- resolutions for the median (an ordered scan of the (key, resolution) index to the
+-- middle). One branch per kind of entity, each on its own index; the other never runs.
+CREATE TEMP TABLE dm_extremes ON COMMIT DROP AS
+WITH
+bounds AS (
+    SELECT entity_id, action, min(date_key) AS first_day, max(date_key) AS last_day
+    FROM dm_days
+    GROUP BY entity_id, action
+),
+
+candidates AS (
+    SELECT b.entity_id, b.action, b.first_day, b.last_day, e.keys, k.kind
+    FROM bounds AS b
+    JOIN dm_entities AS e USING (entity_id)
+    CROSS JOIN dm_kind AS k
+),
+
+day_facts AS NOT MATERIALIZED (
+    SELECT
+        f.actor_user_key, f.country_key, f.action_date_key, f.action_at, f.fact_id, f.note_id,
+        CASE WHEN f.action = 'closed' AND NOT f.is_valid_transition THEN 'invalid_close' ELSE f.action END
+            AS action
+    FROM {dwh}.facts AS f
+)
+
+SELECT
+    c.entity_id, c.action,
+    fa.action_at AS first_at, fa.note_id AS first_note, la.action_at AS last_at, la.note_id AS last_note
+FROM candidates AS c
+CROSS JOIN LATERAL (
+    SELECT x.action_at, x.fact_id, x.note_id
+    FROM unnest(c.keys) AS k (key)
+    CROSS JOIN LATERAL (
+        (
+            SELECT f.action_at, f.fact_id, f.note_id
+            FROM day_facts AS f
+            WHERE c.kind = 'user' AND f.actor_user_key = k.key AND f.action_date_key = c.first_day
+                AND f.action = c.action
+            ORDER BY f.action_at, f.fact_id
+            LIMIT 1
+        )
+        UNION ALL
+        (
+            SELECT f.action_at, f.fact_id, f.note_id
+            FROM day_facts AS f
+            WHERE c.kind = 'country' AND f.country_key = k.key AND f.action_date_key = c.first_day
+                AND f.action = c.action
+            ORDER BY f.action_at, f.fact_id
+            LIMIT 1
+        )
+    ) AS x
+    ORDER BY x.action_at, x.fact_id
+    LIMIT 1
+) AS fa
+CROSS JOIN LATERAL (
+    SELECT x.action_at, x.fact_id, x.note_id
+    FROM unnest(c.keys) AS k (key)
+    CROSS JOIN LATERAL (
+        (
+            SELECT f.action_at, f.fact_id, f.note_id
+            FROM day_facts AS f
+            WHERE c.kind = 'user' AND f.actor_user_key = k.key AND f.action_date_key = c.last_day
+                AND f.action = c.action
+            ORDER BY f.action_at DESC, f.fact_id DESC
+            LIMIT 1
+        )
+        UNION ALL
+        (
+            SELECT f.action_at, f.fact_id, f.note_id
+            FROM day_facts AS f
+            WHERE c.kind = 'country' AND f.country_key = k.key AND f.action_date_key = c.last_day
+                AND f.action = c.action
+            ORDER BY f.action_at DESC, f.fact_id DESC
+            LIMIT 1
+        )
+    ) AS x
+    ORDER BY x.action_at DESC, x.fact_id DESC
+    LIMIT 1
+) AS la;
+
+-- percentile_cont over the one or two middle values is the same float arithmetic as
+-- over all of them. A user's versions are several keys: their resolutions are sorted
+-- (a user has few); a country's are read in index order.
+CREATE TEMP TABLE dm_medians ON COMMIT DROP AS
+WITH
+counts AS (
+    SELECT t.entity_id, sum(t.res_n)::integer AS c, e.keys, k.kind
+    FROM dm_totals AS t
+    JOIN dm_entities AS e USING (entity_id)
+    CROSS JOIN dm_kind AS k
+    GROUP BY t.entity_id, e.keys, k.kind
+    HAVING sum(t.res_n) > 0
+)
+
+SELECT c.entity_id, m.median
+FROM counts AS c
+CROSS JOIN LATERAL (
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY mid.v) AS median
+    FROM (
+        (
+            SELECT f.days_to_resolution::float8 AS v
+            FROM {dwh}.facts AS f
+            WHERE c.kind = 'user' AND f.actor_user_key = ANY (c.keys) AND f.days_to_resolution IS NOT NULL
+            ORDER BY f.days_to_resolution
+            OFFSET (c.c - 1) / 2
+            LIMIT 2 - c.c % 2
+        )
+        UNION ALL
+        (
+            SELECT f.days_to_resolution::float8 AS v
+            FROM {dwh}.facts AS f
+            WHERE c.kind = 'country' AND f.country_key = c.keys[1] AND f.days_to_resolution IS NOT NULL
+            ORDER BY f.days_to_resolution
+            OFFSET (c.c - 1) / 2
+            LIMIT 2 - c.c % 2
+        )
+    ) AS mid
+) AS m;
+
+ANALYZE dm_extremes;
+ANALYZE dm_medians;

@@ -14,13 +14,14 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
 from dwh.core.settings import PROJECT_DIR
-from tests.prefect_server import Server, process_worker
+from tests.prefect_server import Server, process_worker, wait_for
 
 POOL = "dwh-fan-out-test"
 FLOW, DEPLOYMENT = "ingest-table", "ingest-table"
@@ -56,6 +57,14 @@ def harness_server() -> Server:
     return Server(api_url, {**os.environ, "PREFECT_API_URL": api_url})
 
 
+def _polling_since(since: datetime) -> int:
+    from prefect import get_client  # noqa: PLC0415
+
+    with get_client(sync_client=True) as client:
+        workers = client.read_workers_for_work_pool(POOL)
+    return sum(1 for w in workers if w.last_heartbeat_time and w.last_heartbeat_time >= since)
+
+
 @pytest.fixture(params=["in-process"])
 def ingest_mode(
     request: pytest.FixtureRequest,
@@ -71,6 +80,7 @@ def ingest_mode(
         return
     deploy_ingest_table()
     server = harness_server()
+    started = datetime.now(UTC)
     with ExitStack() as workers:
         for number in range(WORKERS):
             workers.enter_context(
@@ -83,6 +93,8 @@ def ingest_mode(
                     log_path=tmp_path / f"worker-{number}.log",
                 )
             )
+        # Workers of earlier tests stay listed: count those that have polled since we started.
+        wait_for(f"{WORKERS} workers polling pool {POOL}", lambda: _polling_since(started) >= WORKERS, 90)
         monkeypatch.setenv("DWH_FAN_OUT", "true")
         monkeypatch.setenv("DWH_FAN_OUT_DEPLOYMENT", f"{FLOW}/{DEPLOYMENT}")
         yield mode

@@ -1,7 +1,7 @@
 """Scale-out: chains as flow runs on a pool's workers, a limit per source, split extracts.
 
 The fault and acceptance tests of tests/test_ingest.py and tests/test_faults.py run in
-both modes (`BOTH_MODES`, tests/fan_out.py); this file proves what only the fan-out
+both modes (`both_modes`, tests/fan_out.py); this file proves what only the fan-out
 mode, the source limit and the catalog's `split:` do.
 """
 

@@ -72,9 +72,10 @@ by_year AS (
 ),
 
 per_peer AS (
-    SELECT entity_id, peer_id, peer_top, sum(n) AS n
-    FROM dm_peers
-    GROUP BY entity_id, peer_id, peer_top
+    SELECT p.entity_id, p.peer_id, sum(p.n) AS n
+    FROM dm_peers AS p
+    WHERE p.peer_id IN (SELECT peer_id FROM dm_peer_names)
+    GROUP BY p.entity_id, p.peer_id
 ),
 
 peers_active AS (
@@ -85,14 +86,15 @@ peers_active AS (
 
 top_peers AS (
     SELECT
-        entity_id,
-        jsonb_agg(jsonb_build_object('rank', rank, 'actions', n) || peer_top ORDER BY rank) AS top_peers
+        r.entity_id,
+        jsonb_agg(jsonb_build_object('rank', r.rank, 'actions', r.n) || nm.peer_top ORDER BY r.rank) AS top_peers
     FROM (
         SELECT *, row_number() OVER (PARTITION BY entity_id ORDER BY n DESC, peer_id) AS rank
         FROM per_peer
-    ) AS ranked
-    WHERE rank <= 5
-    GROUP BY entity_id
+    ) AS r
+    JOIN dm_peer_names AS nm USING (peer_id)
+    WHERE r.rank <= 5
+    GROUP BY r.entity_id
 ),
 
 top_hashtags AS (

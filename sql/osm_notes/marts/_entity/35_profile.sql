@@ -179,9 +179,10 @@ peak_days AS (
 -- Peers (a user's countries, a country's users) with opens and closes: all time (50)
 -- and per year (10).
 peer_counts AS (
-    SELECT entity_id, action, year, peer_id, peer_profile, n
-    FROM dm_peers
-    WHERE action IN ('opened', 'closed') AND peer_profile IS NOT NULL
+    SELECT p.entity_id, p.action, p.year, p.peer_id, p.n
+    FROM dm_peers AS p
+    WHERE p.action IN ('opened', 'closed')
+        AND p.peer_id IN (SELECT peer_id FROM dm_peer_names WHERE peer_profile IS NOT NULL)
 ),
 
 peer_lists AS (
@@ -190,18 +191,20 @@ peer_lists AS (
         jsonb_object_agg(CASE action WHEN 'opened' THEN l.opening ELSE l.solving END, entries) AS doc
     FROM (
         SELECT
-            entity_id,
-            action,
-            jsonb_agg(jsonb_build_object('rank', rank, 'quantity', n) || peer_profile ORDER BY rank) AS entries
+            r.entity_id,
+            r.action,
+            jsonb_agg(jsonb_build_object('rank', r.rank, 'quantity', r.n) || nm.peer_profile ORDER BY r.rank)
+                AS entries
         FROM (
             SELECT
-                entity_id, action, peer_id, peer_profile, sum(n) AS n,
+                entity_id, action, peer_id, sum(n) AS n,
                 row_number() OVER (PARTITION BY entity_id, action ORDER BY sum(n) DESC, peer_id) AS rank
             FROM peer_counts
-            GROUP BY entity_id, action, peer_id, peer_profile
-        ) AS ranked
-        WHERE rank <= 50
-        GROUP BY entity_id, action
+            GROUP BY entity_id, action, peer_id
+        ) AS r
+        JOIN dm_peer_names AS nm USING (peer_id)
+        WHERE r.rank <= 50
+        GROUP BY r.entity_id, r.action
     ) AS lists
     CROSS JOIN dm_peer_lists AS l
     GROUP BY entity_id
@@ -211,18 +214,20 @@ peer_years AS (
     SELECT entity_id, jsonb_object_agg(format('%s_%s_%s', l.ranking, side, year), entries) AS doc
     FROM (
         SELECT
-            entity_id,
-            CASE action WHEN 'opened' THEN 'opening' ELSE 'closing' END AS side,
-            year,
-            jsonb_agg(jsonb_build_object('rank', rank, 'quantity', n) || peer_profile ORDER BY rank) AS entries
+            r.entity_id,
+            CASE r.action WHEN 'opened' THEN 'opening' ELSE 'closing' END AS side,
+            r.year,
+            jsonb_agg(jsonb_build_object('rank', r.rank, 'quantity', r.n) || nm.peer_profile ORDER BY r.rank)
+                AS entries
         FROM (
             SELECT
                 *,
                 row_number() OVER (PARTITION BY entity_id, action, year ORDER BY n DESC, peer_id) AS rank
             FROM peer_counts
-        ) AS ranked
-        WHERE rank <= 10
-        GROUP BY entity_id, action, year
+        ) AS r
+        JOIN dm_peer_names AS nm USING (peer_id)
+        WHERE r.rank <= 10
+        GROUP BY r.entity_id, r.action, r.year
     ) AS lists
     CROSS JOIN dm_peer_lists AS l
     GROUP BY entity_id

@@ -15,18 +15,23 @@ FROM dm_country_rows;
 
 ALTER TABLE dm_entities ADD PRIMARY KEY (entity_id);
 
--- The other side of the lists: a country's actors by natural id with their current
--- name. Anonymous (-1) is no user; the profile's entries also need a name.
+-- The other side of the lists: a country's actors (anonymous, -1, is no user), and
+-- their current names once per user: the lists rank by id and name only their entries.
+-- The profile's entries also need a name.
 CREATE TEMP TABLE dm_peers ON COMMIT DROP AS
-SELECT
-    p.entity_id, p.peer_id, p.action, p.year, p.n,
-    jsonb_build_object('user_id', p.peer_id, 'username', u.username) AS peer_top,
-    CASE WHEN u.username IS NOT NULL THEN jsonb_build_object('user_id', p.peer_id, 'username', u.username) END
-        AS peer_profile
+SELECT p.entity_id, p.peer_id, p.action, p.year, p.n
 FROM {dwh}.mart_peers AS p
 JOIN dm_entities AS e ON p.kind = 'country' AND p.entity_id = e.entity_id
-JOIN {dwh}.dim_users AS u ON u.user_id = p.peer_id AND u.is_current
 WHERE p.peer_id <> -1;
+
+CREATE TEMP TABLE dm_peer_names ON COMMIT DROP AS
+SELECT
+    u.user_id AS peer_id,
+    jsonb_build_object('user_id', u.user_id, 'username', u.username) AS peer_top,
+    CASE WHEN u.username IS NOT NULL THEN jsonb_build_object('user_id', u.user_id, 'username', u.username) END
+        AS peer_profile
+FROM {dwh}.dim_users AS u
+WHERE u.is_current AND u.user_id IN (SELECT peer_id FROM dm_peers);
 
 -- What the profile calls its lists of users.
 CREATE TEMP TABLE dm_peer_lists ON COMMIT DROP AS
@@ -40,4 +45,5 @@ JOIN dm_country_rows AS c USING (country_key);
 ANALYZE dm_country_rows;
 ANALYZE dm_entities;
 ANALYZE dm_peers;
+ANALYZE dm_peer_names;
 ANALYZE dm_notes;

@@ -13,15 +13,19 @@ GROUP BY u.user_id;
 
 ALTER TABLE dm_entities ADD PRIMARY KEY (entity_id);
 
--- The other side of the lists: the countries (international waters included).
+-- The other side of the lists: the countries (international waters included), and
+-- their names once per country: the lists rank by id and name only their entries.
 CREATE TEMP TABLE dm_peers ON COMMIT DROP AS
-SELECT
-    p.entity_id, p.peer_id, p.action, p.year, p.n,
-    jsonb_build_object('country_id', p.peer_id, 'name', c.name_en) AS peer_top,
-    jsonb_build_object('country_id', p.peer_id, 'country', c.name_en) AS peer_profile
+SELECT p.entity_id, p.peer_id, p.action, p.year, p.n
 FROM {dwh}.mart_peers AS p
-JOIN dm_entities AS e ON p.kind = 'user' AND p.entity_id = e.entity_id
-JOIN {dwh}.dim_countries AS c ON c.country_id = p.peer_id;
+JOIN dm_entities AS e ON p.kind = 'user' AND p.entity_id = e.entity_id;
+
+CREATE TEMP TABLE dm_peer_names ON COMMIT DROP AS
+SELECT
+    c.country_id AS peer_id,
+    jsonb_build_object('country_id', c.country_id, 'name', c.name_en) AS peer_top,
+    jsonb_build_object('country_id', c.country_id, 'country', c.name_en) AS peer_profile
+FROM {dwh}.dim_countries AS c;
 
 -- What the profile calls its lists of countries.
 CREATE TEMP TABLE dm_peer_lists ON COMMIT DROP AS
@@ -37,4 +41,5 @@ JOIN {dwh}.dim_notes AS n ON n.opener_user_key = ANY (e.keys);
 
 ANALYZE dm_entities;
 ANALYZE dm_peers;
+ANALYZE dm_peer_names;
 ANALYZE dm_notes;

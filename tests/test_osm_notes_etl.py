@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from dwh.analytics.transform import TransformError, run_transform
+from dwh.analytics.steps import TransformError
+from dwh.analytics.transform import run_transform
 from dwh.cli import app
 from dwh.core.catalog import load_catalog
 from dwh.core.migrate import MigrationError, migrate

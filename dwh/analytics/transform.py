@@ -25,7 +25,6 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from dwh.analytics.steps import (
-    Conn,
     Logger,
     Step,
     TransformError,
@@ -39,27 +38,6 @@ from dwh.core.catalog import Catalog
 from dwh.core.names import lock_key
 from dwh.core.sqlfiles import read_sql, render
 from dwh.core.transient import is_transient
-
-# The step runner lives in dwh.analytics.steps; its names are re-exported here for
-# dwh.analytics.datamarts (and anything written against the old layout).
-__all__ = [
-    "HELD_BACK_WARNING_SECONDS",
-    "INVALID_EXAMPLES_FILE",
-    "RESULT_FILE",
-    "TRANSFORM_DIR",
-    "Conn",
-    "InvalidTransition",
-    "Logger",
-    "Step",
-    "TransformError",
-    "TransformResult",
-    "dwh_parts",
-    "dwh_schema",
-    "record_failure",
-    "run_steps",
-    "run_transform",
-    "step_files",
-]
 
 log = logging.getLogger(__name__)
 

@@ -107,7 +107,8 @@ def _prepare(stack_env: dict[str, str], count: int, rows: int) -> dict[str, str]
         "DWH_PIPELINES_DIR": str(pipelines),
         "DWH_SQL_DIR": str(sql_dir),
     }
-    with psycopg.connect(env["DWH_SOURCE_URL"], autocommit=True) as conn:
+    # As the source application: the flows' source role may only read (dwh preflight checks it).
+    with psycopg.connect(env["DWH_SEED_URL"], autocommit=True) as conn:
         for table in tables:
             conn.execute(
                 sql.SQL(

@@ -31,6 +31,7 @@ from dwh.ingest.storage import open_location
 from dwh.onboarding.seed import seed_source
 from tests.fan_out import ingest_mode  # noqa: F401 - fixture: a test in both ingest modes
 from tests.prefect_server import Server
+from tests.webhook import notify_env, prefect_api, receiver  # noqa: F401 - fixtures: the webhook receiver and its block
 
 # Before any test imports Prefect: a private home, no analytics.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="dwh-prefect-home-"))

@@ -3,7 +3,8 @@
 One server and one process worker serve the whole module: `prefect deploy --all` with
 the shipped prefect.yaml (only the infrastructure swapped: no Docker daemon runs here),
 `prefect deployment run` picked up by `prefect worker start`, the CANCEL_NEW lock, and
-automations delivering to a webhook receiver on localhost. Each test that touches data
+automations delivering to a webhook receiver on localhost (tests/webhook.py; the
+blocks' own tests are tests/test_blocks.py). Each test that touches data
 gets its own databases (the `env` fixture) and passes them to its flow runs as the
 run's `env` job variable, so tests stay independent while sharing the worker.
 """
@@ -15,12 +16,9 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,7 @@ from dwh.core.catalog import load_catalog
 from dwh.core.settings import PROJECT_DIR
 from tests.conftest import Env, seed_fleet
 from tests.prefect_server import Server, process_worker, wait_for
+from tests.webhook import DWH, Receiver
 
 pytestmark = [
     pytest.mark.devstack,
@@ -49,7 +48,6 @@ pytestmark = [
 
 BIN = Path(sys.executable).parent
 PREFECT = str(BIN / "prefect")
-DWH = str(BIN / "dwh")
 PREFECT_YAML = PROJECT_DIR / "prefect.yaml"
 K8S_TEMPLATE = PROJECT_DIR / "deployments" / "work-pools" / "kubernetes.json"
 POOL = "dwh-test-process"
@@ -116,59 +114,7 @@ def _seeded(env: Env, rows: int = 300) -> None:
     seed_fleet(rows)
 
 
-# --- webhook receiver and notification block -----------------------------------------------
-
-
-@dataclass
-class Receiver:
-    """A tiny HTTP server the notification block posts to; keeps every JSON body."""
-
-    url: str
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def received(self, text: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [m for m in self.messages if text in json.dumps(m)]
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    box: list[Receiver] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            with box[0].lock:
-                box[0].messages.append(json.loads(body or b"{}"))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    box.append(Receiver(f"http://127.0.0.1:{http.server_port}/hook"))
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield box[0]
-    finally:
-        http.shutdown()
-        http.server_close()
-
-
-@pytest.fixture(scope="module")
-def notify_env(
-    server: Server, receiver: Receiver, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    """`dwh blocks apply` with a webhook to the receiver; the env later CLI calls reuse."""
-    notify_env = {
-        "DWH_NOTIFY_WEBHOOK_URL": receiver.url,
-        "DWH_STORAGE_URL": f"file://{tmp_path_factory.mktemp('storage')}",
-    }
-    server.run(DWH, "blocks", "apply", extra_env=notify_env)
-    return notify_env
+# --- automations helpers ------------------------------------------------------------------
 
 
 def _apply_automations(server: Server, notify_env: dict[str, str], pipelines_dir: Path, **extra: str) -> str:
@@ -178,27 +124,6 @@ def _apply_automations(server: Server, notify_env: dict[str, str], pipelines_dir
         "apply",
         extra_env={**notify_env, "DWH_PIPELINES_DIR": str(pipelines_dir), **extra},
     )
-
-
-@pytest.fixture
-def prefect_api(server: Server) -> Iterator[None]:
-    """In-process Prefect calls (Block.load/save, automations) against the module's server.
-
-    Loading a block emits an event through Prefect's process-wide events worker, which
-    binds to the first API it sees and keeps it: other modules' flows (on the test
-    harness) would then send their events here. A null events client for the duration
-    keeps that worker untouched.
-    """
-    from prefect.events.clients import NullEventsClient  # noqa: PLC0415
-    from prefect.events.worker import EventsWorker  # noqa: PLC0415
-    from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: PLC0415
-
-    EventsWorker.set_client_override(NullEventsClient)
-    try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield
-    finally:
-        EventsWorker.set_client_override(None)
 
 
 def _apply_in_process(catalogs: list[Any]) -> set[tuple[str, str]]:
@@ -564,153 +489,3 @@ def test_automations_apply_is_idempotent_by_name_and_removes_what_it_no_longer_d
         else:
             assert after[automation.name] == ids[automation.name][:1], automation.name
     _delete_automations(server, [a.name for a in automations])
-
-
-# --- blocks --------------------------------------------------------------------------------
-
-
-@pytest.mark.usefixtures("prefect_api")
-def test_blocks_apply_is_idempotent_and_its_webhook_block_delivers(
-    server: Server, receiver: Receiver, notify_env: dict[str, str]
-) -> None:
-    from prefect.blocks.core import Block  # noqa: PLC0415
-
-    def ids() -> tuple[uuid.UUID, uuid.UUID]:
-        with server.client() as client:
-            notify = client.read_block_document_by_name("dwh-notify", "custom-webhook")
-            results = client.read_block_document_by_name("dwh-results", "local-file-system")
-        return notify.id, results.id
-
-    before = ids()
-    output = server.run(DWH, "blocks", "apply", extra_env=notify_env)
-    assert "custom-webhook/dwh-notify" in output
-    assert ids() == before, "apply again updates the same blocks in place"
-    with server.client() as client:
-        masked = client.read_block_document_by_name("dwh-notify", "custom-webhook", include_secrets=False)
-        document = client.read_block_document_by_name("dwh-notify", "custom-webhook")
-    assert masked.data["url"] == "{{webhook_url}}"
-    assert receiver.url not in json.dumps(masked.data), "the webhook URL is kept as a secret"
-    marker = uuid.uuid4().hex
-    Block._from_block_document(document).notify(f"ping {marker}", subject="test")  # type: ignore[attr-defined]
-    assert receiver.received(marker)[0]["subject"] == "test"
-
-
-@pytest.mark.usefixtures("prefect_api")
-def test_database_urls_come_from_the_sqlalchemy_blocks_named_in_settings(
-    env: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector  # noqa: PLC0415
-
-    from dwh.ingest.engine import Engine  # noqa: PLC0415
-
-    env.migrate()
-    tag = uuid.uuid4().hex[:8]
-    source = psycopg.conninfo.conninfo_to_dict(os.environ["DWH_SOURCE_URL"])
-    SqlAlchemyConnector(
-        connection_info=os.environ["DWH_SOURCE_URL"].replace("postgresql://", "postgresql+psycopg://")
-    ).save(f"src-{tag}")
-    warehouse = psycopg.conninfo.conninfo_to_dict(os.environ["DWH_WAREHOUSE_URL"])
-    SqlAlchemyConnector(
-        connection_info=ConnectionComponents(
-            driver="postgresql+psycopg",
-            host=str(warehouse["host"]),
-            port=int(str(warehouse["port"])),
-            database=str(warehouse["dbname"]),
-            password=os.environ["DWH_WAREHOUSE_OWNER_PASSWORD"],  # no user: <pipeline>_owner
-        )
-    ).save(f"wh-{tag}")
-    # The environment now points nowhere: only the blocks can make these connections work.
-    nowhere = "postgresql://nobody:wrong@127.0.0.1:1/nowhere"
-    monkeypatch.setenv("DWH_SOURCE_URL", nowhere)
-    monkeypatch.setenv("DWH_WAREHOUSE_URL", nowhere)
-    monkeypatch.delenv("DWH_WAREHOUSE_OWNER_PASSWORD")
-    monkeypatch.setenv("DWH_SOURCE_BLOCK", f"src-{tag}")
-    monkeypatch.setenv("DWH_WAREHOUSE_BLOCK", f"wh-{tag}")
-
-    engine = Engine.from_settings("fleet")
-    with psycopg.connect(engine.source_conninfo) as conn:
-        assert conn.execute("SELECT current_database()").fetchone() == (source["dbname"],)
-    with psycopg.connect(engine.warehouse_conninfo) as conn:
-        assert conn.execute("SELECT current_database(), current_user").fetchone() == (
-            warehouse["dbname"],
-            "fleet_owner",
-        )
-
-
-@pytest.mark.usefixtures("prefect_api")
-@pytest.mark.parametrize("storage_kind", ["s3"])
-def test_s3_credentials_come_from_the_aws_credentials_block_named_in_settings(
-    env: Env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    from prefect_aws import AwsClientParameters, AwsCredentials  # noqa: PLC0415
-
-    from dwh.core.results import result_storage  # noqa: PLC0415
-    from dwh.core.settings import StorageSettings  # noqa: PLC0415
-    from dwh.ingest.storage import open_location  # noqa: PLC0415
-
-    name = f"s3-{uuid.uuid4().hex[:8]}"
-    AwsCredentials(
-        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-        region_name=os.environ["AWS_DEFAULT_REGION"],
-        aws_client_parameters=AwsClientParameters(endpoint_url=os.environ["AWS_ENDPOINT_URL"]),
-    ).save(name)
-    # Without the block the client would go to real AWS (no endpoint) with no keys.
-    for variable in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.delenv(variable)
-    monkeypatch.setenv("DWH_STORAGE_CREDENTIALS_BLOCK", name)
-
-    location = open_location(StorageSettings())
-    assert env.storage_url.startswith("s3://")
-    spool = tmp_path / "part.csv"
-    spool.write_bytes(b"id\n1\n")
-    location.storage.publish(spool, location.key("probe", "part.csv"))
-    assert location.storage.list(location.key("probe")) == [location.key("probe", "part.csv")]
-    # The result storage references the block instead of copying its keys.
-    credentials = result_storage(StorageSettings()).credentials  # type: ignore[attr-defined]
-    assert credentials._block_document_name == name
-
-
-@pytest.mark.usefixtures("prefect_api")
-def test_a_missing_connection_block_is_an_error_naming_setting_and_block(
-    env: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from dwh.core.blocks import BlockError, source_settings  # noqa: PLC0415
-
-    assert env.source_db
-    monkeypatch.setenv("DWH_SOURCE_BLOCK", "no-such-block")
-    with pytest.raises(BlockError, match=r"DWH_SOURCE_BLOCK='no-such-block'.*sqlalchemy-connector"):
-        source_settings()
-
-
-@pytest.mark.usefixtures("prefect_api")
-def test_blocks_apply_with_connections_creates_missing_ones_once_and_never_overwrites(
-    env: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from dwh.core.block_apply import apply_blocks  # noqa: PLC0415
-    from dwh.core.settings import NotificationSettings, StorageSettings  # noqa: PLC0415
-    from dwh.ingest.engine import Engine  # noqa: PLC0415
-
-    env.migrate()
-    tag = uuid.uuid4().hex[:8]
-    monkeypatch.setenv("DWH_SOURCE_BLOCK", f"src-{tag}")
-    monkeypatch.setenv("DWH_WAREHOUSE_BLOCK", f"wh-{tag}")
-    settings = NotificationSettings(block=f"notify-{tag}")
-    first = apply_blocks(StorageSettings(), settings, connections=True)
-    assert {(a.slug, a.action) for a in first} >= {
-        (f"sqlalchemy-connector/src-{tag}", "created"),
-        (f"sqlalchemy-connector/wh-{tag}", "created"),
-    }
-    # An operator rotates in the UI; running apply again with an old env must not undo it.
-    monkeypatch.setenv("DWH_SOURCE_URL", "postgresql://old:old@127.0.0.1:1/old")
-    second = apply_blocks(StorageSettings(), settings, connections=True)
-    assert (f"sqlalchemy-connector/src-{tag}", "kept (exists; rotate it in the UI)") in {
-        (a.slug, a.action) for a in second
-    }
-    monkeypatch.setenv("DWH_WAREHOUSE_URL", "postgresql://127.0.0.1:1/old")
-    monkeypatch.delenv("DWH_WAREHOUSE_OWNER_PASSWORD")
-    engine = Engine.from_settings("fleet")
-    with psycopg.connect(engine.source_conninfo) as conn:
-        assert conn.execute("SELECT current_database()").fetchone() == (env.source_db,)
-    with psycopg.connect(engine.warehouse_conninfo) as conn:
-        assert conn.execute("SELECT current_user").fetchone() == ("fleet_owner",)

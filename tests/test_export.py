@@ -527,7 +527,7 @@ ESCAPES = ["../../../../x", "a/b", "..", ".", "", "x\x00y", "x\ny", "x\\y"]
 @pytest.mark.parametrize("entity_id", ESCAPES)
 def test_an_entity_id_that_is_not_a_plain_file_name_is_refused_naming_the_document(entity_id: str) -> None:
     from dwh.analytics.documents import document_path  # noqa: PLC0415
-    from dwh.core.catalog import ExportDocument  # noqa: PLC0415
+    from dwh.core.export_spec import ExportDocument  # noqa: PLC0415
 
     for path in ("users/{fanout}/{id}.json", "countries/{id}.json"):
         with pytest.raises(ExportError, match=r"users: entity id .* cannot be a file name"):

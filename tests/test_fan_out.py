@@ -22,9 +22,10 @@ from prefect.client.schemas.objects import FlowRun
 
 from dwh.core.catalog import CatalogError, parse_catalog
 from dwh.core.settings import PROJECT_DIR, source_limit_name
-from dwh.ingest.extract import KeyRange, extract_table, key_ranges
+from dwh.ingest.extract import extract_table
 from dwh.ingest.parts import parse_part
 from dwh.ingest.report import IngestFailedError
+from dwh.ingest.split import KeyRange, key_ranges
 from flows.ingest import ingest
 from tests.conftest import PIPELINES_DIR, Env, seed_fleet
 from tests.fan_out import DEPLOYMENT, FLOW

@@ -20,7 +20,8 @@ from psycopg import sql
 
 from dwh.analytics.publish import is_plain_name
 from dwh.analytics.steps import dwh_parts
-from dwh.core.catalog import Catalog, CatalogError, ExportDocument
+from dwh.core.catalog import Catalog, CatalogError
+from dwh.core.export_spec import ExportDocument
 from dwh.core.sqlfiles import read_sql, render
 from dwh.core.transient import StepError
 

@@ -36,7 +36,8 @@ from psycopg import sql
 from dwh.analytics.documents import MANIFEST_SCHEMA, ExportError, Renderer, document_path
 from dwh.analytics.publish import PublishError, Target, VersionWriter
 from dwh.analytics.steps import Logger, record_failure
-from dwh.core.catalog import Catalog, ExportDocument
+from dwh.core.catalog import Catalog
+from dwh.core.export_spec import ExportDocument
 from dwh.core.sqlfiles import engine_sql
 from dwh.core.transient import is_transient
 

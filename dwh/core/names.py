@@ -6,7 +6,13 @@ a table named `export` or `etl` must not take the lock of the flow of that name.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+# A pipeline, table, column or document name: a plain lower-case SQL identifier.
+IDENT_PATTERN = r"^[a-z_][a-z0-9_]*$"
+Ident = Annotated[str, Field(pattern=IDENT_PATTERN, max_length=40)]
 
 # What a lock guards: one table's chain (extract, load, import); one run of a flow
 # (etl, datamarts, export_json); one transaction of a step inside a run (transform);

@@ -209,7 +209,7 @@ def test_s3_unreachable_mid_upload_next_run_rejects_published_parts_and_loads_on
         wait_for("a published part", lambda: bool(_s3_keys(stack, env, "fleet", "exports")))
         s3_cut.cut()
 
-    on_failpoint(monkeypatch, "dwh.ingest.extract", "extract.streaming", cut_after_the_first_part)
+    on_failpoint(monkeypatch, "dwh.ingest.copy_out", "extract.streaming", cut_after_the_first_part)
     with pytest.raises((S3UploadFailedError, StorageError), match="upload") as caught:
         extract_table(engine, engine.catalog.table("position_history"))
 
@@ -354,7 +354,7 @@ def test_source_restarted_mid_extract_the_retry_loads_everything_once(
             wait_for("a published part", lambda: bool(env.location_keys("fleet", "exports")))
             postgres_restart(private_stack)
 
-        on_failpoint(monkeypatch, "dwh.ingest.extract", "extract.streaming", restart_after_the_first_part)
+        on_failpoint(monkeypatch, "dwh.ingest.copy_out", "extract.streaming", restart_after_the_first_part)
 
         # The extract task fails on the dropped connection, retries (transient) and succeeds.
         summary = ingest("fleet", tables=["position_history"])

@@ -202,7 +202,15 @@ def test_comments_and_notes_deleted_in_the_source_leave_facts_and_datamarts_in_o
 
 
 # ----------------------------------------------------------------------------- datamart state
-MART_STATE = ("mart_totals", "mart_days", "mart_hours", "mart_peers", "mart_hashtags", "mart_opened_unclosed")
+MART_STATE = (
+    "mart_totals",
+    "mart_days",
+    "mart_hours",
+    "mart_peers",
+    "mart_hashtags",
+    "mart_opened_unclosed",
+    "mart_notes",
+)
 
 
 def mart_state(env: Env) -> dict[str, list[tuple[Any, ...]]]:

@@ -37,3 +37,17 @@ CREATE TEMP TABLE etl_mart_before_hashtags ON COMMIT DROP AS
 SELECT b.fact_id, b.hashtag_key
 FROM {dwh}.fact_hashtags AS b
 JOIN etl_mart_before AS m USING (fact_id);
+
+-- The same notes' dim_notes rows (41_dim_notes.sql rewrites them), as mart_notes counts
+-- them: the opener's and the country's natural ids.
+CREATE TEMP VIEW etl_mart_notes AS
+SELECT n.note_id, u.user_id, c.country_id, n.status, n.application_key
+FROM {dwh}.dim_notes AS n
+JOIN etl_touched_notes AS t USING (note_id)
+JOIN {dwh}.dim_users AS u ON u.user_key = n.opener_user_key
+JOIN {dwh}.dim_countries AS c ON c.country_key = n.country_key;
+
+CREATE TEMP TABLE etl_mart_before_notes ON COMMIT DROP AS
+SELECT m.*
+FROM etl_mart_notes AS m
+WHERE NOT (SELECT full_state FROM etl_mart_mode);

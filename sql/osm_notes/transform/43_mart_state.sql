@@ -8,7 +8,7 @@ DO $full_state$
 BEGIN
     IF (SELECT full_state FROM etl_mart_mode) THEN
         TRUNCATE {dwh}.mart_totals, {dwh}.mart_days, {dwh}.mart_hours, {dwh}.mart_peers,
-            {dwh}.mart_hashtags, {dwh}.mart_opened_unclosed;
+            {dwh}.mart_hashtags, {dwh}.mart_opened_unclosed, {dwh}.mart_notes;
         UPDATE {dwh}.mart_state_built SET built = true;
     END IF;
 END
@@ -175,7 +175,8 @@ DROP TABLE etl_mart_cells;
 TRUNCATE etl_mart_zero;
 
 -- A (user, country) pair's cell is the user's row for the country and the country's
--- row for the user.
+-- row for the user; with the rollups of migrations/0510: year 0 (every year of an
+-- action) and action 'all' (every action, year 0).
 CREATE TEMP TABLE etl_mart_peer_zero (
     kind text, entity_id integer, peer_id integer, action text, year smallint
 ) ON COMMIT DROP;
@@ -183,9 +184,14 @@ CREATE TEMP TABLE etl_mart_peer_zero (
 CREATE TEMP TABLE etl_mart_cells ON COMMIT DROP AS
 SELECT k.kind, k.entity_id, k.peer_id, p.action, p.year, p.n
 FROM (
-    SELECT user_id, country_id, action, (date_key / 10000)::smallint AS year, sum(sign)::integer AS n
-    FROM etl_mart_delta
-    GROUP BY user_id, country_id, action, date_key / 10000
+    SELECT
+        user_id,
+        country_id,
+        CASE WHEN grouping(action) = 0 THEN action ELSE 'all' END AS action,
+        CASE WHEN grouping(year) = 0 THEN year ELSE 0 END::smallint AS year,
+        sum(sign)::integer AS n
+    FROM (SELECT d.*, d.date_key / 10000 AS year FROM etl_mart_delta AS d) AS delta
+    GROUP BY GROUPING SETS ((user_id, country_id, action, year), (user_id, country_id, action), (user_id, country_id))
 ) AS p
 CROSS JOIN LATERAL (
     VALUES ('user', p.user_id, p.country_id), ('country', p.country_id, p.user_id)
@@ -300,3 +306,54 @@ SELECT 'user', user_id, NULL, NULL FROM written WHERE n = 0;
 DELETE FROM {dwh}.mart_opened_unclosed AS t
 USING etl_mart_zero AS z
 WHERE t.user_id = z.entity_id;
+
+TRUNCATE etl_mart_zero;
+
+-- Notes opened, per opener and per country, state and application: the touched notes'
+-- dim_notes rows now, less the same notes' rows before (39_mart_state_before.sql); a
+-- full state counts every note.
+CREATE TEMP TABLE etl_mart_cells ON COMMIT DROP AS
+WITH
+delta AS (
+    SELECT 1 AS sign, m.user_id, m.country_id, m.status, m.application_key
+    FROM etl_mart_notes AS m
+    WHERE NOT (SELECT full_state FROM etl_mart_mode)
+    UNION ALL
+    SELECT -1, b.user_id, b.country_id, b.status, b.application_key
+    FROM etl_mart_before_notes AS b
+    UNION ALL
+    SELECT 1, u.user_id, c.country_id, n.status, n.application_key
+    FROM {dwh}.dim_notes AS n
+    JOIN {dwh}.dim_users AS u ON u.user_key = n.opener_user_key
+    JOIN {dwh}.dim_countries AS c ON c.country_key = n.country_key
+    WHERE (SELECT full_state FROM etl_mart_mode)
+)
+
+SELECT
+    CASE WHEN grouping(user_id) = 0 THEN 'user' ELSE 'country' END AS kind,
+    CASE WHEN grouping(user_id) = 0 THEN user_id ELSE country_id END AS entity_id,
+    status,
+    application_key,
+    sum(sign)::integer AS n
+FROM delta
+GROUP BY GROUPING SETS ((user_id, status, application_key), (country_id, status, application_key));
+
+DROP VIEW etl_mart_notes;
+
+WITH written AS (
+    INSERT INTO {dwh}.mart_notes AS t (kind, entity_id, status, application_key, n)
+    SELECT kind, entity_id, status, application_key, n
+    FROM etl_mart_cells
+    WHERE n <> 0 AND (kind <> 'user' OR entity_id <> -1)
+    ORDER BY kind, entity_id, status, application_key
+    ON CONFLICT (kind, entity_id, status, application_key) DO UPDATE SET n = t.n + excluded.n
+    RETURNING t.kind, t.entity_id, t.status, t.application_key, t.n
+)
+
+INSERT INTO etl_mart_zero
+SELECT kind, entity_id, status, application_key FROM written WHERE n = 0;
+
+DELETE FROM {dwh}.mart_notes AS t
+USING etl_mart_zero AS z
+WHERE t.kind = z.kind AND t.entity_id = z.entity_id AND t.status = z.action AND t.application_key = z.detail;
+DROP TABLE etl_mart_cells;

@@ -1,7 +1,7 @@
 -- Shared by the users and countries datamarts (after their 20_import.sql: dm_kind,
--- dm_entities): the datamart state of the target entities, the counters every metric
--- below is computed from (migrations/0500_mart_state.sql). A big country reads a few
--- thousand cells here instead of every fact it ever had.
+-- dm_entities, dm_peer_source): the datamart state of the target entities, the counters every metric
+-- below is computed from (migrations/0500_mart_state.sql, 0510_mart_state_rollups.sql).
+-- A big country reads a few thousand cells here instead of every fact it ever had.
 CREATE TEMP TABLE dm_totals ON COMMIT DROP AS
 SELECT s.entity_id, s.action, s.n, s.invalid_n, s.res_n, s.res_sum
 FROM {dwh}.mart_totals AS s
@@ -27,6 +27,58 @@ ANALYZE dm_totals;
 ANALYZE dm_days;
 ANALYZE dm_hours;
 ANALYZE dm_hashtags;
+
+-- Peers, as many as the lists show, read by the (entity, action, year, n) index: the 5
+-- with most actions (action 'all'), the 50 with most opens and closes of all time
+-- (year 0), the 10 of each year; the lists skip peers the source does not list. And
+-- how many peers each entity has.
+CREATE TEMP TABLE dm_peers ON COMMIT DROP AS
+WITH
+lists AS (
+    SELECT e.entity_id, g.action, g.year::smallint, g.top
+    FROM dm_entities AS e
+    CROSS JOIN (VALUES ('all', 0, 5), ('opened', 0, 50), ('closed', 0, 50)) AS g (action, year, top)
+    UNION ALL
+    SELECT DISTINCT d.entity_id, d.action, (d.date_key / 10000)::smallint, 10
+    FROM dm_days AS d
+    WHERE d.action IN ('opened', 'closed')
+)
+
+SELECT l.entity_id, p.peer_id, l.action, l.year, p.n
+FROM lists AS l
+CROSS JOIN LATERAL (
+    SELECT p.peer_id, p.n
+    FROM {dwh}.mart_peers AS p
+    WHERE p.kind = (SELECT kind FROM dm_kind) AND p.entity_id = l.entity_id AND p.action = l.action
+        AND p.year = l.year
+        AND EXISTS (
+            SELECT FROM dm_peer_source AS s WHERE s.peer_id = p.peer_id AND (s.listed OR l.action = 'all')
+        )
+    ORDER BY p.n DESC, p.peer_id
+    LIMIT l.top
+) AS p;
+
+CREATE TEMP TABLE dm_peer_counts ON COMMIT DROP AS
+SELECT e.entity_id, p.peers_active
+FROM dm_entities AS e
+CROSS JOIN LATERAL (
+    SELECT count(*) AS peers_active
+    FROM {dwh}.mart_peers AS p
+    WHERE p.kind = (SELECT kind FROM dm_kind) AND p.entity_id = e.entity_id AND p.action = 'all' AND p.year = 0
+        AND EXISTS (SELECT FROM dm_peer_source AS s WHERE s.peer_id = p.peer_id)
+) AS p;
+
+-- The names of the peers kept, once per peer.
+CREATE TEMP TABLE dm_peer_names ON COMMIT DROP AS
+SELECT s.peer_id, s.peer_top, s.peer_profile
+FROM dm_peer_source AS s
+WHERE s.peer_id IN (SELECT peer_id FROM dm_peers);
+
+DROP VIEW dm_peer_source;
+
+ANALYZE dm_peers;
+ANALYZE dm_peer_counts;
+ANALYZE dm_peer_names;
 
 -- Not additive, so read from facts for these entities only: the first and the latest
 -- action of each kind (on the first and last day the state knows of, by the (key, day)

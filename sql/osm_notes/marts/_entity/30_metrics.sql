@@ -71,17 +71,11 @@ by_year AS (
     GROUP BY entity_id
 ),
 
+-- The 5 peers with most actions of any kind (25_state.sql keeps no more).
 per_peer AS (
-    SELECT p.entity_id, p.peer_id, sum(p.n) AS n
+    SELECT p.entity_id, p.peer_id, p.n
     FROM dm_peers AS p
-    WHERE p.peer_id IN (SELECT peer_id FROM dm_peer_names)
-    GROUP BY p.entity_id, p.peer_id
-),
-
-peers_active AS (
-    SELECT entity_id, count(*) AS peers_active
-    FROM per_peer
-    GROUP BY entity_id
+    WHERE p.action = 'all'
 ),
 
 top_peers AS (
@@ -117,8 +111,8 @@ top_hashtags AS (
 notes_opened AS (
     SELECT
         entity_id,
-        count(*) AS notes_opened,
-        count(*) FILTER (WHERE status = 'open') AS still_open
+        sum(n) AS notes_opened,
+        coalesce(sum(n) FILTER (WHERE status = 'open'), 0) AS still_open
     FROM dm_notes
     GROUP BY entity_id
 )
@@ -150,7 +144,7 @@ JOIN by_year AS y USING (entity_id)
 JOIN activity AS v USING (entity_id)
 LEFT JOIN dm_medians AS m USING (entity_id)
 LEFT JOIN notes_opened AS o USING (entity_id)
-LEFT JOIN peers_active AS a USING (entity_id)
+LEFT JOIN dm_peer_counts AS a USING (entity_id)
 LEFT JOIN top_peers AS p USING (entity_id)
 LEFT JOIN top_hashtags AS h USING (entity_id)
 WHERE t.actions > 0;

@@ -176,15 +176,8 @@ peak_days AS (
     GROUP BY entity_id
 ),
 
--- Peers (a user's countries, a country's users) with opens and closes: all time (50)
--- and per year (10).
-peer_counts AS (
-    SELECT p.entity_id, p.action, p.year, p.peer_id, p.n
-    FROM dm_peers AS p
-    WHERE p.action IN ('opened', 'closed')
-        AND p.peer_id IN (SELECT peer_id FROM dm_peer_names WHERE peer_profile IS NOT NULL)
-),
-
+-- Peers (a user's countries, a country's users) with opens and closes: all time (50,
+-- year 0) and per year (10), as 25_state.sql kept them (listed peers only).
 peer_lists AS (
     SELECT
         entity_id,
@@ -197,13 +190,12 @@ peer_lists AS (
                 AS entries
         FROM (
             SELECT
-                entity_id, action, peer_id, sum(n) AS n,
-                row_number() OVER (PARTITION BY entity_id, action ORDER BY sum(n) DESC, peer_id) AS rank
-            FROM peer_counts
-            GROUP BY entity_id, action, peer_id
+                entity_id, action, peer_id, n,
+                row_number() OVER (PARTITION BY entity_id, action ORDER BY n DESC, peer_id) AS rank
+            FROM dm_peers
+            WHERE action IN ('opened', 'closed') AND year = 0
         ) AS r
         JOIN dm_peer_names AS nm USING (peer_id)
-        WHERE r.rank <= 50
         GROUP BY r.entity_id, r.action
     ) AS lists
     CROSS JOIN dm_peer_lists AS l
@@ -221,12 +213,12 @@ peer_years AS (
                 AS entries
         FROM (
             SELECT
-                *,
+                entity_id, action, year, peer_id, n,
                 row_number() OVER (PARTITION BY entity_id, action, year ORDER BY n DESC, peer_id) AS rank
-            FROM peer_counts
+            FROM dm_peers
+            WHERE action IN ('opened', 'closed') AND year > 0
         ) AS r
         JOIN dm_peer_names AS nm USING (peer_id)
-        WHERE r.rank <= 10
         GROUP BY r.entity_id, r.action, r.year
     ) AS lists
     CROSS JOIN dm_peer_lists AS l
@@ -285,9 +277,9 @@ opened AS (
     SELECT
         entity_id,
         jsonb_build_object(
-            'notes_resolved_count', count(*) FILTER (WHERE status = 'closed'),
-            'notes_still_open_count', count(*) FILTER (WHERE status = 'open'),
-            'resolution_rate', round(100.0 * count(*) FILTER (WHERE status = 'closed') / count(*), 2)
+            'notes_resolved_count', coalesce(sum(n) FILTER (WHERE status = 'closed'), 0),
+            'notes_still_open_count', coalesce(sum(n) FILTER (WHERE status = 'open'), 0),
+            'resolution_rate', round(100.0 * coalesce(sum(n) FILTER (WHERE status = 'closed'), 0) / sum(n), 2)
         ) AS doc
     FROM dm_notes
     GROUP BY entity_id
@@ -305,7 +297,7 @@ applications AS (
             'most_used_application_id', (array_agg(application_key ORDER BY n DESC, application_key))[1]
         ) AS doc
     FROM (
-        SELECT o.entity_id, o.application_key, a.name, count(*) AS n
+        SELECT o.entity_id, o.application_key, a.name, sum(o.n) AS n
         FROM dm_notes AS o
         JOIN {dwh}.dim_applications AS a USING (application_key)
         GROUP BY o.entity_id, o.application_key, a.name

@@ -15,35 +15,28 @@ FROM dm_country_rows;
 
 ALTER TABLE dm_entities ADD PRIMARY KEY (entity_id);
 
--- The other side of the lists: a country's actors (anonymous, -1, is no user), and
--- their current names once per user: the lists rank by id and name only their entries.
--- The profile's entries also need a name.
-CREATE TEMP TABLE dm_peers ON COMMIT DROP AS
-SELECT p.entity_id, p.peer_id, p.action, p.year, p.n
-FROM {dwh}.mart_peers AS p
-JOIN dm_entities AS e ON p.kind = 'country' AND p.entity_id = e.entity_id
-WHERE p.peer_id <> -1;
-
-CREATE TEMP TABLE dm_peer_names ON COMMIT DROP AS
+-- The other side of the lists: a country's actors (anonymous, -1, is no user) under
+-- their current names; `listed`: the profile's lists name their entries, so only users
+-- with a name. A view: _entity/25_state.sql looks up only the peers it keeps.
+CREATE TEMP VIEW dm_peer_source AS
 SELECT
     u.user_id AS peer_id,
+    u.username IS NOT NULL AS listed,
     jsonb_build_object('user_id', u.user_id, 'username', u.username) AS peer_top,
     CASE WHEN u.username IS NOT NULL THEN jsonb_build_object('user_id', u.user_id, 'username', u.username) END
         AS peer_profile
 FROM {dwh}.dim_users AS u
-WHERE u.is_current AND u.user_id IN (SELECT peer_id FROM dm_peers);
+WHERE u.is_current AND u.user_id <> -1;
 
--- What the profile calls its lists of users.
 CREATE TEMP TABLE dm_peer_lists ON COMMIT DROP AS
 SELECT 'users_open_notes'::text AS opening, 'users_solving_notes'::text AS solving, 'ranking_users'::text AS ranking;
 
+-- The notes placed in the countries, counted per state and application.
 CREATE TEMP TABLE dm_notes ON COMMIT DROP AS
-SELECT c.country_id AS entity_id, n.status, n.application_key
-FROM {dwh}.dim_notes AS n
-JOIN dm_country_rows AS c USING (country_key);
+SELECT s.entity_id, s.status, s.application_key, s.n
+FROM {dwh}.mart_notes AS s
+JOIN dm_entities AS e ON s.kind = 'country' AND s.entity_id = e.entity_id;
 
 ANALYZE dm_country_rows;
 ANALYZE dm_entities;
-ANALYZE dm_peers;
-ANALYZE dm_peer_names;
 ANALYZE dm_notes;

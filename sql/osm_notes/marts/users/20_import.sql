@@ -13,16 +13,13 @@ GROUP BY u.user_id;
 
 ALTER TABLE dm_entities ADD PRIMARY KEY (entity_id);
 
--- The other side of the lists: the countries (international waters included), and
--- their names once per country: the lists rank by id and name only their entries.
-CREATE TEMP TABLE dm_peers ON COMMIT DROP AS
-SELECT p.entity_id, p.peer_id, p.action, p.year, p.n
-FROM {dwh}.mart_peers AS p
-JOIN dm_entities AS e ON p.kind = 'user' AND p.entity_id = e.entity_id;
-
-CREATE TEMP TABLE dm_peer_names ON COMMIT DROP AS
+-- The other side of the lists: the countries (international waters included), every
+-- one listed, under their names. A view: _entity/25_state.sql looks up only the peers
+-- it keeps.
+CREATE TEMP VIEW dm_peer_source AS
 SELECT
     c.country_id AS peer_id,
+    true AS listed,
     jsonb_build_object('country_id', c.country_id, 'name', c.name_en) AS peer_top,
     jsonb_build_object('country_id', c.country_id, 'country', c.name_en) AS peer_profile
 FROM {dwh}.dim_countries AS c;
@@ -34,12 +31,11 @@ SELECT
     'countries_solving_notes'::text AS solving,
     'ranking_countries'::text AS ranking;
 
+-- The notes the users opened, counted per state and application.
 CREATE TEMP TABLE dm_notes ON COMMIT DROP AS
-SELECT e.entity_id, n.status, n.application_key
-FROM dm_entities AS e
-JOIN {dwh}.dim_notes AS n ON n.opener_user_key = ANY (e.keys);
+SELECT s.entity_id, s.status, s.application_key, s.n
+FROM {dwh}.mart_notes AS s
+JOIN dm_entities AS e ON s.kind = 'user' AND s.entity_id = e.entity_id;
 
 ANALYZE dm_entities;
-ANALYZE dm_peers;
-ANALYZE dm_peer_names;
 ANALYZE dm_notes;

@@ -1,0 +1,26 @@
+-- The datamart state, made flat for entities with long histories (a country has every
+-- user who ever acted in it): the refresh reads a country's top lists by index instead
+-- of ranking all of its peers, and its notes as counts instead of one row per note.
+--
+-- mart_peers gains rollup cells, kept by the transform like the others: year 0 is the
+-- sum over every year of an action (the all-time lists), action 'all' with year 0 the
+-- sum over every action (top peers, peers active). The index below serves "the N
+-- largest cells of (entity, action, year)", ties by peer id, as the lists order them.
+--
+-- mart_notes counts the notes an entity opened (a user: as opener; a country: placed
+-- in it) per state and application, for notes_opened, the still-open and resolved
+-- counts and the applications of the profiles. Kind 'user' has no row for anonymous.
+--
+-- The next transform fills the whole state again from all facts (mart_state_built).
+CREATE TABLE {dwh}.mart_notes (
+    kind             text NOT NULL,
+    entity_id        integer NOT NULL,
+    status           text NOT NULL,
+    application_key  smallint NOT NULL,
+    n                integer NOT NULL,
+    PRIMARY KEY (kind, entity_id, status, application_key)
+);
+
+CREATE INDEX mart_peers_top_idx ON {dwh}.mart_peers (kind, entity_id, action, year, n DESC, peer_id);
+
+UPDATE {dwh}.mart_state_built SET built = false;

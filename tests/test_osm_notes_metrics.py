@@ -216,6 +216,20 @@ def test_a_refresh_on_a_new_day_recomputes_the_relative_fields_of_recently_activ
                      "WHERE datamart = 'users'") == [(True,)]  # fmt: skip
 
 
+def test_rows_from_before_profiles_get_theirs_on_the_next_refresh(osm: Env) -> None:
+    first_batch(flow=False)
+    users, countries = datamart(osm, "users", "user_id"), datamart(osm, "countries", "country_id")
+    # A warehouse just migrated to profiles (0310): rows with '{}', no period recorded yet.
+    osm.query("wh", f"TRUNCATE {DWH}.datamart_periods")
+    osm.query("wh", f"UPDATE {DWH}.datamart_users SET profile = '{{}}'")
+    osm.query("wh", f"UPDATE {DWH}.datamart_countries SET profile = '{{}}'")
+
+    refresh()  # nothing marked
+
+    assert datamart(osm, "users", "user_id") == users
+    assert datamart(osm, "countries", "country_id") == countries
+
+
 def test_new_activity_updates_only_what_changed_and_equals_a_full_rebuild(osm: Env) -> None:
     first_batch(flow=False)
     source_sql(SECOND_BATCH)

@@ -28,29 +28,45 @@ ANALYZE dm_days;
 ANALYZE dm_hours;
 ANALYZE dm_hashtags;
 
--- Peers, as many as the lists show, read by the (entity, action, year, n) index: the 5
--- with most actions (action 'all'), the 50 with most opens and closes of all time
--- (year 0), the 10 of each year; the lists skip peers the source does not list. And
--- how many peers each entity has.
+-- Peers, as many as the lists show: the 5 with most actions (action 'all'), the 50
+-- with most opens and closes of all time (year 0), the 10 of each year; the lists skip
+-- peers the source does not list. A user has a few countries: all are read and ranked
+-- here. A country has every user who acted in it: each list is read by the (entity,
+-- action, year, n) index, only as far as it goes. And how many peers each entity has.
 CREATE TEMP TABLE dm_peers ON COMMIT DROP AS
 WITH
+few AS (
+    SELECT
+        p.entity_id, p.peer_id, p.action, p.year, p.n,
+        row_number() OVER (PARTITION BY p.entity_id, p.action, p.year ORDER BY p.n DESC, p.peer_id) AS rank
+    FROM dm_entities AS e
+    JOIN {dwh}.mart_peers AS p ON p.kind = 'user' AND p.entity_id = e.entity_id
+    JOIN dm_peer_source AS s ON s.peer_id = p.peer_id
+    WHERE (SELECT kind FROM dm_kind) = 'user'
+        AND (p.action = 'all' AND p.year = 0 OR p.action IN ('opened', 'closed') AND s.listed)
+),
+
 lists AS (
     SELECT e.entity_id, g.action, g.year::smallint, g.top
     FROM dm_entities AS e
     CROSS JOIN (VALUES ('all', 0, 5), ('opened', 0, 50), ('closed', 0, 50)) AS g (action, year, top)
+    WHERE (SELECT kind FROM dm_kind) = 'country'
     UNION ALL
     SELECT DISTINCT d.entity_id, d.action, (d.date_key / 10000)::smallint, 10
     FROM dm_days AS d
-    WHERE d.action IN ('opened', 'closed')
+    WHERE (SELECT kind FROM dm_kind) = 'country' AND d.action IN ('opened', 'closed')
 )
 
+SELECT f.entity_id, f.peer_id, f.action, f.year, f.n
+FROM few AS f
+WHERE f.rank <= CASE WHEN f.action = 'all' THEN 5 WHEN f.year = 0 THEN 50 ELSE 10 END
+UNION ALL
 SELECT l.entity_id, p.peer_id, l.action, l.year, p.n
 FROM lists AS l
 CROSS JOIN LATERAL (
     SELECT p.peer_id, p.n
     FROM {dwh}.mart_peers AS p
-    WHERE p.kind = (SELECT kind FROM dm_kind) AND p.entity_id = l.entity_id AND p.action = l.action
-        AND p.year = l.year
+    WHERE p.kind = 'country' AND p.entity_id = l.entity_id AND p.action = l.action AND p.year = l.year
         AND EXISTS (
             SELECT FROM dm_peer_source AS s WHERE s.peer_id = p.peer_id AND (s.listed OR l.action = 'all')
         )
@@ -58,14 +74,16 @@ CROSS JOIN LATERAL (
     LIMIT l.top
 ) AS p;
 
+-- Every peer counts but the kind's `no_peer`: an index-only count of the rollup cells.
 CREATE TEMP TABLE dm_peer_counts ON COMMIT DROP AS
 SELECT e.entity_id, p.peers_active
 FROM dm_entities AS e
+CROSS JOIN dm_kind AS k
 CROSS JOIN LATERAL (
     SELECT count(*) AS peers_active
     FROM {dwh}.mart_peers AS p
-    WHERE p.kind = (SELECT kind FROM dm_kind) AND p.entity_id = e.entity_id AND p.action = 'all' AND p.year = 0
-        AND EXISTS (SELECT FROM dm_peer_source AS s WHERE s.peer_id = p.peer_id)
+    WHERE p.kind = k.kind AND p.entity_id = e.entity_id AND p.action = 'all' AND p.year = 0
+        AND p.peer_id IS DISTINCT FROM k.no_peer
 ) AS p;
 
 -- The names of the peers kept, once per peer.

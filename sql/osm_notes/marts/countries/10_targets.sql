@@ -21,14 +21,14 @@ SELECT m.country_id AS id, m.mark
 FROM {dwh}.datamart_dirty_countries AS m
 UNION ALL
 -- A new day: countries active since the start of the last computed year or its 53
--- weeks have relative fields that may have moved; rows without a profile are built too.
+-- weeks have relative fields that may have moved. Before the first refresh with
+-- profiles (no period yet: migrations/0310_viewer_profiles.sql), every row is built.
 SELECT d.country_id, NULL::bigint
 FROM {dwh}.datamart_countries AS d, dm_period AS p, dm_run AS r
 WHERE NOT r.full_rebuild
-    AND (
-        d.profile = '{{}}'
-        OR (p.as_of < p.today AND d.last_action_at >= least(date_trunc('year', p.as_of), p.as_of - 371))
-    )
+    -- a one-time filter: on most runs the table is not read at all
+    AND (SELECT as_of IS NULL OR as_of < today FROM dm_period)
+    AND (p.as_of IS NULL OR d.last_action_at >= least(date_trunc('year', p.as_of), p.as_of - 371))
     AND NOT EXISTS (SELECT FROM {dwh}.datamart_dirty_countries AS m WHERE m.country_id = d.country_id)
 UNION ALL
 SELECT c.country_id, NULL::bigint

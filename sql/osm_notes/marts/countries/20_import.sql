@@ -1,8 +1,9 @@
 -- Import step: the target countries as entities of the shared steps in _entity/ (their
 -- fact keys, the users they count, the notes placed in them). Counters come from the
 -- datamart state (_entity/25_state.sql), not from facts.
+-- A country's peers are users; anonymous (-1) is not one of them.
 CREATE TEMP TABLE dm_kind ON COMMIT DROP AS
-SELECT 'country'::text AS kind;
+SELECT 'country'::text AS kind, -1 AS no_peer;
 
 CREATE TEMP TABLE dm_country_rows ON COMMIT DROP AS
 SELECT c.country_key, c.country_id, c.name, c.name_en, c.iso_alpha2, c.iso_alpha3

@@ -2,8 +2,9 @@
 -- version of a user, SCD2, belongs to the same natural id; the countries they acted in;
 -- the notes they opened). Counters come from the datamart state (_entity/25_state.sql),
 -- not from facts.
+-- A user's peers are countries, international waters (-1) included.
 CREATE TEMP TABLE dm_kind ON COMMIT DROP AS
-SELECT 'user'::text AS kind;
+SELECT 'user'::text AS kind, NULL::integer AS no_peer;
 
 CREATE TEMP TABLE dm_entities ON COMMIT DROP AS
 SELECT u.user_id AS entity_id, array_agg(u.user_key ORDER BY u.user_key) AS keys

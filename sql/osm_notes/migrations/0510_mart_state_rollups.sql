@@ -2,10 +2,11 @@
 -- user who ever acted in it): the refresh reads a country's top lists by index instead
 -- of ranking all of its peers, and its notes as counts instead of one row per note.
 --
--- mart_peers gains rollup cells, kept by the transform like the others: year 0 is the
--- sum over every year of an action (the all-time lists), action 'all' with year 0 the
--- sum over every action (top peers, peers active). The index below serves "the N
--- largest cells of (entity, action, year)", ties by peer id, as the lists order them.
+-- mart_peers keeps only the cells the lists read, kept by the transform like the
+-- others: opens and closes per year (the yearly lists) and summed over every year as
+-- year 0 (the all-time lists), and every action summed as action 'all', year 0 (top
+-- peers, peers active). The index below serves "the N largest cells of (entity,
+-- action, year)", ties by peer id, as the lists order them.
 --
 -- mart_notes counts the notes an entity opened (a user: as opener; a country: placed
 -- in it) per state and application, for notes_opened, the still-open and resolved

@@ -305,24 +305,11 @@ applications AS (
     GROUP BY entity_id
 )
 
+-- The parts joined as text and parsed once: a chain of jsonb || copies the whole growing
+-- document at every step. A key in two parts keeps the later value, as || would.
 SELECT
     s.entity_id,
-    jsonb_strip_nulls(
-        s.doc
-        || coalesce(f.doc, '{{}}')
-        || coalesce(md.doc, '{{}}')
-        || z.doc
-        || coalesce(y.doc, '{{}}')
-        || jsonb_build_object('last_year_activity', coalesce(t.doc, repeat('0', 371)))
-        || coalesce(h.doc, '{{}}')
-        || coalesce(k.doc, '{{}}')
-        || coalesce(c.doc, '{{}}')
-        || coalesce(cy.doc, '{{}}')
-        || coalesce(l.doc, '{{}}')
-        || coalesce(l.counts, '{{"opening_hashtag_count": 0, "resolution_hashtag_count": 0}}')
-        || coalesce(o.doc, '{{}}')
-        || coalesce(ap.doc, '{{}}')
-    ) AS profile
+    jsonb_strip_nulls(('{{' || doc.body || '}}')::jsonb) AS profile
 FROM summary AS s
 CROSS JOIN year_zeros AS z
 LEFT JOIN firsts AS f USING (entity_id)
@@ -335,6 +322,17 @@ LEFT JOIN peer_lists AS c USING (entity_id)
 LEFT JOIN peer_years AS cy USING (entity_id)
 LEFT JOIN hashtag_lists AS l USING (entity_id)
 LEFT JOIN opened AS o USING (entity_id)
-LEFT JOIN applications AS ap USING (entity_id);
+LEFT JOIN applications AS ap USING (entity_id)
+CROSS JOIN LATERAL (
+    SELECT string_agg(substr(part.t, 2, length(part.t) - 2), ',' ORDER BY part.i) AS body
+    FROM unnest(ARRAY[
+        s.doc::text, f.doc::text, md.doc::text, z.doc::text, y.doc::text,
+        jsonb_build_object('last_year_activity', coalesce(t.doc, repeat('0', 371)))::text,
+        h.doc::text, k.doc::text, c.doc::text, cy.doc::text, l.doc::text,
+        coalesce(l.counts, '{{"opening_hashtag_count": 0, "resolution_hashtag_count": 0}}')::text,
+        o.doc::text, ap.doc::text
+    ]) WITH ORDINALITY AS part (t, i)
+    WHERE part.t <> '{{}}'
+) AS doc;
 
 ALTER TABLE dm_profile ADD PRIMARY KEY (entity_id);

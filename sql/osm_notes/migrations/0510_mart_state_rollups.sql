@@ -12,6 +12,9 @@
 -- in it) per state and application, for notes_opened, the still-open and resolved
 -- counts and the applications of the profiles. Kind 'user' has no row for anonymous.
 --
+-- The global row reads its note counts there too, and the notes of the last 90 days
+-- (created, open by age) by the created_at index below.
+--
 -- The next transform fills the whole state again from all facts (mart_state_built).
 CREATE TABLE {dwh}.mart_notes (
     kind             text NOT NULL,
@@ -23,5 +26,20 @@ CREATE TABLE {dwh}.mart_notes (
 );
 
 CREATE INDEX mart_peers_top_idx ON {dwh}.mart_peers (kind, entity_id, action, year, n DESC, peer_id);
+
+CREATE INDEX dim_notes_created_at_idx ON {dwh}.dim_notes (created_at) INCLUDE (status);
+
+-- Profiles are written (TOAST-compressed) on every refresh and read by every export:
+-- lz4 does both in about half the time pglz takes. A server built without lz4 keeps
+-- its default.
+DO $lz4$
+BEGIN
+    ALTER TABLE {dwh}.datamart_users ALTER COLUMN profile SET COMPRESSION lz4;
+    ALTER TABLE {dwh}.datamart_countries ALTER COLUMN profile SET COMPRESSION lz4;
+    ALTER TABLE {dwh}.datamart_global ALTER COLUMN profile SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
+    RAISE NOTICE 'lz4 is not available: profiles keep the default compression';
+END
+$lz4$;
 
 UPDATE {dwh}.mart_state_built SET built = false;

@@ -14,6 +14,7 @@ BEGIN
         DROP INDEX IF EXISTS {dwh}.fact_hashtags_hashtag_key_idx;
         DROP INDEX IF EXISTS {dwh}.dim_notes_country_key_idx;
         DROP INDEX IF EXISTS {dwh}.dim_notes_opener_user_key_idx;
+        DROP INDEX IF EXISTS {dwh}.dim_notes_created_at_idx;
     END IF;
 END
 $first_build$;

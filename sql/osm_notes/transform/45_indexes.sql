@@ -13,6 +13,7 @@ WHERE days_to_resolution IS NOT NULL;
 CREATE INDEX IF NOT EXISTS fact_hashtags_hashtag_key_idx ON {dwh}.fact_hashtags (hashtag_key);
 CREATE INDEX IF NOT EXISTS dim_notes_country_key_idx ON {dwh}.dim_notes (country_key);
 CREATE INDEX IF NOT EXISTS dim_notes_opener_user_key_idx ON {dwh}.dim_notes (opener_user_key);
+CREATE INDEX IF NOT EXISTS dim_notes_created_at_idx ON {dwh}.dim_notes (created_at) INCLUDE (status);
 -- dropped by 43_mart_state.sql while it fills the whole state
 CREATE INDEX IF NOT EXISTS mart_peers_top_idx ON {dwh}.mart_peers (kind, entity_id, action, year, n DESC, peer_id);
 

@@ -188,11 +188,12 @@ top_hashtags AS (
 
 note_counts AS (
     SELECT
-        count(*) AS notes,
-        count(*) FILTER (WHERE status = 'open') AS notes_open,
-        count(*) FILTER (WHERE status = 'closed') AS notes_closed,
-        count(*) FILTER (WHERE status = 'hidden') AS notes_hidden
-    FROM {dwh}.dim_notes
+        coalesce(sum(n), 0) AS notes,
+        coalesce(sum(n) FILTER (WHERE status = 'open'), 0) AS notes_open,
+        coalesce(sum(n) FILTER (WHERE status = 'closed'), 0) AS notes_closed,
+        coalesce(sum(n) FILTER (WHERE status = 'hidden'), 0) AS notes_hidden
+    FROM {dwh}.mart_notes
+    WHERE kind = 'country'  -- every note is in one country (international waters included)
 ),
 
 top_applications AS (
@@ -201,9 +202,10 @@ top_applications AS (
             jsonb_build_object('rank', rank, 'application', name, 'notes', n) ORDER BY rank
         ), '[]') AS top_applications
     FROM (
-        SELECT a.name, count(*) AS n, row_number() OVER (ORDER BY count(*) DESC, a.name) AS rank
-        FROM {dwh}.dim_notes AS n
+        SELECT a.name, sum(s.n) AS n, row_number() OVER (ORDER BY sum(s.n) DESC, a.name) AS rank
+        FROM {dwh}.mart_notes AS s
         JOIN {dwh}.dim_applications AS a USING (application_key)
+        WHERE s.kind = 'country'
         GROUP BY a.name
     ) AS ranked
 )

@@ -1,6 +1,7 @@
 -- The viewer's global statistics (OSM-Notes-Common global-stats fields), from the
 -- datamart state (the global counters and the countries' totals), the last 30 days
--- and this year's resolutions of facts by the day index, and notes from dim_notes.
+-- and this year's resolutions of facts by the day index, notes from the state and the
+-- last 90 days of dim_notes.
 -- Relative periods refer to today (UTC): the current year, the last 30 days, the
 -- 53-week activity string. The global row is recomputed on every refresh.
 WITH
@@ -150,29 +151,47 @@ tiles AS (
     ) AS d ON d.day = to_char(g.day, 'YYYYMMDD')::integer
 ),
 
--- Notes now: open, closed, the backlog (open for more than 7 days) and the age of open ones.
+-- Notes now: open, closed, the backlog (open for more than 7 days) and the age of open
+-- ones. The counts come from the datamart state; only notes of the last 90 days are
+-- read (by the created_at index): the older open ones are the rest of the open count.
+note_states AS (
+    SELECT
+        coalesce(sum(n), 0) AS notes,
+        coalesce(sum(n) FILTER (WHERE status = 'open'), 0) AS open,
+        coalesce(sum(n) FILTER (WHERE status = 'closed'), 0) AS closed
+    FROM {dwh}.mart_notes
+    WHERE kind = 'country'  -- every note is in one country (international waters included)
+),
+
+recent_notes AS (
+    SELECT
+        count(*) FILTER (WHERE n.created_at >= now() - interval '30 days') AS created_30_days,
+        count(*) FILTER (WHERE n.status = 'open' AND n.created_at >= now() - interval '7 days') AS open_7_days,
+        count(*) FILTER (
+            WHERE n.status = 'open' AND n.created_at < now() - interval '7 days'
+            AND n.created_at >= now() - interval '30 days'
+        ) AS open_30_days,
+        count(*) FILTER (WHERE n.status = 'open' AND n.created_at < now() - interval '30 days') AS open_90_days
+    FROM {dwh}.dim_notes AS n
+    WHERE n.created_at >= now() - interval '90 days'
+),
+
 notes AS (
     SELECT jsonb_build_object(
-        'currently_open_count', count(*) FILTER (WHERE n.status = 'open'),
-        'currently_closed_count', count(*) FILTER (WHERE n.status = 'closed'),
-        'notes_resolved_count', count(*) FILTER (WHERE n.status = 'closed'),
-        'resolution_rate', round(100.0 * count(*) FILTER (WHERE n.status = 'closed') / nullif(count(*), 0), 2),
-        'notes_created_last_30_days', count(*) FILTER (WHERE n.created_at >= now() - interval '30 days'),
-        'notes_backlog_size', count(*) FILTER (WHERE n.status = 'open' AND n.created_at < now() - interval '7 days'),
+        'currently_open_count', s.open,
+        'currently_closed_count', s.closed,
+        'notes_resolved_count', s.closed,
+        'resolution_rate', round(100.0 * s.closed / nullif(s.notes, 0), 2),
+        'notes_created_last_30_days', r.created_30_days,
+        'notes_backlog_size', s.open - r.open_7_days,
         'notes_age_distribution', jsonb_build_object(
-            '0-7_days', count(*) FILTER (WHERE n.status = 'open' AND n.created_at >= now() - interval '7 days'),
-            '8-30_days', count(*) FILTER (
-                WHERE n.status = 'open' AND n.created_at < now() - interval '7 days'
-                AND n.created_at >= now() - interval '30 days'
-            ),
-            '31-90_days', count(*) FILTER (
-                WHERE n.status = 'open' AND n.created_at < now() - interval '30 days'
-                AND n.created_at >= now() - interval '90 days'
-            ),
-            '90_plus_days', count(*) FILTER (WHERE n.status = 'open' AND n.created_at < now() - interval '90 days')
+            '0-7_days', r.open_7_days,
+            '8-30_days', r.open_30_days,
+            '31-90_days', r.open_90_days,
+            '90_plus_days', s.open - r.open_7_days - r.open_30_days - r.open_90_days
         )
     ) AS doc
-    FROM {dwh}.dim_notes AS n
+    FROM note_states AS s, recent_notes AS r
 ),
 
 top_countries AS (
@@ -205,10 +224,11 @@ applications AS (
         'most_used_application_id', (array_agg(application_key ORDER BY n DESC, application_key))[1]
     ) AS doc
     FROM (
-        SELECT n.application_key, a.name, count(*) AS n
-        FROM {dwh}.dim_notes AS n
+        SELECT s.application_key, a.name, sum(s.n) AS n
+        FROM {dwh}.mart_notes AS s
         JOIN {dwh}.dim_applications AS a USING (application_key)
-        GROUP BY n.application_key, a.name
+        WHERE s.kind = 'country'
+        GROUP BY s.application_key, a.name
     ) AS per_app
 )
 

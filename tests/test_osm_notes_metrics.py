@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -214,6 +215,30 @@ def test_a_refresh_on_a_new_day_recomputes_the_relative_fields_of_recently_activ
     assert after[33] == before[33]
     assert osm.query("wh", f"SELECT as_of = (now() AT TIME ZONE 'UTC')::date FROM {DWH}.datamart_periods "
                      "WHERE datamart = 'users'") == [(True,)]  # fmt: skip
+
+
+def test_the_global_row_counts_whole_days_so_two_refreshes_of_a_day_agree(osm: Env) -> None:
+    first_batch(flow=False)
+    # A note opened 30 days ago and 2 seconds: a window to the second counts it in "the
+    # last 30 days" now and not in a refresh 3 seconds later (nor in the nightly rebuild
+    # check's); whole UTC days count it all day.
+    opened_at = "now() - interval '30 days' + interval '2 seconds'"
+    source_sql(
+        f"INSERT INTO public.notes (note_id, geom, created_at, status) VALUES (90, ST_Point(5, 5, 4326), {opened_at}, "
+        "'open'); INSERT INTO public.note_comments (note_id, sequence, action, user_id, created_at, body) "
+        f"VALUES (90, 1, 'opened', 11, {opened_at}, 'Bench missing');"
+    )
+    sync_bronze()
+    transform()
+    refresh()
+    world = datamart(osm, "global", "id")[1]
+
+    time.sleep(3)
+    refresh()
+
+    assert datamart(osm, "global", "id")[1] == world
+    assert world["profile"]["notes_created_last_30_days"] == 1
+    assert world["profile"]["notes_age_distribution"]["8-30_days"] == 1
 
 
 def test_rows_from_before_profiles_get_theirs_on_the_next_refresh(osm: Env) -> None:

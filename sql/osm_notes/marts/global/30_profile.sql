@@ -10,8 +10,13 @@ period AS (
         today,
         extract(YEAR FROM today)::integer AS year,
         to_char(today - 370, 'YYYYMMDD')::integer AS tiles_from_key,
-        -- the UTC day 30 days ago: facts from it on hold the last 30 days
-        to_char((now() - interval '30 days') AT TIME ZONE 'UTC', 'YYYYMMDD')::integer AS recent_from_key
+        -- Whole UTC days, like every relative field: "the last 30 days" are today and
+        -- the 30 days before it. A window to the second would move between two
+        -- refreshes of the same day (and between a run and the nightly rebuild check).
+        to_char(today - 30, 'YYYYMMDD')::integer AS recent_from_key,
+        (today - 7)::timestamp AT TIME ZONE 'UTC' AS week_from,
+        (today - 30)::timestamp AT TIME ZONE 'UTC' AS month_from,
+        (today - 90)::timestamp AT TIME ZONE 'UTC' AS quarter_from
     FROM (SELECT (now() AT TIME ZONE 'UTC')::date AS today) AS t
 ),
 
@@ -25,7 +30,6 @@ recent AS (
     SELECT f.action, f.is_valid_transition, f.actor_user_key
     FROM {dwh}.facts AS f, period AS p
     WHERE f.action_date_key >= p.recent_from_key
-        AND f.action_at >= now() - interval '30 days'
 ),
 
 -- This year's resolutions, for their median.
@@ -165,15 +169,14 @@ note_states AS (
 
 recent_notes AS (
     SELECT
-        count(*) FILTER (WHERE n.created_at >= now() - interval '30 days') AS created_30_days,
-        count(*) FILTER (WHERE n.status = 'open' AND n.created_at >= now() - interval '7 days') AS open_7_days,
+        count(*) FILTER (WHERE n.created_at >= p.month_from) AS created_30_days,
+        count(*) FILTER (WHERE n.status = 'open' AND n.created_at >= p.week_from) AS open_7_days,
         count(*) FILTER (
-            WHERE n.status = 'open' AND n.created_at < now() - interval '7 days'
-            AND n.created_at >= now() - interval '30 days'
+            WHERE n.status = 'open' AND n.created_at < p.week_from AND n.created_at >= p.month_from
         ) AS open_30_days,
-        count(*) FILTER (WHERE n.status = 'open' AND n.created_at < now() - interval '30 days') AS open_90_days
-    FROM {dwh}.dim_notes AS n
-    WHERE n.created_at >= now() - interval '90 days'
+        count(*) FILTER (WHERE n.status = 'open' AND n.created_at < p.month_from) AS open_90_days
+    FROM {dwh}.dim_notes AS n, period AS p
+    WHERE n.created_at >= p.quarter_from
 ),
 
 notes AS (

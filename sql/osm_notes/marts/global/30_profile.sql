@@ -156,17 +156,9 @@ tiles AS (
 ),
 
 -- Notes now: open, closed, the backlog (open for more than 7 days) and the age of open
--- ones. The counts come from the datamart state; only notes of the last 90 days are
--- read (by the created_at index): the older open ones are the rest of the open count.
-note_states AS (
-    SELECT
-        coalesce(sum(n), 0) AS notes,
-        coalesce(sum(n) FILTER (WHERE status = 'open'), 0) AS open,
-        coalesce(sum(n) FILTER (WHERE status = 'closed'), 0) AS closed
-    FROM {dwh}.mart_notes
-    WHERE kind = 'country'  -- every note is in one country (international waters included)
-),
-
+-- ones. The counts are the row's own (20_refresh.sql, from the datamart state); only
+-- notes of the last 90 days are read (by the created_at index): the older open ones
+-- are the rest of the open count.
 recent_notes AS (
     SELECT
         count(*) FILTER (WHERE n.created_at >= p.month_from) AS created_30_days,
@@ -181,20 +173,21 @@ recent_notes AS (
 
 notes AS (
     SELECT jsonb_build_object(
-        'currently_open_count', s.open,
-        'currently_closed_count', s.closed,
-        'notes_resolved_count', s.closed,
-        'resolution_rate', round(100.0 * s.closed / nullif(s.notes, 0), 2),
+        'currently_open_count', s.notes_open,
+        'currently_closed_count', s.notes_closed,
+        'notes_resolved_count', s.notes_closed,
+        'resolution_rate', round(100.0 * s.notes_closed / nullif(s.notes, 0), 2),
         'notes_created_last_30_days', r.created_30_days,
-        'notes_backlog_size', s.open - r.open_7_days,
+        'notes_backlog_size', s.notes_open - r.open_7_days,
         'notes_age_distribution', jsonb_build_object(
             '0-7_days', r.open_7_days,
             '8-30_days', r.open_30_days,
             '31-90_days', r.open_90_days,
-            '90_plus_days', s.open - r.open_7_days - r.open_30_days - r.open_90_days
+            '90_plus_days', s.notes_open - r.open_7_days - r.open_30_days - r.open_90_days
         )
     ) AS doc
-    FROM note_states AS s, recent_notes AS r
+    FROM {dwh}.datamart_global AS s, recent_notes AS r
+    WHERE s.id = 1
 ),
 
 top_countries AS (

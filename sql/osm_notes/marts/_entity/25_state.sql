@@ -1,7 +1,8 @@
 -- Shared by the users and countries datamarts (after their 20_import.sql: dm_kind,
--- dm_entities, dm_peer_source): the datamart state of the target entities, the counters every metric
--- below is computed from (migrations/0500_mart_state.sql, 0510_mart_state_rollups.sql).
--- A big country reads a few thousand cells here instead of every fact it ever had.
+-- dm_entities, dm_peer_source): the datamart state of the target entities, the
+-- counters every metric below is computed from (migrations/0500_mart_state.sql,
+-- 0510_mart_state_rollups.sql). A big country reads a few thousand cells here
+-- instead of every fact it ever had.
 CREATE TEMP TABLE dm_totals ON COMMIT DROP AS
 SELECT s.entity_id, s.action, s.n, s.invalid_n, s.res_n, s.res_sum
 FROM {dwh}.mart_totals AS s
@@ -32,7 +33,7 @@ ANALYZE dm_hashtags;
 -- with most opens and closes of all time (year 0), the 10 of each year; the lists skip
 -- peers the source does not list. A user has a few countries: all are read and ranked
 -- here. A country has every user who acted in it: each list is read by the (entity,
--- action, year, n) index, only as far as it goes. And how many peers each entity has.
+-- action, year, n) index, only as far as it goes.
 CREATE TEMP TABLE dm_peers ON COMMIT DROP AS
 WITH
 few AS (

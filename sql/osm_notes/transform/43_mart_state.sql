@@ -355,6 +355,7 @@ WITH written AS (
     RETURNING t.kind, t.entity_id, t.status, t.application_key, t.n
 )
 
+-- etl_mart_zero holds the state in `action` and the application in `detail`
 INSERT INTO etl_mart_zero
 SELECT kind, entity_id, status, application_key FROM written WHERE n = 0;
 

@@ -16,6 +16,7 @@ from devstack.state import (
     HOST,
     PG_BIN,
     POSTGIS_PACKAGE,
+    PREFECT_DATABASE,
     READER_ROLE,
     SOURCE_DATABASE,
     SOURCE_ROLE,
@@ -191,6 +192,7 @@ def bootstrap_databases(port: int, passwords: Passwords) -> None:
             conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE true").format(name))
             ensure_database(conn, SOURCE_DATABASE, SOURCE_ROLE, template=TEMPLATE_DATABASE)
             ensure_database(conn, WAREHOUSE_DATABASE, SUPERUSER, template=TEMPLATE_DATABASE)
+            ensure_database(conn, PREFECT_DATABASE, SUPERUSER, template="template0")
         for dbname in (SOURCE_DATABASE, WAREHOUSE_DATABASE):
             with connect_as_superuser(port, passwords, dbname) as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
@@ -226,6 +228,12 @@ def ensure_database(conn: psycopg.Connection[TupleRow], name: str, owner: str, *
             sql.Identifier(name), sql.Identifier(owner), sql.Identifier(template)
         )
     )
+
+
+def prefect_database_url(port: int, passwords: Passwords) -> str:
+    """The Prefect server's database (asyncpg is the driver Prefect's server uses)."""
+    superuser_pw = quote(passwords.superuser, safe="")
+    return f"postgresql+asyncpg://{SUPERUSER}:{superuser_pw}@{HOST}:{port}/{PREFECT_DATABASE}"
 
 
 def postgres_env(port: int, passwords: Passwords) -> dict[str, str]:

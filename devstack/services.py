@@ -59,7 +59,7 @@ def create_bucket(port: int) -> None:
     client.put_bucket_versioning(Bucket=S3_BUCKET, VersioningConfiguration={"Status": "Enabled"})
 
 
-def start_prefect(state_dir: Path) -> Service:
+def start_prefect(state_dir: Path, database_url: str) -> Service:
     port = free_port()
     log = state_dir / "prefect.log"
     home = state_dir / "prefect"
@@ -70,6 +70,7 @@ def start_prefect(state_dir: Path) -> Service:
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_UI_ENABLED": "false",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": database_url,
     }
     command = [
         str(venv_script("prefect")),

@@ -14,6 +14,7 @@ from devstack.postgres import (
     ensure_postgis,
     postgres_env,
     postgres_ready,
+    prefect_database_url,
     require_ready,
     start_postgres,
     stop_postgres,
@@ -25,7 +26,6 @@ from devstack.state import (
     DEFAULT_STATE_DIR,
     HOST,
     DevStackError,
-    Passwords,
     Service,
     ServiceName,
     StackInfo,
@@ -46,22 +46,31 @@ def up(state_dir: Path = DEFAULT_STATE_DIR, *, s3: bool = False, prefect: bool =
     record = load_record(state_dir) or StackRecord(passwords=new_passwords())
     record = replace(record, services=live_services(record, state_dir))
     save_record(state_dir, record)
-    wanted: list[ServiceName] = ["postgres"]
-    wanted += ["moto"] if s3 else []
+    record, started = start_missing(state_dir, record, ["postgres"])
+    postgres = record.services["postgres"]
+    require_ready(postgres)
+    # Before the other services: the Prefect server keeps its state in this cluster.
+    bootstrap_databases(postgres.port, record.passwords)
+    wanted: list[ServiceName] = ["moto"] if s3 else []
     wanted += ["prefect"] if prefect else []
+    record, also = start_missing(state_dir, record, wanted)
+    return stack_info(state_dir, record, [*started, *also])
+
+
+def start_missing(
+    state_dir: Path, record: StackRecord, names: list[ServiceName]
+) -> tuple[StackRecord, list[ServiceName]]:
+    """Start those of `names` not running; the record after, and which were started."""
     started: list[ServiceName] = []
-    for name in wanted:
+    for name in names:
         if name in record.services:
             continue
-        service = start_service(name, state_dir, record.passwords)
+        service = start_service(name, state_dir, record)
         # Recorded at once, so `down` can stop it even if a later service fails.
         record = replace(record, services={**record.services, name: service})
         save_record(state_dir, record)
         started.append(name)
-    postgres = record.services["postgres"]
-    require_ready(postgres)
-    bootstrap_databases(postgres.port, record.passwords)
-    return stack_info(state_dir, record, started)
+    return record, started
 
 
 def down(state_dir: Path = DEFAULT_STATE_DIR, *, purge: bool = False) -> list[str]:
@@ -140,12 +149,13 @@ def purge_state_dir(state_dir: Path) -> None:
         shutil.rmtree(socket_dir, ignore_errors=True)
 
 
-def start_service(name: ServiceName, state_dir: Path, passwords: Passwords) -> Service:
+def start_service(name: ServiceName, state_dir: Path, record: StackRecord) -> Service:
     if name == "postgres":
-        return start_postgres(state_dir, passwords.superuser)
+        return start_postgres(state_dir, record.passwords.superuser)
     if name == "moto":
         return start_moto(state_dir)
-    return start_prefect(state_dir)
+    postgres = record.services["postgres"]
+    return start_prefect(state_dir, prefect_database_url(postgres.port, record.passwords))
 
 
 def stop_service(service: Service, state_dir: Path) -> bool:

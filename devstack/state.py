@@ -44,6 +44,12 @@ WAREHOUSE_DATABASE = "warehouse"
 TEMPLATE_DATABASE = "template_postgis"
 
 
+# The Prefect server's own database. Not SQLite: with two workers polling, SQLite's
+# single writer deadlocks the server's queue bookkeeping for its 60 s busy timeout and
+# API calls fail with 503 ("database is locked"); production servers use PostgreSQL.
+PREFECT_DATABASE = "prefect"
+
+
 S3_BUCKET = "dwh-dev"
 
 
@@ -67,7 +73,7 @@ MAX_SOCKET_DIR_CHARS = 107 - len("/.s.PGSQL.65535")
 MOTO_READY_SECONDS = 30.0
 
 
-# `prefect server start` takes ~20 s to answer (imports, then SQLite migrations).
+# `prefect server start` takes ~20 s to answer (imports, then its database migrations).
 PREFECT_READY_SECONDS = 90.0
 
 

@@ -30,7 +30,7 @@ from dwh.ingest.report import IngestSummary
 from dwh.ingest.storage import open_location
 from dwh.onboarding.seed import seed_source
 from tests.fan_out import ingest_mode  # noqa: F401 - fixture: a test in both ingest modes
-from tests.prefect_server import Server
+from tests.prefect_server import Server, harness
 from tests.webhook import notify_env, prefect_api, receiver  # noqa: F401 - fixtures: the webhook receiver and its block
 
 # Before any test imports Prefect: a private home, no analytics.
@@ -96,13 +96,19 @@ def private_stack() -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    """One Prefect test server for the whole session (flow tests opt in)."""
+def prefect_harness(stack: Stack) -> Iterator[None]:
+    """One Prefect test server for the whole session (flow tests opt in), on the stack's PostgreSQL."""
     from prefect.settings import temporary_settings  # noqa: PLC0415
-    from prefect.testing.utilities import prefect_test_harness  # noqa: PLC0415
 
+    name = "prefect_harness"
+    with psycopg.connect(stack.admin_conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+    info = psycopg.conninfo.conninfo_to_dict(stack.admin_url)
+    password = quote(str(info["password"]), safe="")
+    database_url = f"postgresql+asyncpg://{info['user']}:{password}@{info['host']}:{info['port']}/{name}"
     with (
-        prefect_test_harness(server_startup_timeout=60),
+        harness(database_url, startup_timeout=60),
         temporary_settings(updates={"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": None}),  # type: ignore[dict-item]
     ):
         yield

@@ -1,7 +1,8 @@
 """A real `prefect server start` and process workers, as Prefect users run them.
 
 The session shares one server (tests/conftest.py `prefect_server`); modules that deploy
-start their own process worker on their own pool with `process_worker`.
+start their own process worker on their own pool with `process_worker`. Flow tests run
+against a second, lighter one (`harness`), like `prefect_test_harness`'s.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from devstack.processes import free_port
 from dwh.core.settings import PROJECT_DIR
 
 if TYPE_CHECKING:
@@ -40,6 +42,49 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: floa
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+@contextmanager
+def harness(database_url: str, startup_timeout: int = 60) -> Iterator[str]:
+    """`prefect_test_harness`, with the server's database in PostgreSQL instead of SQLite.
+
+    The stock harness pins a SQLite file. With two process workers polling (the fan-out
+    tests), SQLite's one writer deadlocks the server's work-queue bookkeeping until its
+    60 s busy timeout, and flows' API calls fail with 503 "database is locked"
+    (PrefectHQ/prefect#23051, #22967 fixed only the deployments' half). Production
+    servers run on PostgreSQL; so does this one. Yields the API URL.
+    """
+    from prefect.context import _temporary_global_settings_context, get_settings_context  # noqa: PLC0415
+    from prefect.events.worker import EventsWorker  # noqa: PLC0415
+    from prefect.logging.handlers import APILogWorker  # noqa: PLC0415
+    from prefect.server.api.server import SubprocessASGIServer  # noqa: PLC0415
+    from prefect.settings import (  # noqa: PLC0415
+        PREFECT_API_URL,
+        PREFECT_SERVER_DATABASE_CONNECTION_URL,
+        temporary_settings,
+    )
+
+    # The server subprocess takes its settings from this context, the URL included.
+    with temporary_settings(updates={PREFECT_SERVER_DATABASE_CONNECTION_URL: database_url}):
+        server = SubprocessASGIServer(port=free_port())
+        # As the stock harness does (private, pinned with prefect<3.9): the default
+        # server is this one, and threads Prefect starts without a copy of this context
+        # (its lease-renewal service, say) see these settings too. Without both they
+        # spawn an ephemeral server of their own and wait on it forever.
+        SubprocessASGIServer._instances[None] = server
+        server.start(timeout=startup_timeout)
+        try:
+            with (
+                temporary_settings(updates={PREFECT_API_URL: server.api_url}),
+                _temporary_global_settings_context(get_settings_context()),
+            ):
+                yield server.api_url
+                # Sent before the server stops, or their last batches fail to connect.
+                APILogWorker.drain_all()
+                EventsWorker.drain_all()
+        finally:
+            server.stop()
+            SubprocessASGIServer._instances.pop(None, None)
 
 
 @dataclass

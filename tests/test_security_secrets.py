@@ -94,12 +94,21 @@ def _bucket_text(env: Env) -> str:
 
 
 def _prefect_database() -> str:
+    """Every row of every table in the Prefect server's database, as COPY text."""
     from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL  # noqa: PLC0415
 
-    path = Path(str(PREFECT_SERVER_DATABASE_CONNECTION_URL.value()).split(":///", 1)[1])
-    files = [p for p in path.parent.glob(f"{path.name}*") if p.is_file()]
-    assert files, path
-    return "\n".join(p.read_bytes().decode(errors="replace") for p in files)
+    url = str(PREFECT_SERVER_DATABASE_CONNECTION_URL.value()).replace("+asyncpg", "", 1)
+    with psycopg.connect(url) as conn:
+        tables = conn.execute(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables"
+            " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+        ).fetchall()
+        assert len(tables) > 10, tables  # the server's schema, not an empty database
+        dump = []
+        for (table,) in tables:
+            with conn.cursor().copy(sql.SQL("COPY {} TO STDOUT").format(sql.SQL(table))) as copy:
+                dump.append(b"".join(bytes(block) for block in copy).decode(errors="replace"))
+    return "\n".join(dump)
 
 
 def _describe(exc: BaseException) -> str:

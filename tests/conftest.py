@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -148,15 +147,6 @@ def seed_fleet(rows: int = 1000) -> dict[str, int]:
 def rows_loaded(summary: IngestSummary) -> dict[str, int]:
     """Rows each table of an ingest run loaded into bronze."""
     return {t.table: t.rows_loaded for t in summary.tables}
-
-
-def wait_for(what: str, condition: Callable[[], bool], timeout: float = 60) -> None:
-    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @dataclass

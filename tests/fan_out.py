@@ -21,7 +21,8 @@ from typing import TypeVar
 import pytest
 
 from dwh.core.settings import PROJECT_DIR
-from tests.prefect_server import Server, process_worker, wait_for
+from tests.prefect_server import Server, process_worker
+from tests.waiting import wait_for
 
 POOL = "dwh-fan-out-test"
 FLOW, DEPLOYMENT = "ingest-table", "ingest-table"

@@ -12,36 +12,24 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from devstack.processes import free_port
 from dwh.core.settings import PROJECT_DIR
+from tests.waiting import wait_for
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 PREFECT = str(Path(sys.executable).parent / "prefect")
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
-    """Poll until `probe` returns something truthy; fail naming what never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 @contextmanager

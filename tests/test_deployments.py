@@ -35,7 +35,8 @@ from dwh.core.automations import (
 from dwh.core.catalog import load_catalog
 from dwh.core.settings import PROJECT_DIR
 from tests.conftest import Env, seed_fleet
-from tests.prefect_server import Server, process_worker, wait_for
+from tests.prefect_server import Server, process_worker
+from tests.waiting import wait_for
 from tests.webhook import DWH, Receiver
 
 pytestmark = [

@@ -51,7 +51,7 @@ from dwh.ingest.parts import parse_part
 from dwh.ingest.report import IngestFailedError
 from dwh.ingest.storage import StorageError
 from flows.ingest import ingest
-from tests.conftest import Env, Stack, on_failpoint, rows_loaded, seed_fleet, wait_for
+from tests.conftest import Env, Stack, on_failpoint, rows_loaded, seed_fleet
 from tests.fan_out import both_modes
 from tests.outages import (
     TcpCut,
@@ -64,6 +64,7 @@ from tests.outages import (
     small_parts_catalog,
     split_env,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -206,7 +207,7 @@ def test_s3_unreachable_mid_upload_next_run_rejects_published_parts_and_loads_on
     engine = env.engine()
 
     def cut_after_the_first_part() -> None:
-        wait_for("a published part", lambda: bool(_s3_keys(stack, env, "fleet", "exports")))
+        wait_for("a published part", lambda: bool(_s3_keys(stack, env, "fleet", "exports")), interval=0.1)
         s3_cut.cut()
 
     on_failpoint(monkeypatch, "dwh.ingest.copy_out", "extract.streaming", cut_after_the_first_part)
@@ -351,7 +352,7 @@ def test_source_restarted_mid_extract_the_retry_loads_everything_once(
         seed_fleet(rows)
 
         def restart_after_the_first_part() -> None:
-            wait_for("a published part", lambda: bool(env.location_keys("fleet", "exports")))
+            wait_for("a published part", lambda: bool(env.location_keys("fleet", "exports")), interval=0.1)
             postgres_restart(private_stack)
 
         on_failpoint(monkeypatch, "dwh.ingest.copy_out", "extract.streaming", restart_after_the_first_part)
@@ -444,6 +445,7 @@ def test_two_parent_runs_at_once_the_second_skips_the_held_table_and_nothing_dou
                     == [(1,)]
                 ),
                 timeout=240,
+                interval=0.1,
             )
 
             second = ingest("fleet", tables=["trips", "alarms"])

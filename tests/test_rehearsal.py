@@ -50,8 +50,9 @@ from dwh.core.settings import PROJECT_DIR, WarehouseSettings
 from dwh.onboarding.seed import seed_source
 from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
 from tests.image import container_env, replay_image
-from tests.prefect_server import Server, process_worker, wait_for
+from tests.prefect_server import Server, process_worker
 from tests.s3_policy import render_policy
+from tests.waiting import wait_for
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -28,7 +28,6 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -37,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import devstack  # noqa: E402
+from benchmarks.scratch import fresh_databases  # noqa: E402
 from dwh.analytics.documents import Renderer  # noqa: E402
 from dwh.analytics.export import ExportResult, export_json  # noqa: E402
 from dwh.analytics.targets import S3Target, open_target  # noqa: E402
@@ -47,25 +47,6 @@ from dwh.core.settings import ExportSettings, WarehouseSettings  # noqa: E402
 PIPELINE = "osm_notes"
 SQL_DIR = ROOT / "sql"
 FILL = Path(__file__).with_name("export_datamarts.sql")
-
-
-def _with_db(url: str, db: str) -> str:
-    return f"{url.rpartition('/')[0]}/{quote(db)}"
-
-
-def _warehouse(stack_env: dict[str, str]) -> None:
-    """A fresh warehouse database; points the DWH_* environment at it."""
-    wh = f"bench_{uuid.uuid4().hex[:8]}_wh"
-    admin = stack_env["DWH_WAREHOUSE_ADMIN_URL"]
-    with psycopg.connect(_with_db(admin, "postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template_postgis").format(sql.Identifier(wh)))
-    os.environ.update(
-        {
-            **stack_env,
-            "DWH_WAREHOUSE_URL": _with_db(stack_env["DWH_WAREHOUSE_URL"], wh),
-            "DWH_WAREHOUSE_ADMIN_URL": _with_db(admin, wh),
-        }
-    )
 
 
 def _admin(statement: sql.Composable) -> None:
@@ -171,7 +152,7 @@ def main() -> None:
     output = Path(tempfile.mkdtemp(prefix="dwh-bench-json-"))
     try:
         devstack.up(state_dir, s3=True)
-        _warehouse(devstack.env(state_dir))
+        os.environ.update(fresh_databases(devstack.env(state_dir), source=False))
         migrate(load_catalog(PIPELINE, ROOT / "pipelines"), WarehouseSettings(), SQL_DIR)  # type: ignore[call-arg]
         _fill(args.users, args.countries)
 

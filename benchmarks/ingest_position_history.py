@@ -28,7 +28,6 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -37,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import devstack  # noqa: E402
+from benchmarks.scratch import fresh_databases  # noqa: E402
 from dwh.core.catalog import load_catalog  # noqa: E402
 from dwh.core.migrate import migrate  # noqa: E402
 from dwh.core.settings import SeedSettings, SourceSettings, WarehouseSettings  # noqa: E402
@@ -62,36 +62,12 @@ print(json.dumps({"seconds": seconds, "rows": table.rows_loaded,
 """
 
 
-def _with_db(url: str, db: str) -> str:
-    return f"{url.rpartition('/')[0]}/{quote(db)}"
-
-
-def _databases(stack_env: dict[str, str], tag: str) -> dict[str, str]:
-    """A fresh source/warehouse pair; returns the DWH_* environment pointing at it."""
-    src, wh = f"bench_{tag}_src", f"bench_{tag}_wh"
-    admin = stack_env["DWH_WAREHOUSE_ADMIN_URL"]
-    with psycopg.connect(_with_db(admin, "postgres"), autocommit=True) as conn:
-        for name, owner in ((src, "source_app"), (wh, "postgres")):
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE template_postgis OWNER {}").format(
-                    sql.Identifier(name), sql.Identifier(owner)
-                )
-            )
-    return {
-        **stack_env,
-        "DWH_SOURCE_URL": _with_db(stack_env["DWH_SOURCE_URL"], src),
-        "DWH_SEED_URL": _with_db(stack_env["DWH_SEED_URL"], src),
-        "DWH_WAREHOUSE_URL": _with_db(stack_env["DWH_WAREHOUSE_URL"], wh),
-        "DWH_WAREHOUSE_ADMIN_URL": _with_db(admin, wh),
-    }
-
-
 def _apply(env: dict[str, str]) -> None:
     os.environ.update(env)
 
 
 def _prepare(stack_env: dict[str, str], rows: int) -> dict[str, str]:
-    env = _databases(stack_env, uuid.uuid4().hex[:8])
+    env = fresh_databases(stack_env)
     _apply(env)
     migrate(load_catalog("fleet", ROOT / "pipelines"), WarehouseSettings(), ROOT / "sql")  # type: ignore[call-arg]
     started = time.perf_counter()
@@ -211,7 +187,7 @@ def main() -> None:
             f"ingest {local['rows']:,.0f} rows (local): {local['seconds']:.1f} s, peak RSS {local['rss_mb']:.0f} MB"
         )
 
-        s3_env = _databases(stack_env, uuid.uuid4().hex[:8])
+        s3_env = fresh_databases(stack_env)
         s3_env["DWH_SOURCE_URL"] = large_env["DWH_SOURCE_URL"]  # same source data
         s3_env["DWH_SEED_URL"] = large_env["DWH_SEED_URL"]
         _apply(s3_env)

@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import devstack  # noqa: E402
-from benchmarks.ingest_position_history import _databases as fresh_databases  # noqa: E402
+from benchmarks.scratch import fresh_databases  # noqa: E402
 from dwh.core.catalog import load_catalog  # noqa: E402
 from dwh.core.migrate import migrate  # noqa: E402
 from dwh.core.settings import RunSettings, WarehouseSettings  # noqa: E402
@@ -102,7 +101,7 @@ def _prepare(stack_env: dict[str, str], count: int, rows: int) -> dict[str, str]
     work = Path(tempfile.mkdtemp(prefix=f"dwh-orch-{count}-"))
     pipelines, sql_dir = _pipeline_files(work, tables)
     env = {
-        **fresh_databases(stack_env, uuid.uuid4().hex[:8]),
+        **fresh_databases(stack_env),
         "DWH_STORAGE_URL": f"file://{work / 'storage'}",
         "DWH_PIPELINES_DIR": str(pipelines),
         "DWH_SQL_DIR": str(sql_dir),

@@ -28,9 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -39,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import devstack  # noqa: E402
+from benchmarks.scratch import fresh_databases  # noqa: E402
 from dwh.analytics.datamarts import refresh_datamarts  # noqa: E402
 from dwh.analytics.transform import TransformResult, run_transform  # noqa: E402
 from dwh.core.catalog import load_catalog  # noqa: E402
@@ -58,34 +57,6 @@ def _app_conninfo() -> str:
 PIPELINE = "osm_notes"
 SQL_DIR = ROOT / "sql"
 DATAMARTS = {"datamart_users": "user_id", "datamart_countries": "country_id", "datamart_global": "id"}
-
-
-def _with_db(url: str, db: str) -> str:
-    return f"{url.rpartition('/')[0]}/{quote(db)}"
-
-
-def _databases(stack_env: dict[str, str], storage: Path) -> None:
-    """A fresh source/warehouse pair; points the DWH_* environment at it."""
-    tag = uuid.uuid4().hex[:8]
-    src, wh = f"bench_{tag}_src", f"bench_{tag}_wh"
-    admin = stack_env["DWH_WAREHOUSE_ADMIN_URL"]
-    with psycopg.connect(_with_db(admin, "postgres"), autocommit=True) as conn:
-        for name, owner in ((src, "source_app"), (wh, "postgres")):
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE template_postgis OWNER {}").format(
-                    sql.Identifier(name), sql.Identifier(owner)
-                )
-            )
-    os.environ.update(
-        {
-            **stack_env,
-            "DWH_SOURCE_URL": _with_db(stack_env["DWH_SOURCE_URL"], src),
-            "DWH_SEED_URL": _with_db(stack_env["DWH_SEED_URL"], src),
-            "DWH_WAREHOUSE_URL": _with_db(stack_env["DWH_WAREHOUSE_URL"], wh),
-            "DWH_WAREHOUSE_ADMIN_URL": _with_db(admin, wh),
-            "DWH_STORAGE_URL": f"file://{storage}",
-        }
-    )
 
 
 def _seed(notes: int) -> dict[str, int]:
@@ -169,7 +140,7 @@ def main() -> None:
     storage = Path(tempfile.mkdtemp(prefix="dwh-bench-storage-"))
     try:
         devstack.up(state_dir)
-        _databases(devstack.env(state_dir), storage)
+        os.environ.update(fresh_databases(devstack.env(state_dir)) | {"DWH_STORAGE_URL": f"file://{storage}"})
         migrate(load_catalog(PIPELINE, ROOT / "pipelines"), WarehouseSettings(), SQL_DIR)  # type: ignore[call-arg]
 
         _seed(args.notes)

@@ -187,8 +187,8 @@ def main() -> None:
             f"ingest {local['rows']:,.0f} rows (local): {local['seconds']:.1f} s, peak RSS {local['rss_mb']:.0f} MB"
         )
 
-        s3_env = fresh_databases(stack_env)
-        s3_env["DWH_SOURCE_URL"] = large_env["DWH_SOURCE_URL"]  # same source data
+        s3_env = fresh_databases(stack_env, source=False)  # a new warehouse, the same source data
+        s3_env["DWH_SOURCE_URL"] = large_env["DWH_SOURCE_URL"]
         s3_env["DWH_SEED_URL"] = large_env["DWH_SEED_URL"]
         _apply(s3_env)
         migrate(load_catalog("fleet", ROOT / "pipelines"), WarehouseSettings(), ROOT / "sql")  # type: ignore[call-arg]

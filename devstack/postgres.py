@@ -230,10 +230,10 @@ def ensure_database(conn: psycopg.Connection[TupleRow], name: str, owner: str, *
     )
 
 
-def prefect_database_url(port: int, passwords: Passwords) -> str:
-    """The Prefect server's database (asyncpg is the driver Prefect's server uses)."""
+def prefect_database_url(port: int, passwords: Passwords, database: str = PREFECT_DATABASE) -> str:
+    """A Prefect server's database (asyncpg is the driver Prefect's server uses)."""
     superuser_pw = quote(passwords.superuser, safe="")
-    return f"postgresql+asyncpg://{SUPERUSER}:{superuser_pw}@{HOST}:{port}/{PREFECT_DATABASE}"
+    return f"postgresql+asyncpg://{SUPERUSER}:{superuser_pw}@{HOST}:{port}/{quote(database)}"
 
 
 def postgres_env(port: int, passwords: Passwords) -> dict[str, str]:

@@ -21,6 +21,7 @@ import pytest
 from psycopg import sql
 
 import devstack
+from devstack.postgres import prefect_database_url
 from dwh.core.catalog import Catalog, load_catalog
 from dwh.core.migrate import migrate
 from dwh.core.settings import PROJECT_DIR, SeedSettings, SourceSettings, StorageSettings, WarehouseSettings
@@ -103,9 +104,9 @@ def prefect_harness(stack: Stack) -> Iterator[None]:
     with psycopg.connect(stack.admin_conninfo("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
-    info = psycopg.conninfo.conninfo_to_dict(stack.admin_url)
-    password = quote(str(info["password"]), safe="")
-    database_url = f"postgresql+asyncpg://{info['user']}:{password}@{info['host']}:{info['port']}/{name}"
+    record = devstack.load_record(stack.state_dir)
+    assert record is not None, stack.state_dir
+    database_url = prefect_database_url(record.services["postgres"].port, record.passwords, name)
     with (
         harness(database_url, startup_timeout=60),
         temporary_settings(updates={"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": None}),  # type: ignore[dict-item]

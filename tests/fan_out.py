@@ -28,6 +28,9 @@ POOL = "dwh-fan-out-test"
 FLOW, DEPLOYMENT = "ingest-table", "ingest-table"
 ENTRYPOINT = "flows/ingest_table.py:ingest_table_flow"
 WORKERS = 2
+# Each worker runs at most this many chains at once (`--limit`), as production workers
+# are sized: the fleet's six chains cannot all land on the worker that polls first.
+WORKER_LIMIT = 3
 PREFECT = str(Path(sys.executable).parent / "prefect")
 T = TypeVar("T")
 
@@ -92,6 +95,7 @@ def ingest_mode(
                     env=server.env,
                     cwd=PROJECT_DIR,
                     log_path=tmp_path / f"worker-{number}.log",
+                    limit=WORKER_LIMIT,
                 )
             )
         # Workers of earlier tests stay listed: count those that have polled since we started.

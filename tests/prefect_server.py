@@ -158,15 +158,20 @@ def process_worker(
     env: dict[str, str],
     cwd: Path,
     log_path: Path,
+    limit: int | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`prefect worker start --pool` until the block ends, stopped with SIGINT like a person would.
 
     `env` is the worker's whole environment: a process worker hands it, plus the run's
-    job variables, to every flow run it starts.
+    job variables, to every flow run it starts. `limit`: the most flow runs it runs at
+    once (`--limit`), as a production worker is sized.
     """
+    command = [prefect, "worker", "start", "--pool", pool, "--type", "process"]
+    if limit is not None:
+        command += ["--limit", str(limit)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [prefect, "worker", "start", "--pool", pool, "--type", "process"],
+            command,
             env={**env, "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "2"},
             cwd=cwd,
             stdout=log,

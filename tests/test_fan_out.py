@@ -28,7 +28,7 @@ from dwh.ingest.report import IngestFailedError
 from dwh.ingest.split import KeyRange, key_ranges
 from flows.ingest import ingest
 from tests.conftest import PIPELINES_DIR, Env, seed_fleet
-from tests.fan_out import DEPLOYMENT, FLOW
+from tests.fan_out import DEPLOYMENT, FLOW, WORKERS
 
 KEY = "device_id, gps_time"
 TABLES = ("devices", "live_positions", "geofences", "position_history", "trips", "alarms")
@@ -345,6 +345,8 @@ def test_fan_out_runs_each_chain_as_a_flow_run_of_the_deployment_on_the_workers(
         assert run.parent_task_run_id is not None, "a chain's run is a subflow of the parent's task"
         assert run.infrastructure_pid, "the worker records the process that ran the chain"
         assert not run.infrastructure_pid.endswith(f":{os.getpid()}")
+    # The pool scales out: the chains ran on both workers, as each labels the runs it takes.
+    assert len({run.labels.get("prefect.worker.name") for run in runs} - {None}) == WORKERS
     # The split table's chain read its ranges on its worker: one run, several ranges' parts.
     ((parts,),) = env.query(
         "wh", "SELECT parts FROM fleet_control.extract_runs WHERE table_name = 'position_history'"

@@ -41,10 +41,18 @@ few AS (
         p.entity_id, p.peer_id, p.action, p.year, p.n,
         row_number() OVER (PARTITION BY p.entity_id, p.action, p.year ORDER BY p.n DESC, p.peer_id) AS rank
     FROM dm_entities AS e
-    JOIN {dwh}.mart_peers AS p ON p.kind = 'user' AND p.entity_id = e.entity_id
+    -- Each user's cells by the index (OFFSET 0 keeps it a probe per user): joined as
+    -- tables, the planner scanned every user's cells to keep a few thousand users'.
+    CROSS JOIN LATERAL (
+        SELECT p.entity_id, p.peer_id, p.action, p.year, p.n
+        FROM {dwh}.mart_peers AS p
+        WHERE p.kind = 'user' AND p.entity_id = e.entity_id
+            AND (p.action = 'all' AND p.year = 0 OR p.action IN ('opened', 'closed'))
+        OFFSET 0
+    ) AS p
     JOIN dm_peer_source AS s ON s.peer_id = p.peer_id
     WHERE (SELECT kind FROM dm_kind) = 'user'
-        AND (p.action = 'all' AND p.year = 0 OR p.action IN ('opened', 'closed') AND s.listed)
+        AND (p.action = 'all' AND p.year = 0 OR s.listed)
 ),
 
 lists AS (

@@ -44,19 +44,47 @@ DROP VIEW etl_mart_facts;
 
 ANALYZE etl_mart_delta;
 
--- Cells that fell to zero, per table, deleted after each upsert.
-CREATE TEMP TABLE etl_mart_zero (
-    kind text, entity_id integer, action text, detail integer
-) ON COMMIT DROP;
+-- Adds etl_mart_cells (then drops it) to the state table `target`, whose primary key is
+-- `keys`: a full state goes into the emptied table in key order (appends to its index);
+-- otherwise each cell's `counts` are added to the kept cell, and the cells whose `n`
+-- fell to zero go. Only cells this run touched can fall to zero.
+CREATE OR REPLACE PROCEDURE pg_temp.add_mart_cells(target regclass, keys text[], counts text[])
+LANGUAGE plpgsql AS $add$
+DECLARE
+    key_list text := (SELECT string_agg(quote_ident(k), ', ') FROM unnest(keys) AS k);
+    column_list text := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(keys || counts) AS c);
+    nonzero text := format(
+        '(%s) <> (%s)',
+        (SELECT string_agg(quote_ident(c), ', ') FROM unnest(counts) AS c),
+        array_to_string(array_fill('0'::text, ARRAY[cardinality(counts)]), ', ')
+    );
+    added text := (SELECT string_agg(format('%1$I = t.%1$I + excluded.%1$I', c), ', ') FROM unnest(counts) AS c);
+    same_key text := (SELECT string_agg(format('t.%1$I = c.%1$I', k), ' AND ') FROM unnest(keys) AS k);
+BEGIN
+    IF (SELECT full_state FROM etl_mart_mode) THEN
+        EXECUTE format(
+            'INSERT INTO %s (%s) SELECT %s FROM etl_mart_cells WHERE %s ORDER BY %s',
+            target, column_list, column_list, nonzero, key_list
+        );
+    ELSE
+        EXECUTE format(
+            'INSERT INTO %s AS t (%s) SELECT %s FROM etl_mart_cells WHERE %s ON CONFLICT (%s) DO UPDATE SET %s',
+            target, column_list, column_list, nonzero, key_list, added
+        );
+        EXECUTE format('DELETE FROM %s AS t USING etl_mart_cells AS c WHERE %s AND t.n = 0', target, same_key);
+    END IF;
+    DROP TABLE etl_mart_cells;
+END
+$add$;
 
 -- Kind 'user' of mart_totals includes the anonymous member (-1): the global row counts
 -- its actions. The other tables have no row for it (it has no datamart row).
 CREATE TEMP TABLE etl_mart_cells ON COMMIT DROP AS
 SELECT
-        CASE WHEN grouping(user_id) = 0 THEN 'user' WHEN grouping(country_id) = 0 THEN 'country' ELSE 'global' END
-            AS kind,
-        CASE WHEN grouping(user_id) = 0 THEN user_id WHEN grouping(country_id) = 0 THEN country_id ELSE 0 END
-            AS entity_id,
+    CASE WHEN grouping(user_id) = 0 THEN 'user' WHEN grouping(country_id) = 0 THEN 'country' ELSE 'global' END
+        AS kind,
+    CASE WHEN grouping(user_id) = 0 THEN user_id WHEN grouping(country_id) = 0 THEN country_id ELSE 0 END
+        AS entity_id,
     action,
     sum(sign)::integer AS n,
     coalesce(sum(sign) FILTER (WHERE invalid), 0)::integer AS invalid_n,
@@ -65,124 +93,45 @@ SELECT
 FROM etl_mart_delta
 GROUP BY GROUPING SETS ((user_id, action), (country_id, action), (action));
 
--- A full state goes into the emptied table in key order (appends to its index).
-INSERT INTO {dwh}.mart_totals (kind, entity_id, action, n, invalid_n, res_n, res_sum)
-SELECT kind, entity_id, action, n, invalid_n, res_n, res_sum
-FROM etl_mart_cells
-WHERE (SELECT full_state FROM etl_mart_mode) AND (n, invalid_n, res_n, res_sum) <> (0, 0, 0, 0)
-ORDER BY kind, entity_id, action;
-
-WITH written AS (
-    INSERT INTO {dwh}.mart_totals AS t (kind, entity_id, action, n, invalid_n, res_n, res_sum)
-    SELECT kind, entity_id, action, n, invalid_n, res_n, res_sum
-    FROM etl_mart_cells
-    WHERE NOT (SELECT full_state FROM etl_mart_mode) AND (n, invalid_n, res_n, res_sum) <> (0, 0, 0, 0)
-    ON CONFLICT (kind, entity_id, action) DO UPDATE SET
-        n = t.n + excluded.n,
-        invalid_n = t.invalid_n + excluded.invalid_n,
-        res_n = t.res_n + excluded.res_n,
-        res_sum = t.res_sum + excluded.res_sum
-    RETURNING t.kind, t.entity_id, t.action, t.n
-)
-
-INSERT INTO etl_mart_zero
-SELECT kind, entity_id, action, NULL FROM written WHERE n = 0;
-
-DELETE FROM {dwh}.mart_totals AS t
-USING etl_mart_zero AS z
-WHERE t.kind = z.kind AND t.entity_id = z.entity_id AND t.action = z.action;
-DROP TABLE etl_mart_cells;
-TRUNCATE etl_mart_zero;
+CALL pg_temp.add_mart_cells('{dwh}.mart_totals', '{{kind,entity_id,action}}', '{{n,invalid_n,res_n,res_sum}}');
 
 CREATE TEMP TABLE etl_mart_cells ON COMMIT DROP AS
 SELECT
-        CASE WHEN grouping(user_id) = 0 THEN 'user' WHEN grouping(country_id) = 0 THEN 'country' ELSE 'global' END
-            AS kind,
-        CASE WHEN grouping(user_id) = 0 THEN user_id WHEN grouping(country_id) = 0 THEN country_id ELSE 0 END
-            AS entity_id,
+    CASE WHEN grouping(user_id) = 0 THEN 'user' WHEN grouping(country_id) = 0 THEN 'country' ELSE 'global' END
+        AS kind,
+    CASE WHEN grouping(user_id) = 0 THEN user_id WHEN grouping(country_id) = 0 THEN country_id ELSE 0 END
+        AS entity_id,
     action,
     date_key,
     sum(sign)::integer AS n,
     coalesce(sum(sign) FILTER (WHERE days IS NOT NULL), 0)::integer AS res_n,
     coalesce(sum(sign * days), 0) AS res_sum
 FROM etl_mart_delta
-GROUP BY GROUPING SETS ((user_id, action, date_key), (country_id, action, date_key), (action, date_key));
+GROUP BY GROUPING SETS ((user_id, action, date_key), (country_id, action, date_key), (action, date_key))
+HAVING grouping(user_id) = 1 OR user_id <> -1;  -- the anonymous member has no row
 
--- A full state goes into the emptied table in key order (appends to its index).
-INSERT INTO {dwh}.mart_days (kind, entity_id, action, date_key, n, res_n, res_sum)
-SELECT kind, entity_id, action, date_key, n, res_n, res_sum
-FROM etl_mart_cells
-WHERE (SELECT full_state FROM etl_mart_mode) AND (n, res_n, res_sum) <> (0, 0, 0) AND (kind <> 'user' OR entity_id <> -1)
-ORDER BY kind, entity_id, action, date_key;
-
-WITH written AS (
-    INSERT INTO {dwh}.mart_days AS t (kind, entity_id, action, date_key, n, res_n, res_sum)
-    SELECT kind, entity_id, action, date_key, n, res_n, res_sum
-    FROM etl_mart_cells
-    WHERE NOT (SELECT full_state FROM etl_mart_mode) AND (n, res_n, res_sum) <> (0, 0, 0) AND (kind <> 'user' OR entity_id <> -1)
-    ON CONFLICT (kind, entity_id, action, date_key) DO UPDATE SET
-        n = t.n + excluded.n,
-        res_n = t.res_n + excluded.res_n,
-        res_sum = t.res_sum + excluded.res_sum
-    RETURNING t.kind, t.entity_id, t.action, t.date_key, t.n
-)
-
-INSERT INTO etl_mart_zero
-SELECT kind, entity_id, action, date_key FROM written WHERE n = 0;
-
-DELETE FROM {dwh}.mart_days AS t
-USING etl_mart_zero AS z
-WHERE t.kind = z.kind AND t.entity_id = z.entity_id AND t.action = z.action AND t.date_key = z.detail;
-DROP TABLE etl_mart_cells;
-TRUNCATE etl_mart_zero;
+CALL pg_temp.add_mart_cells('{dwh}.mart_days', '{{kind,entity_id,action,date_key}}', '{{n,res_n,res_sum}}');
 
 CREATE TEMP TABLE etl_mart_cells ON COMMIT DROP AS
 SELECT
-        CASE WHEN grouping(user_id) = 0 THEN 'user' WHEN grouping(country_id) = 0 THEN 'country' ELSE 'global' END
-            AS kind,
-        CASE WHEN grouping(user_id) = 0 THEN user_id WHEN grouping(country_id) = 0 THEN country_id ELSE 0 END
-            AS entity_id,
+    CASE WHEN grouping(user_id) = 0 THEN 'user' WHEN grouping(country_id) = 0 THEN 'country' ELSE 'global' END
+        AS kind,
+    CASE WHEN grouping(user_id) = 0 THEN user_id WHEN grouping(country_id) = 0 THEN country_id ELSE 0 END
+        AS entity_id,
     action,
     time_of_week_key,
     sum(sign)::integer AS n
 FROM etl_mart_delta
 GROUP BY GROUPING SETS (
     (user_id, action, time_of_week_key), (country_id, action, time_of_week_key), (action, time_of_week_key)
-);
-
--- A full state goes into the emptied table in key order (appends to its index).
-INSERT INTO {dwh}.mart_hours (kind, entity_id, action, time_of_week_key, n)
-SELECT kind, entity_id, action, time_of_week_key, n
-FROM etl_mart_cells
-WHERE (SELECT full_state FROM etl_mart_mode) AND n <> 0 AND (kind <> 'user' OR entity_id <> -1)
-ORDER BY kind, entity_id, action, time_of_week_key;
-
-WITH written AS (
-    INSERT INTO {dwh}.mart_hours AS t (kind, entity_id, action, time_of_week_key, n)
-    SELECT kind, entity_id, action, time_of_week_key, n
-    FROM etl_mart_cells
-    WHERE NOT (SELECT full_state FROM etl_mart_mode) AND n <> 0 AND (kind <> 'user' OR entity_id <> -1)
-    ON CONFLICT (kind, entity_id, action, time_of_week_key) DO UPDATE SET
-        n = t.n + excluded.n
-    RETURNING t.kind, t.entity_id, t.action, t.time_of_week_key, t.n
 )
+HAVING grouping(user_id) = 1 OR user_id <> -1;  -- the anonymous member has no row
 
-INSERT INTO etl_mart_zero
-SELECT kind, entity_id, action, time_of_week_key FROM written WHERE n = 0;
-
-DELETE FROM {dwh}.mart_hours AS t
-USING etl_mart_zero AS z
-WHERE t.kind = z.kind AND t.entity_id = z.entity_id AND t.action = z.action AND t.time_of_week_key = z.detail;
-DROP TABLE etl_mart_cells;
-TRUNCATE etl_mart_zero;
+CALL pg_temp.add_mart_cells('{dwh}.mart_hours', '{{kind,entity_id,action,time_of_week_key}}', '{{n}}');
 
 -- A (user, country) pair's cell is the user's row for the country and the country's
 -- row for the user. Only what the lists read (migrations/0510): opens and closes per
 -- year and in all (year 0), and every action in all (action 'all', year 0).
-CREATE TEMP TABLE etl_mart_peer_zero (
-    kind text, entity_id integer, peer_id integer, action text, year smallint
-) ON COMMIT DROP;
-
 CREATE TEMP TABLE etl_mart_cells ON COMMIT DROP AS
 SELECT k.kind, k.entity_id, k.peer_id, p.action, p.year, p.n
 FROM (
@@ -200,34 +149,10 @@ FROM (
 ) AS p
 CROSS JOIN LATERAL (
     VALUES ('user', p.user_id, p.country_id), ('country', p.country_id, p.user_id)
-) AS k (kind, entity_id, peer_id);
+) AS k (kind, entity_id, peer_id)
+WHERE k.kind <> 'user' OR k.entity_id <> -1;  -- the anonymous member has no row
 
--- A full state goes into the emptied table in key order (appends to its index).
-INSERT INTO {dwh}.mart_peers (kind, entity_id, peer_id, action, year, n)
-SELECT kind, entity_id, peer_id, action, year, n
-FROM etl_mart_cells
-WHERE (SELECT full_state FROM etl_mart_mode) AND n <> 0 AND (kind <> 'user' OR entity_id <> -1)
-ORDER BY kind, entity_id, peer_id, action, year;
-
-WITH written AS (
-    INSERT INTO {dwh}.mart_peers AS t (kind, entity_id, peer_id, action, year, n)
-    SELECT kind, entity_id, peer_id, action, year, n
-    FROM etl_mart_cells
-    WHERE NOT (SELECT full_state FROM etl_mart_mode) AND n <> 0 AND (kind <> 'user' OR entity_id <> -1)
-    ON CONFLICT (kind, entity_id, peer_id, action, year) DO UPDATE SET
-        n = t.n + excluded.n
-    RETURNING t.kind, t.entity_id, t.peer_id, t.action, t.year, t.n
-)
-
-INSERT INTO etl_mart_peer_zero
-SELECT kind, entity_id, peer_id, action, year FROM written WHERE n = 0;
-
-DELETE FROM {dwh}.mart_peers AS t
-USING etl_mart_peer_zero AS z
-WHERE t.kind = z.kind AND t.entity_id = z.entity_id AND t.peer_id = z.peer_id AND t.action = z.action
-    AND t.year = z.year;
-DROP TABLE etl_mart_cells;
-TRUNCATE etl_mart_peer_zero;
+CALL pg_temp.add_mart_cells('{dwh}.mart_peers', '{{kind,entity_id,peer_id,action,year}}', '{{n}}');
 
 -- Hashtags: the bridge rows of the facts now, and of the facts before.
 CREATE TEMP TABLE etl_mart_cells ON COMMIT DROP AS
@@ -245,74 +170,36 @@ tagged AS (
 )
 
 SELECT
-        CASE WHEN grouping(user_id) = 0 THEN 'user' WHEN grouping(country_id) = 0 THEN 'country' ELSE 'global' END
-            AS kind,
-        CASE WHEN grouping(user_id) = 0 THEN user_id WHEN grouping(country_id) = 0 THEN country_id ELSE 0 END
-            AS entity_id,
+    CASE WHEN grouping(user_id) = 0 THEN 'user' WHEN grouping(country_id) = 0 THEN 'country' ELSE 'global' END
+        AS kind,
+    CASE WHEN grouping(user_id) = 0 THEN user_id WHEN grouping(country_id) = 0 THEN country_id ELSE 0 END
+        AS entity_id,
     action,
     hashtag_key,
     sum(sign)::integer AS n
 FROM tagged
-GROUP BY GROUPING SETS ((user_id, action, hashtag_key), (country_id, action, hashtag_key), (action, hashtag_key));
+GROUP BY GROUPING SETS ((user_id, action, hashtag_key), (country_id, action, hashtag_key), (action, hashtag_key))
+HAVING grouping(user_id) = 1 OR user_id <> -1;  -- the anonymous member has no row
 
--- A full state goes into the emptied table in key order (appends to its index).
-INSERT INTO {dwh}.mart_hashtags (kind, entity_id, action, hashtag_key, n)
-SELECT kind, entity_id, action, hashtag_key, n
-FROM etl_mart_cells
-WHERE (SELECT full_state FROM etl_mart_mode) AND n <> 0 AND (kind <> 'user' OR entity_id <> -1)
-ORDER BY kind, entity_id, action, hashtag_key;
-
-WITH written AS (
-    INSERT INTO {dwh}.mart_hashtags AS t (kind, entity_id, action, hashtag_key, n)
-    SELECT kind, entity_id, action, hashtag_key, n
-    FROM etl_mart_cells
-    WHERE NOT (SELECT full_state FROM etl_mart_mode) AND n <> 0 AND (kind <> 'user' OR entity_id <> -1)
-    ON CONFLICT (kind, entity_id, action, hashtag_key) DO UPDATE SET
-        n = t.n + excluded.n
-    RETURNING t.kind, t.entity_id, t.action, t.hashtag_key, t.n
-)
-
-INSERT INTO etl_mart_zero
-SELECT kind, entity_id, action, hashtag_key FROM written WHERE n = 0;
-
-DELETE FROM {dwh}.mart_hashtags AS t
-USING etl_mart_zero AS z
-WHERE t.kind = z.kind AND t.entity_id = z.entity_id AND t.action = z.action AND t.hashtag_key = z.detail;
-DROP TABLE etl_mart_cells;
-TRUNCATE etl_mart_zero;
+CALL pg_temp.add_mart_cells('{dwh}.mart_hashtags', '{{kind,entity_id,action,hashtag_key}}', '{{n}}');
 
 -- Notes a user opened and did not close themselves: per (note, user), before and now
 -- (each side holds whole notes, so the difference is exact).
+CREATE TEMP TABLE etl_mart_cells ON COMMIT DROP AS
 WITH
 per_note AS (
     SELECT sign, user_id, bool_or(action = 'opened') AND NOT bool_or(action = 'closed') AS unclosed
     FROM etl_mart_delta
     WHERE user_id <> -1
     GROUP BY sign, note_id, user_id
-),
-
-cells AS (
-    SELECT user_id, sum(sign)::integer AS n
-    FROM per_note
-    WHERE unclosed
-    GROUP BY user_id
-),
-
-written AS (
-    INSERT INTO {dwh}.mart_opened_unclosed AS t (user_id, n)
-    SELECT user_id, n FROM cells WHERE n <> 0
-    ON CONFLICT (user_id) DO UPDATE SET n = t.n + excluded.n
-    RETURNING t.user_id, t.n
 )
 
-INSERT INTO etl_mart_zero
-SELECT 'user', user_id, NULL, NULL FROM written WHERE n = 0;
+SELECT user_id, sum(sign)::integer AS n
+FROM per_note
+WHERE unclosed
+GROUP BY user_id;
 
-DELETE FROM {dwh}.mart_opened_unclosed AS t
-USING etl_mart_zero AS z
-WHERE t.user_id = z.entity_id;
-
-TRUNCATE etl_mart_zero;
+CALL pg_temp.add_mart_cells('{dwh}.mart_opened_unclosed', '{{user_id}}', '{{n}}');
 
 -- Notes opened, per opener and per country, state and application: the touched notes'
 -- dim_notes rows now, less the same notes' rows before (39_mart_state_before.sql); a
@@ -341,25 +228,9 @@ SELECT
     application_key,
     sum(sign)::integer AS n
 FROM delta
-GROUP BY GROUPING SETS ((user_id, status, application_key), (country_id, status, application_key));
+GROUP BY GROUPING SETS ((user_id, status, application_key), (country_id, status, application_key))
+HAVING grouping(user_id) = 1 OR user_id <> -1;  -- the anonymous member has no row
 
 DROP VIEW etl_mart_notes;
 
-WITH written AS (
-    INSERT INTO {dwh}.mart_notes AS t (kind, entity_id, status, application_key, n)
-    SELECT kind, entity_id, status, application_key, n
-    FROM etl_mart_cells
-    WHERE n <> 0 AND (kind <> 'user' OR entity_id <> -1)
-    ORDER BY kind, entity_id, status, application_key
-    ON CONFLICT (kind, entity_id, status, application_key) DO UPDATE SET n = t.n + excluded.n
-    RETURNING t.kind, t.entity_id, t.status, t.application_key, t.n
-)
-
--- etl_mart_zero holds the state in `action` and the application in `detail`
-INSERT INTO etl_mart_zero
-SELECT kind, entity_id, status, application_key FROM written WHERE n = 0;
-
-DELETE FROM {dwh}.mart_notes AS t
-USING etl_mart_zero AS z
-WHERE t.kind = z.kind AND t.entity_id = z.entity_id AND t.status = z.action AND t.application_key = z.detail;
-DROP TABLE etl_mart_cells;
+CALL pg_temp.add_mart_cells('{dwh}.mart_notes', '{{kind,entity_id,status,application_key}}', '{{n}}');

@@ -4,7 +4,7 @@
 -- several scripts, and the viewer's profile: per-period and per-year counts, first and
 -- latest notes, the 371-day tiles, hour-of-week cells, country/user and hashtag lists,
 -- peak days), so the export renders and validates documents of realistic size.
-TRUNCATE osm_notes_dwh.datamart_users, osm_notes_dwh.datamart_countries, osm_notes_dwh.datamart_global;
+TRUNCATE osm_notes_dwh.datamart_users, osm_notes_dwh.datamart_user_ranks, osm_notes_dwh.datamart_countries, osm_notes_dwh.datamart_global;
 
 INSERT INTO osm_notes_dwh.datamart_countries
 SELECT
@@ -74,8 +74,7 @@ SELECT
          THEN jsonb_build_array(jsonb_build_object('rank', 1, 'hashtag', '#missingmaps', 'actions', 1))
          ELSE '[]'::jsonb END,
     (SELECT array_agg((u.id + h) % 5) FROM generate_series(1, 24) AS h),
-    (SELECT array_agg((u.id + d) % 9) FROM generate_series(1, 7) AS d),
-    NULL, NULL
+    (SELECT array_agg((u.id + d) % 9) FROM generate_series(1, 7) AS d)
 FROM generate_series(1, {users}) AS u(id)
 CROSS JOIN LATERAL (
     SELECT 1 + u.id % 13 AS opened, u.id % 17 AS commented, u.id % 11 AS closed, u.id % 3 AS reopened
@@ -122,15 +121,11 @@ SET profile = (
     'most_used_application_id', 1
 );
 
-UPDATE osm_notes_dwh.datamart_users AS d
-SET rank_by_actions = r.by_actions, rank_by_closed = r.by_closed
-FROM (
-    SELECT user_id,
-           rank() OVER (ORDER BY actions DESC) AS by_actions,
-           rank() OVER (ORDER BY closed DESC) AS by_closed
-    FROM osm_notes_dwh.datamart_users
-) AS r
-WHERE r.user_id = d.user_id;
+INSERT INTO osm_notes_dwh.datamart_user_ranks
+SELECT user_id,
+       rank() OVER (ORDER BY actions DESC),
+       rank() OVER (ORDER BY closed DESC)
+FROM osm_notes_dwh.datamart_users;
 
 INSERT INTO osm_notes_dwh.datamart_global
 SELECT

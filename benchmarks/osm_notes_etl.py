@@ -56,7 +56,12 @@ def _app_conninfo() -> str:
 
 PIPELINE = "osm_notes"
 SQL_DIR = ROOT / "sql"
-DATAMARTS = {"datamart_users": "user_id", "datamart_countries": "country_id", "datamart_global": "id"}
+DATAMARTS = {
+    "datamart_users": "user_id",
+    "datamart_user_ranks": "user_id",
+    "datamart_countries": "country_id",
+    "datamart_global": "id",
+}
 
 
 def _seed(notes: int) -> dict[str, int]:

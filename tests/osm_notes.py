@@ -76,14 +76,23 @@ def rows(env: Env, query: str) -> list[dict[str, Any]]:
         return cur.execute(query.encode()).fetchall()
 
 
+# A user's ranks live in a table of their own (migrations/0520_user_ranks.sql); read
+# with the row, as a consumer of the users datamart does.
+RELATIONS = {
+    "users": f"(SELECT d.*, r.rank_by_actions, r.rank_by_closed FROM {DWH}.datamart_users AS d "
+    f"LEFT JOIN {DWH}.datamart_user_ranks AS r USING (user_id)) AS users",
+}
+
+
 def datamart(env: Env, name: str, key: str) -> dict[Any, dict[str, Any]]:
-    return {row[key]: row for row in rows(env, f"SELECT * FROM {DWH}.datamart_{name} ORDER BY {key}")}
+    relation = RELATIONS.get(name, f"{DWH}.datamart_{name}")
+    return {row[key]: row for row in rows(env, f"SELECT * FROM {relation} ORDER BY {key}")}
 
 
 def snapshot(env: Env) -> dict[str, list[dict[str, Any]]]:
     """Every datamart, row for row."""
     return {
-        "users": rows(env, f"SELECT * FROM {DWH}.datamart_users ORDER BY user_id"),
+        "users": rows(env, f"SELECT * FROM {RELATIONS['users']} ORDER BY user_id"),
         "countries": rows(env, f"SELECT * FROM {DWH}.datamart_countries ORDER BY country_id"),
         "global": rows(env, f"SELECT * FROM {DWH}.datamart_global"),
     }

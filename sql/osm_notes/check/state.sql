@@ -29,7 +29,14 @@ SELECT 'note', f.note_id, md5(f.facts)
 FROM note_facts AS f
 WHERE NOT EXISTS (SELECT FROM {dwh}.dim_notes AS n WHERE n.note_id = f.note_id)
 UNION ALL
-SELECT 'user', d.user_id, md5(to_jsonb(d)::text) FROM {dwh}.datamart_users AS d
+SELECT 'user', d.user_id, md5(to_jsonb(d)::text || coalesce(r::text, ''))
+FROM {dwh}.datamart_users AS d
+LEFT JOIN {dwh}.datamart_user_ranks AS r USING (user_id)
+UNION ALL
+-- ranks of a user without a datamart row (never expected: it would show here)
+SELECT 'user', r.user_id, md5(r::text)
+FROM {dwh}.datamart_user_ranks AS r
+WHERE NOT EXISTS (SELECT FROM {dwh}.datamart_users AS d WHERE d.user_id = r.user_id)
 UNION ALL
 SELECT 'country', d.country_id, md5(to_jsonb(d)::text) FROM {dwh}.datamart_countries AS d
 UNION ALL

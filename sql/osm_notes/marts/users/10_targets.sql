@@ -45,7 +45,7 @@ ANALYZE dm_targets;
 DO $full_rebuild$
 BEGIN
     IF (SELECT full_rebuild FROM dm_run) THEN
-        TRUNCATE {dwh}.datamart_users;
+        TRUNCATE {dwh}.datamart_users, {dwh}.datamart_user_ranks;
     END IF;
 END
 $full_rebuild$;

@@ -9,14 +9,13 @@ INSERT INTO {dwh}.datamart_users (
     user_id, username, actions, opened, commented, closed, reopened, hidden, actions_by_year,
     first_action_at, last_action_at, notes_opened, notes_opened_still_open, resolutions,
     mean_resolution_days, median_resolution_days, top_countries, top_hashtags, activity_by_hour,
-    activity_by_weekday, rank_by_actions, rank_by_closed, profile
+    activity_by_weekday, profile
 )
 SELECT
     m.entity_id, u.username, m.actions, m.opened, m.commented, m.closed, m.reopened, m.hidden,
     m.actions_by_year, m.first_action_at, m.last_action_at, m.notes_opened, m.notes_opened_still_open,
     m.resolutions, m.mean_resolution_days, m.median_resolution_days, m.top_peers, m.top_hashtags,
     m.activity_by_hour, m.activity_by_weekday,
-    NULL, NULL,  -- ranks: 40_rank.sql, over every user
     p.profile || CASE
         WHEN m.opened > 0
             THEN jsonb_build_object('notes_opened_but_not_closed_by_user', coalesce(o.n, 0))

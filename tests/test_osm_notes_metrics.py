@@ -200,11 +200,22 @@ def test_viewer_profile_fields_match_hand_computed_values(osm: Env) -> None:
 def test_a_refresh_on_a_new_day_recomputes_the_relative_fields_of_recently_active_entities_only(
     osm: Env,
 ) -> None:
+    today = datetime.now(UTC).date()
+    if (today.month, today.day) == (1, 1):
+        pytest.skip("no earlier day of this year to have refreshed on: the new-year test covers today")
     first_batch(flow=False)
     before = datamart(osm, "users", "user_id")
-    # As if the last refresh ran on 2025-06-01: users active since 2025-01-01 (that year) or
-    # 2024-05-26 (its 53 weeks) may show stale relative fields: bob and chen, not ana or eve.
-    osm.query("wh", f"UPDATE {DWH}.datamart_periods SET as_of = '2025-06-01' WHERE datamart = 'users'")
+    # As if the last refresh ran yesterday and bob and chen had been active in the 53
+    # weeks before it (the selection reads the row's own last_action_at; the data's
+    # dates are fixed): their relative fields may be stale, ana's and eve's cannot be.
+    osm.query(
+        "wh",
+        f"UPDATE {DWH}.datamart_periods SET as_of = (now() AT TIME ZONE 'UTC')::date - 1 WHERE datamart = 'users'",
+    )
+    osm.query(
+        "wh",
+        f"UPDATE {DWH}.datamart_users SET last_action_at = now() - interval '300 days' WHERE user_id IN (22, 33)",
+    )
     osm.query("wh", f"UPDATE {DWH}.datamart_users SET profile = profile || '{{\"history_day_open\": 99}}'")
 
     refresh()
@@ -215,6 +226,31 @@ def test_a_refresh_on_a_new_day_recomputes_the_relative_fields_of_recently_activ
     assert after[33] == before[33]
     assert osm.query("wh", f"SELECT as_of = (now() AT TIME ZONE 'UTC')::date FROM {DWH}.datamart_periods "
                      "WHERE datamart = 'users'") == [(True,)]  # fmt: skip
+
+
+def test_the_first_refresh_of_a_new_year_gives_every_profile_that_years_keys(osm: Env) -> None:
+    first_batch(flow=False)
+    before = datamart(osm, "users", "user_id")
+    year = datetime.now(UTC).year
+    # As if every row was built last year: the profiles list history_<YYYY>_* up to that
+    # year. Ana and eve were last active in early 2024, long before its 53 weeks.
+    osm.query(
+        "wh",
+        f"UPDATE {DWH}.datamart_periods SET as_of = make_date({year - 1}, 12, 31) WHERE datamart = 'users'",
+    )
+    osm.query(
+        "wh",
+        f"UPDATE {DWH}.datamart_users SET profile = profile - ARRAY['history_{year}_open', "
+        f"'history_{year}_commented', 'history_{year}_closed', 'history_{year}_reopened']",
+    )
+
+    refresh()  # nothing marked
+
+    after = datamart(osm, "users", "user_id")
+    assert {u: after[u]["profile"].get(f"history_{year}_open") for u in after} == {11: 0, 22: 0, 33: 0, 55: 0}
+    assert after == before
+    refresh(full_rebuild=True)
+    assert datamart(osm, "users", "user_id") == after
 
 
 def test_the_global_row_counts_whole_days_so_two_refreshes_of_a_day_agree(osm: Env) -> None:

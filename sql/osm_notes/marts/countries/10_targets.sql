@@ -23,12 +23,19 @@ UNION ALL
 -- A new day: countries active since the start of the last computed year or its 53
 -- weeks have relative fields that may have moved. Before the first refresh with
 -- profiles (no period yet: migrations/0310_viewer_profiles.sql), every row is built.
+-- The first refresh of a new year rebuilds every row too (a one-time cost, about a
+-- full rebuild): each profile lists the years up to this one, zeros included.
 SELECT d.country_id, NULL::bigint
 FROM {dwh}.datamart_countries AS d, dm_period AS p, dm_run AS r
 WHERE NOT r.full_rebuild
     -- a one-time filter: on most runs the table is not read at all
     AND (SELECT as_of IS NULL OR as_of < today FROM dm_period)
-    AND (p.as_of IS NULL OR d.last_action_at >= least(date_trunc('year', p.as_of), p.as_of - 371))
+    AND (
+        p.as_of IS NULL
+        -- a new year: every profile lists the years up to this one (history_<YYYY>_*)
+        OR date_trunc('year', p.as_of) < date_trunc('year', p.today)
+        OR d.last_action_at >= least(date_trunc('year', p.as_of), p.as_of - 371)
+    )
     AND NOT EXISTS (SELECT FROM {dwh}.datamart_dirty_countries AS m WHERE m.country_id = d.country_id)
 UNION ALL
 SELECT c.country_id, NULL::bigint

@@ -26,11 +26,7 @@ $lz4$;
 CREATE TEMP TABLE dm_profile ON COMMIT DROP AS
 WITH
 period AS (
-    SELECT
-        today,
-        to_char(today, 'YYYYMMDD')::integer AS day_key,
-        to_char(today, 'YYYYMM')::integer AS month_key,
-        extract(YEAR FROM today)::integer AS year
+    SELECT extract(YEAR FROM today)::integer AS year
     FROM dm_period
 ),
 
@@ -38,7 +34,8 @@ kinds (action, kind) AS (
     VALUES ('opened', 'open'), ('commented', 'commented'), ('closed', 'closed'), ('reopened', 'reopened')
 ),
 
--- Whole history, current year, month and day, first and latest note of each action.
+-- Whole history, first and latest note of each action (this year's, month's and day's
+-- counts and the tiles: dm_relative, 33_relative.sql).
 summary AS (
     SELECT
         d.entity_id,
@@ -47,35 +44,13 @@ summary AS (
             'history_whole_commented', coalesce(sum(d.n) FILTER (WHERE d.action = 'commented'), 0),
             'history_whole_closed', coalesce(sum(d.n) FILTER (WHERE d.action = 'closed'), 0),
             'history_whole_reopened', coalesce(sum(d.n) FILTER (WHERE d.action = 'reopened'), 0),
-            'history_year_open',
-            coalesce(sum(d.n) FILTER (WHERE d.action = 'opened' AND d.date_key / 10000 = p.year), 0),
-            'history_year_commented',
-            coalesce(sum(d.n) FILTER (WHERE d.action = 'commented' AND d.date_key / 10000 = p.year), 0),
-            'history_year_closed',
-            coalesce(sum(d.n) FILTER (WHERE d.action = 'closed' AND d.date_key / 10000 = p.year), 0),
-            'history_year_reopened',
-            coalesce(sum(d.n) FILTER (WHERE d.action = 'reopened' AND d.date_key / 10000 = p.year), 0),
-            'history_month_open',
-            coalesce(sum(d.n) FILTER (WHERE d.action = 'opened' AND d.date_key / 100 = p.month_key), 0),
-            'history_month_commented',
-            coalesce(sum(d.n) FILTER (WHERE d.action = 'commented' AND d.date_key / 100 = p.month_key), 0),
-            'history_month_closed',
-            coalesce(sum(d.n) FILTER (WHERE d.action = 'closed' AND d.date_key / 100 = p.month_key), 0),
-            'history_month_reopened',
-            coalesce(sum(d.n) FILTER (WHERE d.action = 'reopened' AND d.date_key / 100 = p.month_key), 0),
-            'history_day_open', coalesce(sum(d.n) FILTER (WHERE d.action = 'opened' AND d.date_key = p.day_key), 0),
-            'history_day_commented',
-            coalesce(sum(d.n) FILTER (WHERE d.action = 'commented' AND d.date_key = p.day_key), 0),
-            'history_day_closed', coalesce(sum(d.n) FILTER (WHERE d.action = 'closed' AND d.date_key = p.day_key), 0),
-            'history_day_reopened',
-            coalesce(sum(d.n) FILTER (WHERE d.action = 'reopened' AND d.date_key = p.day_key), 0),
             'date_starting_creating_notes',
             to_char(to_date((min(d.date_key) FILTER (WHERE d.action = 'opened'))::text, 'YYYYMMDD'), 'YYYY-MM-DD'),
             'date_starting_solving_notes',
             to_char(to_date((min(d.date_key) FILTER (WHERE d.action = 'closed'))::text, 'YYYYMMDD'), 'YYYY-MM-DD'),
             'avg_days_to_resolution', round(sum(d.res_sum) / nullif(sum(d.res_n), 0)::numeric, 2)
         ) AS doc
-    FROM dm_days AS d, period AS p
+    FROM dm_days AS d
     GROUP BY d.entity_id
 ),
 
@@ -115,31 +90,6 @@ years AS (
         JOIN kinds AS k USING (action)
         GROUP BY d.entity_id, d.date_key / 10000, k.kind
     ) AS per_year
-    GROUP BY entity_id
-),
-
--- GitHub-style tiles: one digit per day of the last 53 weeks, oldest first, each
--- floor(log2(actions + 1)) capped at 9 (0 = none, 1 = 1-2 actions ... 9 = 511 and more).
--- Built from the active days only: each adds the zeros of the quiet days before it.
-daily AS (
-    SELECT
-        d.entity_id,
-        to_date(d.date_key::text, 'YYYYMMDD') - (p.today - 370) AS pos,
-        sum(d.n) AS n
-    FROM dm_days AS d, period AS p
-    WHERE d.date_key >= to_char(p.today - 370, 'YYYYMMDD')::integer
-    GROUP BY d.entity_id, d.date_key, p.today
-),
-
-tiles AS (
-    SELECT
-        entity_id,
-        string_agg(repeat('0', pos - previous - 1) || least(9, floor(log(2, n + 1)))::integer::text, '' ORDER BY pos)
-        || repeat('0', 370 - max(pos)) AS doc
-    FROM (
-        SELECT entity_id, pos, n, coalesce(lag(pos) OVER (PARTITION BY entity_id ORDER BY pos), -1) AS previous
-        FROM daily
-    ) AS days
     GROUP BY entity_id
 ),
 
@@ -336,7 +286,7 @@ CROSS JOIN year_zeros AS z
 LEFT JOIN firsts AS f USING (entity_id)
 LEFT JOIN medians AS md USING (entity_id)
 LEFT JOIN years AS y USING (entity_id)
-LEFT JOIN tiles AS t USING (entity_id)
+JOIN dm_relative AS rel USING (entity_id)
 LEFT JOIN hours AS h USING (entity_id)
 LEFT JOIN peak_days AS k USING (entity_id)
 LEFT JOIN peer_lists AS c USING (entity_id)
@@ -349,7 +299,7 @@ CROSS JOIN LATERAL (
         ',',
         pg_temp.members(json_strip_nulls(s.doc)), pg_temp.members(json_strip_nulls(f.doc)),
         pg_temp.members(md.doc), pg_temp.members(z.doc), pg_temp.members(y.doc),
-        pg_temp.members(json_build_object('last_year_activity', coalesce(t.doc, repeat('0', 371)))),
+        pg_temp.members(rel.doc),
         pg_temp.members(h.doc), pg_temp.members(k.doc), pg_temp.members(c.doc), pg_temp.members(cy.doc),
         pg_temp.members(l.doc),
         coalesce(

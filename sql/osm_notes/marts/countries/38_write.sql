@@ -21,6 +21,15 @@ FROM dm_metrics AS m
 JOIN dm_country_rows AS r ON r.country_id = m.entity_id
 JOIN dm_profile AS p USING (entity_id);
 
+-- A new day: the rows whose only change is the fields relative to today (dm_moved,
+-- 10_targets.sql) take those fields; an unchanged row is not written again.
+UPDATE {dwh}.datamart_countries AS d
+SET profile = d.profile || r.doc::jsonb
+FROM dm_moved AS m
+JOIN dm_relative AS r ON r.entity_id = m.id
+WHERE d.country_id = m.id
+    AND NOT d.profile @> r.doc::jsonb;
+
 INSERT INTO {dwh}.datamart_periods AS p (datamart, as_of)
 SELECT 'countries', today FROM dm_period
 ON CONFLICT (datamart) DO UPDATE SET as_of = excluded.as_of;

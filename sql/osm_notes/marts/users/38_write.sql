@@ -26,6 +26,15 @@ JOIN {dwh}.dim_users AS u ON u.user_id = m.entity_id AND u.is_current
 JOIN dm_profile AS p USING (entity_id)
 LEFT JOIN {dwh}.mart_opened_unclosed AS o ON o.user_id = m.entity_id;
 
+-- A new day: the rows whose only change is the fields relative to today (dm_moved,
+-- 10_targets.sql) take those fields; an unchanged row is not written again.
+UPDATE {dwh}.datamart_users AS d
+SET profile = d.profile || r.doc::jsonb
+FROM dm_moved AS m
+JOIN dm_relative AS r ON r.entity_id = m.id
+WHERE d.user_id = m.id
+    AND NOT d.profile @> r.doc::jsonb;
+
 INSERT INTO {dwh}.datamart_periods AS p (datamart, as_of)
 SELECT 'users', today FROM dm_period
 ON CONFLICT (datamart) DO UPDATE SET as_of = excluded.as_of;

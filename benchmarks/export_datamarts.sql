@@ -4,7 +4,7 @@
 -- several scripts, and the viewer's profile: per-period and per-year counts, first and
 -- latest notes, the 371-day tiles, hour-of-week cells, country/user and hashtag lists,
 -- peak days), so the export renders and validates documents of realistic size.
-TRUNCATE osm_notes_dwh.datamart_users, osm_notes_dwh.datamart_user_ranks, osm_notes_dwh.datamart_countries, osm_notes_dwh.datamart_global;
+TRUNCATE osm_notes_dwh.datamart_users, osm_notes_dwh.datamart_countries, osm_notes_dwh.datamart_global;
 
 INSERT INTO osm_notes_dwh.datamart_countries
 SELECT
@@ -120,12 +120,6 @@ SET profile = (
     ),
     'most_used_application_id', 1
 );
-
-INSERT INTO osm_notes_dwh.datamart_user_ranks
-SELECT user_id,
-       rank() OVER (ORDER BY actions DESC),
-       rank() OVER (ORDER BY closed DESC)
-FROM osm_notes_dwh.datamart_users;
 
 INSERT INTO osm_notes_dwh.datamart_global
 SELECT

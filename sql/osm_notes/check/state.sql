@@ -33,11 +33,6 @@ SELECT 'user', d.user_id, md5(to_jsonb(d)::text || coalesce(r::text, ''))
 FROM {dwh}.datamart_users AS d
 LEFT JOIN {dwh}.datamart_user_ranks AS r USING (user_id)
 UNION ALL
--- ranks of a user without a datamart row (never expected: it would show here)
-SELECT 'user', r.user_id, md5(r::text)
-FROM {dwh}.datamart_user_ranks AS r
-WHERE NOT EXISTS (SELECT FROM {dwh}.datamart_users AS d WHERE d.user_id = r.user_id)
-UNION ALL
 SELECT 'country', d.country_id, md5(to_jsonb(d)::text) FROM {dwh}.datamart_countries AS d
 UNION ALL
 SELECT 'global', d.id, md5(to_jsonb(d)::text) FROM {dwh}.datamart_global AS d;

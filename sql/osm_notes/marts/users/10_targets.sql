@@ -61,7 +61,7 @@ ANALYZE dm_moved;
 DO $full_rebuild$
 BEGIN
     IF (SELECT full_rebuild FROM dm_run) THEN
-        TRUNCATE {dwh}.datamart_users, {dwh}.datamart_user_ranks;
+        TRUNCATE {dwh}.datamart_users;
     END IF;
 END
 $full_rebuild$;

@@ -76,8 +76,8 @@ def rows(env: Env, query: str) -> list[dict[str, Any]]:
         return cur.execute(query.encode()).fetchall()
 
 
-# A user's ranks live in a table of their own (migrations/0520_user_ranks.sql); read
-# with the row, as a consumer of the users datamart does.
+# A user's ranks come from the view datamart_user_ranks (migrations/0520_user_ranks.sql);
+# read with the row, as a consumer of the users datamart does.
 RELATIONS = {
     "users": f"(SELECT d.*, r.rank_by_actions, r.rank_by_closed FROM {DWH}.datamart_users AS d "
     f"LEFT JOIN {DWH}.datamart_user_ranks AS r USING (user_id)) AS users",

@@ -284,7 +284,7 @@ def test_incremental_export_rewrites_exactly_the_changed_entities_and_equals_a_f
     changed = {k: {i for i, h in after[k].items() if before[k].get(i) != h} for k in after}
     assert changed["users"]
     # Only the users the refresh recomputed changed: the ranks every new action moves
-    # live in a table of their own, so no other profile is rendered again.
+    # are kept apart from the rows, so no other profile is rendered again.
     refreshed = built.query(
         "wh",
         "SELECT rows_refreshed FROM osm_notes_control.datamart_runs WHERE datamart = 'users' "

@@ -2,8 +2,8 @@
 -- to today (dm_period.today, UTC): this year's, month's and day's actions of each kind,
 -- and the tiles of the last 53 weeks. For the entities recomputed whole (dm_entities:
 -- 35_profile.sql puts these in their profile) and for those whose only change is a new
--- day (dm_moved, 10_targets.sql: 38_write.sql merges these into their row), from the
--- state's days in that window, read by index.
+-- day (dm_moved, 10_targets.sql: 38_write.sql merges these into their row), from their
+-- days in that window.
 CREATE TEMP TABLE dm_relative ON COMMIT DROP AS
 WITH
 period AS (
@@ -22,12 +22,18 @@ ids AS (
     SELECT id FROM dm_moved
 ),
 
+-- The window's days: the whole-build entities' from dm_days (25_state.sql imported all
+-- of theirs), the moved ones' from the state.
 days AS (
     SELECT d.entity_id, d.action, d.date_key, d.n
-    FROM ids AS i
+    FROM dm_days AS d, period AS p
+    WHERE d.date_key >= p.since_key
+    UNION ALL
+    SELECT d.entity_id, d.action, d.date_key, d.n
+    FROM dm_moved AS m
     CROSS JOIN dm_kind AS k
     CROSS JOIN period AS p
-    JOIN {dwh}.mart_days AS d ON d.kind = k.kind AND d.entity_id = i.entity_id AND d.date_key >= p.since_key
+    JOIN {dwh}.mart_days AS d ON d.kind = k.kind AND d.entity_id = m.id AND d.date_key >= p.since_key
 ),
 
 -- GitHub-style tiles: one digit per day of the last 53 weeks, oldest first, each

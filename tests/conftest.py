@@ -29,7 +29,8 @@ from dwh.ingest.engine import Engine
 from dwh.ingest.report import IngestSummary
 from dwh.ingest.storage import open_location
 from dwh.onboarding.seed import seed_source
-from tests.fan_out import ingest_mode  # noqa: F401 - fixture: a test in both ingest modes
+from tests.failpoints import failpoints  # noqa: F401 - fixture: file-armed failpoints
+from tests.fan_out import fan_out_pool, ingest_mode  # noqa: F401 - fixtures: a test in both ingest modes
 from tests.prefect_server import Server, harness
 from tests.webhook import notify_env, prefect_api, receiver  # noqa: F401 - fixtures: the webhook receiver and its block
 
@@ -255,18 +256,6 @@ def osm(env: Env) -> Env:
     with psycopg.connect(app_conninfo()) as conn:
         conn.execute((SQL_DIR / "osm_notes" / "source" / "schema.sql").read_bytes())
     return env
-
-
-def on_failpoint(monkeypatch: pytest.MonkeyPatch, module: str, name: str, action: Callable[[], None]) -> None:
-    """Run `action` in-process, once, when the engine reaches failpoint `name` in `module`."""
-    fired: list[bool] = []
-
-    def hook(reached: str) -> None:
-        if reached == name and not fired:
-            fired.append(True)
-            action()
-
-    monkeypatch.setattr(f"{module}.failpoint", hook)
 
 
 def copy_pipeline(tmp_path: Path, name: str) -> tuple[Path, Path]:

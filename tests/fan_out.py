@@ -1,17 +1,21 @@
 """The fan-out mode of `ingest` as it runs in production: chains on a process pool's workers.
 
 `ingest_mode` runs a test in one mode or the other. "fan-out" deploys the `ingest-table`
-flow (flows/ingest_table.py) on a process pool of the session's Prefect server, starts
-several `prefect worker start` processes with the test's own DWH_* environment (a
-worker hands its environment to every flow run it starts, as a pool's job variables
-would) and sets DWH_FAN_OUT, so the test's unchanged `ingest(...)` calls dispatch every
-table chain as a flow run on those workers.
+flow (flows/ingest_table.py) on a process pool of the session's Prefect server and sets
+DWH_FAN_OUT, so the test's unchanged `ingest(...)` calls dispatch every table chain as
+a flow run on that pool. Its `prefect worker start` processes are the session's, started
+at the first dispatch; each test's DWH_*/AWS_* environment, as it is when its chains
+are dispatched, reaches them through the deployment's job variables (a process worker
+lays them over its own environment for each flow run, as a production pool does), so a
+test may set up its databases, catalog and failpoints in its body, as in the default
+mode.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -35,8 +39,12 @@ PREFECT = str(Path(sys.executable).parent / "prefect")
 T = TypeVar("T")
 
 
-def deploy_ingest_table(pool: str = POOL) -> None:
-    """The `ingest-table` deployment on a process pool, run from this checkout."""
+def deploy_ingest_table(pool: str = POOL, env: dict[str, str] | None = None) -> None:
+    """The `ingest-table` deployment on a process pool, run from this checkout.
+
+    `env`: the job variables' environment, which a process worker lays over its own for
+    each flow run, as a production pool passes block names and settings to its runs.
+    """
     from prefect import get_client  # noqa: PLC0415
     from prefect.client.schemas.actions import WorkPoolCreate  # noqa: PLC0415
 
@@ -49,6 +57,7 @@ def deploy_ingest_table(pool: str = POOL) -> None:
             entrypoint=ENTRYPOINT,
             path=str(PROJECT_DIR),
             pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_DIR)}}],
+            job_variables={"env": env or {}},
         )
 
 
@@ -69,40 +78,126 @@ def _polling_since(since: datetime) -> int:
     return sum(1 for w in workers if w.last_heartbeat_time and w.last_heartbeat_time >= since)
 
 
+def _engine_env() -> dict[str, str]:
+    """What a test set for its engine: databases, storage, catalog, failpoints."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith(("DWH_", "AWS_")) and not k.startswith("DWH_FAN_OUT")
+    }
+
+
+class WorkerPool:
+    """The session's WORKERS process workers on POOL, and the deployment their runs start from.
+
+    The workers start once, at the first fan-out dispatch of the session, with no DWH_*
+    or AWS_* variables of their own. A test's environment reaches its chains the way a
+    production pool's job variables reach a run: the deployment carries it, updated
+    whenever the test's DWH_*/AWS_* variables differ from the ones it carries (a test
+    sets up its databases, catalog and failpoints in its body, as in the default mode).
+    """
+
+    def __init__(self, log_dir: Path) -> None:
+        self._log_dir = log_dir
+        self._lock = threading.Lock()
+        self._workers: ExitStack | None = None
+        self._deployed: dict[str, str] | None = None
+
+    def ready(self) -> None:
+        with self._lock:
+            if self._workers is None:
+                self._start()
+            wanted = _engine_env()
+            if wanted != self._deployed:
+                deploy_ingest_table(env=wanted)
+                self._deployed = wanted
+
+    def _start(self) -> None:
+        deploy_ingest_table()  # the pool must exist before a worker polls it
+        server = harness_server()
+        variables = {k: v for k, v in server.env.items() if not k.startswith(("DWH_", "AWS_"))}
+        started = datetime.now(UTC)
+        workers = ExitStack()
+        try:
+            for number in range(WORKERS):
+                workers.enter_context(
+                    process_worker(
+                        server,
+                        POOL,
+                        prefect=PREFECT,
+                        env=variables,
+                        cwd=PROJECT_DIR,
+                        log_path=self._log_dir / f"worker-{number}.log",
+                        limit=WORKER_LIMIT,
+                    )
+                )
+            wait_for(f"{WORKERS} workers polling pool {POOL}", lambda: _polling_since(started) >= WORKERS, 90)
+        except BaseException:
+            workers.close()
+            raise
+        self._workers = workers
+
+    def forget_env(self) -> None:
+        """After a test: the next one deploys its own environment even if it looks the same."""
+        with self._lock:
+            self._deployed = None
+
+    def stop(self) -> None:
+        if self._workers is not None:
+            self._workers.close()
+            self._workers = None
+
+
+_ACTIVE: list[WorkerPool] = []
+
+
+def workers_ready() -> None:
+    """In fan-out mode, the pool ready for the test's current environment.
+
+    Call it before a child process (`dwh run`) dispatches chains: only this process's
+    dispatches bring the pool up to date by themselves.
+    """
+    for pool in _ACTIVE:
+        pool.ready()
+
+
+@pytest.fixture(scope="session")
+def fan_out_pool(
+    prefect_harness: None,  # noqa: ARG001 - the workers poll the session's server; stopped before it
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[WorkerPool]:
+    pool = WorkerPool(tmp_path_factory.mktemp("fan-out-workers"))
+    try:
+        yield pool
+    finally:
+        pool.stop()
+
+
 @pytest.fixture(params=["in-process"])
-def ingest_mode(
-    request: pytest.FixtureRequest,
-    env: object,  # noqa: ARG001 - the test's DWH_* environment must be set before the workers start
-    prefect_harness: None,  # noqa: ARG001
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> Iterator[str]:
-    """`in-process` (the default) or `fan-out` with WORKERS process workers on POOL."""
+def ingest_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """`in-process` (the default) or `fan-out` on the session's WorkerPool."""
     mode = str(request.param)
     if mode == "in-process":
         yield mode
         return
-    deploy_ingest_table()
-    server = harness_server()
-    started = datetime.now(UTC)
-    with ExitStack() as workers:
-        for number in range(WORKERS):
-            workers.enter_context(
-                process_worker(
-                    server,
-                    POOL,
-                    prefect=PREFECT,
-                    env=server.env,
-                    cwd=PROJECT_DIR,
-                    log_path=tmp_path / f"worker-{number}.log",
-                    limit=WORKER_LIMIT,
-                )
-            )
-        # Workers of earlier tests stay listed: count those that have polled since we started.
-        wait_for(f"{WORKERS} workers polling pool {POOL}", lambda: _polling_since(started) >= WORKERS, 90)
-        monkeypatch.setenv("DWH_FAN_OUT", "true")
-        monkeypatch.setenv("DWH_FAN_OUT_DEPLOYMENT", f"{FLOW}/{DEPLOYMENT}")
+    import flows.ingest  # noqa: PLC0415
+
+    pool: WorkerPool = request.getfixturevalue("fan_out_pool")
+    dispatch = flows.ingest._chain_on_pool
+
+    def on_the_pool(pipeline: str, table: str, repair: bool) -> object:
+        pool.ready()
+        return dispatch(pipeline, table, repair)
+
+    monkeypatch.setattr(flows.ingest, "_chain_on_pool", on_the_pool)
+    monkeypatch.setenv("DWH_FAN_OUT", "true")
+    monkeypatch.setenv("DWH_FAN_OUT_DEPLOYMENT", f"{FLOW}/{DEPLOYMENT}")
+    _ACTIVE.append(pool)
+    try:
         yield mode
+    finally:
+        _ACTIVE.remove(pool)
+        pool.forget_env()
 
 
 def both_modes(test: T) -> T:

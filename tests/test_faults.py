@@ -51,8 +51,9 @@ from dwh.ingest.parts import parse_part
 from dwh.ingest.report import IngestFailedError
 from dwh.ingest.storage import StorageError
 from flows.ingest import ingest
-from tests.conftest import Env, Stack, on_failpoint, rows_loaded, seed_fleet
-from tests.fan_out import both_modes
+from tests.conftest import Env, Stack, rows_loaded, seed_fleet
+from tests.failpoints import Failpoints
+from tests.fan_out import both_modes, workers_ready
 from tests.outages import (
     TcpCut,
     endpoint_port,
@@ -119,9 +120,14 @@ def _run_of(key: str) -> int:
 
 
 def _dwh_run(table: str, *, prefix: tuple[str, ...] = (), extra: dict[str, str] | None = None) -> int:
-    """`dwh run fleet --table <table>` in a child process reporting to the session's Prefect."""
+    """`dwh run fleet --table <table>` in a child process reporting to the session's Prefect.
+
+    0, or -9 when the child was killed, or 1 when the chain's own process (a worker's
+    flow run, in the fan-out mode) was killed and the child reports the table failed.
+    """
     from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
 
+    workers_ready()  # in the fan-out mode, the child's chains run on the pool
     variables = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), **(extra or {})}
     done = subprocess.run(
         [*prefix, sys.executable, "-m", "dwh", "run", "fleet", "--table", table],
@@ -131,7 +137,7 @@ def _dwh_run(table: str, *, prefix: tuple[str, ...] = (), extra: dict[str, str] 
         timeout=300,
         check=False,
     )
-    if done.returncode not in {0, -9}:
+    if done.returncode not in {0, 1, -9}:
         pytest.fail(f"dwh run exited {done.returncode}:\n{done.stderr.decode()[-3000:]}")
     return done.returncode
 
@@ -139,14 +145,18 @@ def _dwh_run(table: str, *, prefix: tuple[str, ...] = (), extra: dict[str, str] 
 # --- process killed --------------------------------------------------------------------
 
 
+@both_modes
 def test_killed_during_extract_next_run_rejects_its_parts_and_loads_once(
-    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failpoints: Failpoints, ingest_mode: str
 ) -> None:
     small_parts_catalog(tmp_path, monkeypatch, SMALL_PARTS)
     env.migrate()
     seed_fleet(STREAMED_ROWS)
+    failpoints.kill_at("extract.streaming")
 
-    assert _dwh_run("position_history", extra={"DWH_FAILPOINTS": "extract.streaming"}) == -9
+    # In-process the `dwh run` process dies; in fan-out the chain's flow run on its worker.
+    assert _dwh_run("position_history") == (-9 if ingest_mode == "in-process" else 1)
+    assert failpoints.killed("extract.streaming")
 
     # Killed mid-stream: the run row still says 'extracting', some parts were published.
     ((killed, status, *_),) = _runs(env, "position_history")
@@ -198,8 +208,15 @@ def _s3_keys(stack: Stack, env: Env, *parts: str) -> list[str]:
 
 
 @pytest.mark.parametrize("storage_kind", ["s3"], indirect=True)
+@both_modes
 def test_s3_unreachable_mid_upload_next_run_rejects_published_parts_and_loads_once(
-    env: Env, stack: Stack, s3_cut: TcpCut, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    env: Env,
+    stack: Stack,
+    s3_cut: TcpCut,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    failpoints: Failpoints,
 ) -> None:
     small_parts_catalog(tmp_path, monkeypatch, SMALL_PARTS)
     env.migrate()
@@ -210,8 +227,10 @@ def test_s3_unreachable_mid_upload_next_run_rejects_published_parts_and_loads_on
         wait_for("a published part", lambda: bool(_s3_keys(stack, env, "fleet", "exports")), interval=0.1)
         s3_cut.cut()
 
-    on_failpoint(monkeypatch, "dwh.ingest.copy_out", "extract.streaming", cut_after_the_first_part)
-    with pytest.raises((S3UploadFailedError, StorageError), match="upload") as caught:
+    with (
+        failpoints.paused_at("extract.streaming", cut_after_the_first_part),
+        pytest.raises((S3UploadFailedError, StorageError), match="upload") as caught,
+    ):
         extract_table(engine, engine.catalog.table("position_history"))
 
     published = _s3_keys(stack, env, "fleet", "exports", "position_history")
@@ -236,8 +255,9 @@ def test_s3_unreachable_mid_upload_next_run_rejects_published_parts_and_loads_on
 
 
 @pytest.mark.parametrize("storage_kind", ["s3"], indirect=True)
+@both_modes
 def test_s3_unreachable_during_move_after_commit_next_run_only_moves(
-    env: Env, stack: Stack, s3_cut: TcpCut, monkeypatch: pytest.MonkeyPatch
+    env: Env, stack: Stack, s3_cut: TcpCut, failpoints: Failpoints
 ) -> None:
     env.migrate()
     counts = seed_fleet(1000)
@@ -245,8 +265,7 @@ def test_s3_unreachable_during_move_after_commit_next_run_only_moves(
     extract_table(engine, engine.catalog.table("alarms"))
     (part,) = _s3_keys(stack, env, "fleet", "exports", "alarms")
 
-    on_failpoint(monkeypatch, "dwh.ingest.load", "load.after_commit", s3_cut.cut)
-    with pytest.raises((BotoCoreError, StorageError)):
+    with failpoints.paused_at("load.after_commit", s3_cut.cut), pytest.raises((BotoCoreError, StorageError)):
         load_pending(engine, engine.catalog.table("alarms"))
 
     # Committed before the outage: rows, watermark and run log; the part did not move.
@@ -269,6 +288,7 @@ def test_s3_unreachable_during_move_after_commit_next_run_only_moves(
 
 
 @pytest.mark.parametrize("storage_kind", ["s3"], indirect=True)
+@both_modes
 def test_s3_server_killed_during_upload_then_back_next_run_loads_once(
     env: Env, private_stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -301,8 +321,13 @@ def test_s3_server_killed_during_upload_then_back_next_run_loads_once(
 # --- databases unavailable ---------------------------------------------------------------
 
 
+@both_modes
 def test_warehouse_stopped_during_load_parts_wait_in_exports_and_load_next_run(
-    stack: Stack, private_stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack: Stack,
+    private_stack: Stack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failpoints: Failpoints,
 ) -> None:
     storage = f"file://{tmp_path / 'storage'}"
     with split_env(monkeypatch, storage, source=stack, warehouse=private_stack) as env:
@@ -313,11 +338,11 @@ def test_warehouse_stopped_during_load_parts_wait_in_exports_and_load_next_run(
         (part,) = env.location_keys("fleet", "exports", "trips")
 
         # The cluster stops inside the load transaction, after the rows went in.
-        on_failpoint(
-            monkeypatch, "dwh.ingest.load", "load.before_commit", lambda: postgres_stop(private_stack)
-        )
         try:
-            with pytest.raises(psycopg.OperationalError):
+            with (
+                failpoints.paused_at("load.before_commit", lambda: postgres_stop(private_stack)),
+                pytest.raises(psycopg.OperationalError),
+            ):
                 load_pending(engine, engine.catalog.table("trips"))
         finally:
             postgres_start(private_stack)
@@ -339,8 +364,13 @@ def test_warehouse_stopped_during_load_parts_wait_in_exports_and_load_next_run(
         assert _names(env.location_keys("fleet", "processed", "trips")) == _names([part])
 
 
+@both_modes
 def test_source_restarted_mid_extract_the_retry_loads_everything_once(
-    stack: Stack, private_stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack: Stack,
+    private_stack: Stack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failpoints: Failpoints,
 ) -> None:
     # ~19 MB of CSV: more than the socket buffers can hold, so when the source goes
     # away at row 16,384 the rest of the COPY is really lost in transit.
@@ -355,10 +385,10 @@ def test_source_restarted_mid_extract_the_retry_loads_everything_once(
             wait_for("a published part", lambda: bool(env.location_keys("fleet", "exports")), interval=0.1)
             postgres_restart(private_stack)
 
-        on_failpoint(monkeypatch, "dwh.ingest.copy_out", "extract.streaming", restart_after_the_first_part)
-
-        # The extract task fails on the dropped connection, retries (transient) and succeeds.
-        summary = ingest("fleet", tables=["position_history"])
+        # The extract task fails on the dropped connection, retries (transient) and succeeds:
+        # on a thread here, or in the chain's flow run on a worker.
+        with failpoints.paused_at("extract.streaming", restart_after_the_first_part):
+            summary = ingest("fleet", tables=["position_history"])
 
         assert rows_loaded(summary) == {"position_history": rows}
         _assert_exactly_once(env, "position_history")
@@ -426,6 +456,7 @@ def test_two_parent_runs_at_once_the_second_skips_the_held_table_and_nothing_dou
     with psycopg.connect(env.warehouse_admin) as blocker:
         # Hold run A inside its trips load (it has the table lock by then) while B starts.
         blocker.execute("LOCK TABLE fleet_bronze.trips IN ACCESS EXCLUSIVE MODE")
+        workers_ready()  # in the fan-out mode, run A's chain runs on the pool
         first = subprocess.Popen(
             [sys.executable, "-m", "dwh", "run", "fleet", "--table", "trips"],
             env={**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())},
@@ -476,6 +507,7 @@ def test_two_parent_runs_at_once_the_second_skips_the_held_table_and_nothing_dou
 # --- source drift ----------------------------------------------------------------------------
 
 
+@both_modes
 def test_column_added_in_the_source_is_ignored_because_bronze_columns_drive_the_extract(env: Env) -> None:
     env.migrate()
     counts = seed_fleet(1000)
@@ -531,6 +563,8 @@ def test_type_changed_in_the_source_fails_its_table_naming_file_line_and_column(
 # --- clocks ------------------------------------------------------------------------------------
 
 
+# Default mode only: the skew is the orchestrating process's; in the fan-out mode each
+# chain runs in a worker's process, whose clock this test cannot move.
 @pytest.mark.skipif(shutil.which("faketime") is None, reason="faketime is not installed (scripts/bootstrap)")
 def test_orchestrator_clock_five_hours_ahead_never_moves_the_bounds(env: Env) -> None:
     env.migrate()

@@ -17,7 +17,8 @@ from dwh.ingest.extract import extract_table
 from dwh.ingest.report import IngestFailedError
 from flows.ingest import ingest
 from tests.conftest import PIPELINES_DIR, Env, app_conninfo, rows_loaded, seed_fleet
-from tests.fan_out import both_modes
+from tests.failpoints import Failpoints
+from tests.fan_out import both_modes, workers_ready
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -236,26 +237,44 @@ def test_backfill_wins_over_a_run_still_waiting_in_exports(env: Env) -> None:
     assert watermark >= leftover.upper  # type: ignore[operator]  (the backfill's own load moved it on)
 
 
-def _dwh_run_killed_at(failpoint: str, table: str) -> None:
+# Both storages in the default mode; the fan-out mode's chains run on workers that may sit
+# on other machines, so they share S3, never a local folder.
+KILLED_MODES = pytest.mark.parametrize(
+    ("ingest_mode", "storage_kind"),
+    [("in-process", "file"), ("in-process", "s3"), ("fan-out", "s3")],
+    indirect=True,
+)
+
+
+def _dwh_run_killed_at(failpoints: Failpoints, failpoint: str, table: str, ingest_mode: str) -> None:
+    """`dwh run fleet --table <table>` in a child process, killed at `failpoint`.
+
+    In-process the child itself dies; in the fan-out mode the chain's flow run on its
+    worker dies, and the child reports the table failed.
+    """
     from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
 
-    env = {**os.environ, "DWH_FAILPOINTS": failpoint, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    failpoints.kill_at(failpoint)
+    workers_ready()
     done = subprocess.run(
         [sys.executable, "-m", "dwh", "run", "fleet", "--table", table],
-        env=env,
+        env={**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())},
         cwd=PROJECT_DIR,
         capture_output=True,
         timeout=300,
         check=False,
     )
-    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    assert failpoints.killed(failpoint)
+    assert done.returncode == (-9 if ingest_mode == "in-process" else 1), done.stderr.decode()[-2000:]
 
 
-@pytest.mark.parametrize("storage_kind", ["file", "s3"], indirect=True)
-def test_killed_after_commit_before_move_next_run_only_moves(env: Env) -> None:
+@KILLED_MODES
+def test_killed_after_commit_before_move_next_run_only_moves(
+    env: Env, failpoints: Failpoints, ingest_mode: str
+) -> None:
     env.migrate()
     counts = seed_fleet(1000)
-    _dwh_run_killed_at("load.after_commit", "alarms")
+    _dwh_run_killed_at(failpoints, "load.after_commit", "alarms", ingest_mode)
     assert env.count("wh", "alarms") == counts["alarms"]
     assert len(env.location_keys("fleet", "exports", "alarms")) == 1
     assert env.query("wh", "SELECT status FROM fleet_control.extract_runs") == [("loaded",)]
@@ -268,11 +287,13 @@ def test_killed_after_commit_before_move_next_run_only_moves(env: Env) -> None:
     assert len(env.location_keys("fleet", "processed", "alarms")) == 1
 
 
-@pytest.mark.parametrize("storage_kind", ["file", "s3"], indirect=True)
-def test_killed_before_commit_commits_nothing_and_next_run_loads(env: Env) -> None:
+@KILLED_MODES
+def test_killed_before_commit_commits_nothing_and_next_run_loads(
+    env: Env, failpoints: Failpoints, ingest_mode: str
+) -> None:
     env.migrate()
     counts = seed_fleet(1000)
-    _dwh_run_killed_at("load.before_commit", "trips")
+    _dwh_run_killed_at(failpoints, "load.before_commit", "trips", ingest_mode)
     assert env.count("wh", "trips") == 0
     assert env.query("wh", "SELECT status FROM fleet_control.extract_runs") == [("uploaded",)]
     assert len(env.location_keys("fleet", "exports", "trips")) == 1

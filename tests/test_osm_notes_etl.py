@@ -24,7 +24,8 @@ from dwh.onboarding.seed import seed_source
 from flows.etl import etl as etl_flow
 from flows.etl import etl_outcome, skipped_message
 from tasks.transform import transform_task
-from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo, on_failpoint
+from tests.conftest import PIPELINES_DIR, SQL_DIR, Env, app_conninfo
+from tests.failpoints import Failpoints
 from tests.osm_notes import (
     DWH,
     FIRST_BATCH,
@@ -320,7 +321,7 @@ def test_failed_transform_step_names_file_and_line_and_commits_nothing(osm: Env,
 
 
 def test_transform_that_loses_its_connection_is_retried_and_builds_once(
-    osm: Env, monkeypatch: pytest.MonkeyPatch
+    osm: Env, monkeypatch: pytest.MonkeyPatch, failpoints: Failpoints
 ) -> None:
     source_sql(FIRST_BATCH)
     terminated: list[object] = []
@@ -335,10 +336,10 @@ def test_transform_that_loses_its_connection_is_retried_and_builds_once(
             )
         )
 
-    on_failpoint(monkeypatch, "dwh.analytics.steps", "step:41_dim_notes.sql", drop_the_transform_connection)
     monkeypatch.setattr("flows.etl.transform_task", transform_task.with_options(retry_delay_seconds=0))
 
-    result = etl()
+    with failpoints.paused_at("step:41_dim_notes.sql", drop_the_transform_connection):
+        result = etl()
 
     assert terminated == [(True,)]
     assert (result.first_run, result.facts_inserted) == (True, 12)

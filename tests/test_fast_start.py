@@ -68,3 +68,23 @@ def test_commands_that_run_no_flow_import_neither_prefect_nor_the_flows(env: Env
         assert expected in " ".join(output.split()), f"dwh {' '.join(args)}:\n{output}"
         assert loaded == [], f"dwh {' '.join(args)} imported {loaded[:8]}"
     assert "position_history:" in proposal.read_text(encoding="utf-8")
+
+
+def test_a_chains_flow_run_process_imports_only_the_chain() -> None:
+    """A fan-out chain starts a process per table: it imports its own flow, not polars
+    (`dwh import-csv`'s, 35 MB and ~0.4 s), the analytics flows or SQLAlchemy."""
+    probe = "import json, sys, flows.ingest_table; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
+    )
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    roots = {m.split(".")[0] for m in loaded}
+    assert not roots & {"polars", "sqlalchemy", "prefect_sqlalchemy"}, sorted(roots)
+    ours = sorted(m for m in loaded if m.split(".")[0] in {"flows", "tasks"})
+    assert [m for m in ours if m.startswith("flows.")] == [
+        "flows.extract",
+        "flows.ingest",
+        "flows.ingest_table",
+        "flows.load",
+    ]
+    assert not any(m.startswith("dwh.analytics") for m in loaded)

@@ -14,7 +14,6 @@ import shutil
 import time
 from pathlib import Path
 
-import polars as pl
 import psycopg
 
 from dwh.core.catalog import TableSpec
@@ -30,6 +29,8 @@ class CsvImportError(ValueError):
 
 
 def _check_header(path: Path, columns: list[str], where: str) -> None:
+    import polars as pl  # noqa: PLC0415 - imported where used: every chain imports this module's error
+
     header = list(pl.scan_csv(path, infer_schema=False).collect_schema().names())
     if header != columns:
         missing = [c for c in columns if c not in header]
@@ -61,6 +62,8 @@ def _check_no_nul(path: Path, where: str) -> None:
 
 def split_csv(path: Path, into: Path, chunk_rows: int) -> list[tuple[Path, int]]:
     """Stream `path` into CSV files of at most `chunk_rows` rows; return (file, rows) in order."""
+    import polars as pl  # noqa: PLC0415 - as in _check_header
+
     into.mkdir(parents=True, exist_ok=True)
     pl.scan_csv(path, infer_schema=False).sink_csv(
         pl.PartitionBy(into, max_rows_per_file=chunk_rows, approximate_bytes_per_file=None),

@@ -43,7 +43,8 @@ def deploy_ingest_table(pool: str = POOL, env: dict[str, str] | None = None) -> 
     """The `ingest-table` deployment on a process pool, run from this checkout.
 
     `env`: the job variables' environment, which a process worker lays over its own for
-    each flow run, as a production pool passes block names and settings to its runs.
+    each flow run. A production pool passes block names and settings this way; a test
+    passes its throwaway databases' URLs.
     """
     from prefect import get_client  # noqa: PLC0415
     from prefect.client.schemas.actions import WorkPoolCreate  # noqa: PLC0415

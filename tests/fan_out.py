@@ -205,3 +205,14 @@ def both_modes(test: T) -> T:
     """Run `test` (its body unchanged) in the default mode and again in fan-out mode."""
     test = pytest.mark.usefixtures("ingest_mode")(test)
     return pytest.mark.parametrize("ingest_mode", ["in-process", "fan-out"], indirect=True)(test)
+
+
+def each_mode_and_storage(test: T) -> T:
+    """Run `test` on both storages in the default mode, and on S3 in the fan-out mode.
+
+    The chains' workers may sit on other machines: they share object storage, never a
+    local folder.
+    """
+    test = pytest.mark.usefixtures("ingest_mode")(test)
+    combinations = [("in-process", "file"), ("in-process", "s3"), ("fan-out", "s3")]
+    return pytest.mark.parametrize(("ingest_mode", "storage_kind"), combinations, indirect=True)(test)

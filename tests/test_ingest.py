@@ -18,7 +18,7 @@ from dwh.ingest.report import IngestFailedError
 from flows.ingest import ingest
 from tests.conftest import PIPELINES_DIR, Env, app_conninfo, rows_loaded, seed_fleet
 from tests.failpoints import Failpoints
-from tests.fan_out import both_modes, workers_ready
+from tests.fan_out import both_modes, each_mode_and_storage, workers_ready
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -104,8 +104,7 @@ def _assert_parity(env: Env, tables: tuple[str, ...] = (*SNAPSHOT, *INCREMENTAL)
     assert dst * 1000 == src  # type: ignore[operator]
 
 
-@pytest.mark.parametrize("storage_kind", ["file", "s3"], indirect=True)
-@both_modes
+@each_mode_and_storage
 def test_first_run_backfills_everything_and_second_run_moves_nothing(env: Env) -> None:
     env.migrate()
     counts = seed_fleet(3000)
@@ -237,15 +236,6 @@ def test_backfill_wins_over_a_run_still_waiting_in_exports(env: Env) -> None:
     assert watermark >= leftover.upper  # type: ignore[operator]  (the backfill's own load moved it on)
 
 
-# Both storages in the default mode; the fan-out mode's chains run on workers that may sit
-# on other machines, so they share S3, never a local folder.
-KILLED_MODES = pytest.mark.parametrize(
-    ("ingest_mode", "storage_kind"),
-    [("in-process", "file"), ("in-process", "s3"), ("fan-out", "s3")],
-    indirect=True,
-)
-
-
 def _dwh_run_killed_at(failpoints: Failpoints, failpoint: str, table: str, ingest_mode: str) -> None:
     """`dwh run fleet --table <table>` in a child process, killed at `failpoint`.
 
@@ -268,7 +258,7 @@ def _dwh_run_killed_at(failpoints: Failpoints, failpoint: str, table: str, inges
     assert done.returncode == (-9 if ingest_mode == "in-process" else 1), done.stderr.decode()[-2000:]
 
 
-@KILLED_MODES
+@each_mode_and_storage
 def test_killed_after_commit_before_move_next_run_only_moves(
     env: Env, failpoints: Failpoints, ingest_mode: str
 ) -> None:
@@ -287,7 +277,7 @@ def test_killed_after_commit_before_move_next_run_only_moves(
     assert len(env.location_keys("fleet", "processed", "alarms")) == 1
 
 
-@KILLED_MODES
+@each_mode_and_storage
 def test_killed_before_commit_commits_nothing_and_next_run_loads(
     env: Env, failpoints: Failpoints, ingest_mode: str
 ) -> None:

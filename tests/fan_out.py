@@ -14,6 +14,7 @@ mode.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -160,6 +161,33 @@ def workers_ready() -> None:
     """
     for pool in _ACTIVE:
         pool.ready()
+
+
+# How `dwh run` ends when the process running its chain is SIGKILLed: in-process that is
+# `dwh run` itself; in fan-out the chain's flow run on its worker dies, and `dwh run`
+# reports the table failed.
+KILLED_EXIT = {"in-process": -9, "fan-out": 1}
+
+
+def dwh_run_fleet(
+    table: str, *, prefix: tuple[str, ...] = (), extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """`dwh run fleet --table <table>` in a child process reporting to the session's Prefect.
+
+    In the fan-out mode its chains run on the pool, made ready for this test first.
+    `prefix` wraps the command (e.g. faketime); `extra` adds to its environment.
+    """
+    from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
+
+    workers_ready()
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "dwh", "run", "fleet", "--table", table],
+        env={**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), **(extra or {})},
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="session")

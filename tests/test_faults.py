@@ -53,7 +53,7 @@ from dwh.ingest.storage import StorageError
 from flows.ingest import ingest
 from tests.conftest import Env, Stack, rows_loaded, seed_fleet
 from tests.failpoints import Failpoints
-from tests.fan_out import both_modes, workers_ready
+from tests.fan_out import KILLED_EXIT, both_modes, dwh_run_fleet, workers_ready
 from tests.outages import (
     TcpCut,
     endpoint_port,
@@ -120,24 +120,9 @@ def _run_of(key: str) -> int:
 
 
 def _dwh_run(table: str, *, prefix: tuple[str, ...] = (), extra: dict[str, str] | None = None) -> int:
-    """`dwh run fleet --table <table>` in a child process reporting to the session's Prefect.
-
-    0, or -9 when the child was killed, or 1 when the chain's own process (a worker's
-    flow run, in the fan-out mode) was killed and the child reports the table failed.
-    """
-    from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
-
-    workers_ready()  # in the fan-out mode, the child's chains run on the pool
-    variables = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), **(extra or {})}
-    done = subprocess.run(
-        [*prefix, sys.executable, "-m", "dwh", "run", "fleet", "--table", table],
-        env=variables,
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
-    if done.returncode not in {0, 1, -9}:
+    """`dwh run fleet --table <table>`'s exit code: 0, or a kill's (KILLED_EXIT)."""
+    done = dwh_run_fleet(table, prefix=prefix, extra=extra)
+    if done.returncode not in {0, *KILLED_EXIT.values()}:
         pytest.fail(f"dwh run exited {done.returncode}:\n{done.stderr.decode()[-3000:]}")
     return done.returncode
 
@@ -155,7 +140,7 @@ def test_killed_during_extract_next_run_rejects_its_parts_and_loads_once(
     failpoints.kill_at("extract.streaming")
 
     # In-process the `dwh run` process dies; in fan-out the chain's flow run on its worker.
-    assert _dwh_run("position_history") == (-9 if ingest_mode == "in-process" else 1)
+    assert _dwh_run("position_history") == KILLED_EXIT[ingest_mode]
     assert failpoints.killed("extract.streaming")
 
     # Killed mid-stream: the run row still says 'extracting', some parts were published.

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,13 +9,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from dwh.core.settings import PROJECT_DIR
 from dwh.ingest.extract import extract_table
 from dwh.ingest.report import IngestFailedError
 from flows.ingest import ingest
 from tests.conftest import PIPELINES_DIR, Env, app_conninfo, rows_loaded, seed_fleet
 from tests.failpoints import Failpoints
-from tests.fan_out import both_modes, each_mode_and_storage, workers_ready
+from tests.fan_out import KILLED_EXIT, both_modes, dwh_run_fleet, each_mode_and_storage
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -237,25 +233,11 @@ def test_backfill_wins_over_a_run_still_waiting_in_exports(env: Env) -> None:
 
 
 def _dwh_run_killed_at(failpoints: Failpoints, failpoint: str, table: str, ingest_mode: str) -> None:
-    """`dwh run fleet --table <table>` in a child process, killed at `failpoint`.
-
-    In-process the child itself dies; in the fan-out mode the chain's flow run on its
-    worker dies, and the child reports the table failed.
-    """
-    from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
-
+    """`dwh run fleet --table <table>` in a child process, killed at `failpoint`."""
     failpoints.kill_at(failpoint)
-    workers_ready()
-    done = subprocess.run(
-        [sys.executable, "-m", "dwh", "run", "fleet", "--table", table],
-        env={**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())},
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
+    done = dwh_run_fleet(table)
     assert failpoints.killed(failpoint)
-    assert done.returncode == (-9 if ingest_mode == "in-process" else 1), done.stderr.decode()[-2000:]
+    assert done.returncode == KILLED_EXIT[ingest_mode], done.stderr.decode()[-2000:]
 
 
 @each_mode_and_storage

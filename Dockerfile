@@ -36,7 +36,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends postgresql-client-15 \
     && rm -rf /var/lib/apt/lists/*
 # A fixed numeric uid, so Kubernetes' runAsNonRoot can verify it. /var/tmp/dwh is the
-# spool for CSV parts (prefect.yaml mounts a volume there; a new volume inherits the owner).
+# spool for backups and imported CSV files (prefect.yaml mounts a volume there; a new
+# volume inherits the owner). Extracts stream their parts to storage without it.
 RUN groupadd --system --gid 10001 dwh \
     && useradd --system --uid 10001 --gid dwh --create-home --home-dir /home/dwh dwh \
     && install -d -o dwh -g dwh /var/tmp/dwh

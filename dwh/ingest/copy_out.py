@@ -2,7 +2,8 @@
 
 The byte path of every extract (a whole table or one key range of a split table):
 PostgreSQL sends one CopyData message per row, so cutting parts of `chunk_rows` rows is
-a counter, not a CSV parser, and while part n uploads, part n+1 is already being written.
+a counter, not a CSV parser. Each part streams into storage as it is written (8 MB
+chunks upload behind COPY on S3), and while part n completes, part n+1 is being written.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from datetime import datetime
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -21,9 +21,7 @@ from dwh.core.catalog import TableSpec
 from dwh.core.faults import failpoint
 from dwh.ingest.engine import Engine, Throttle
 from dwh.ingest.parts import exports_prefix, part_filename
-from dwh.ingest.storage import spool_dir
-
-_WRITE_BUFFER = 1 << 20
+from dwh.ingest.storage import PartSink
 
 # Held around each COPY that reads the source: the flows pass a Prefect global
 # concurrency slot (tasks/source_slots.py), so no more than N streams read one source.
@@ -40,7 +38,6 @@ class PartWriter:
         run_id: int,
         moment: datetime,
         header: bytes,
-        spool: Path,
         chunk_rows: int,
         next_part: Callable[[], int] | None = None,
     ) -> None:
@@ -49,7 +46,6 @@ class PartWriter:
         self.run_id = run_id
         self.moment = moment
         self.header = header
-        self.spool = spool
         self.chunk_rows = chunk_rows
         self.parts = 0
         self.size = 0
@@ -57,8 +53,7 @@ class PartWriter:
         self._next_part = next_part
         self._number = 0
         self._rows_in_part = 0
-        self._file: IO[bytes] | None = None
-        self._staged: Path | None = None
+        self._sink: PartSink | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dwh-publish")
         self._pending: list[Future[None]] = []
 
@@ -66,27 +61,24 @@ class PartWriter:
         name = part_filename(self.moment, self.engine.timezone, self.run_id, part)
         return f"{exports_prefix(self.engine.location, self.engine.catalog.pipeline, self.table.name)}/{name}"
 
-    def _open(self) -> IO[bytes]:
+    def _open(self) -> PartSink:
         self.parts += 1
         self._number = self._next_part() if self._next_part else self.parts
-        self._staged = self.engine.location.storage.staging_path(self._key(self._number), self.spool)
-        handle = self._staged.open("wb", buffering=_WRITE_BUFFER)
-        handle.write(self.header)
+        sink = self.engine.location.storage.open_write(self._key(self._number))
+        sink.write(self.header)
         self._rows_in_part = 0
-        self._file = handle
-        return handle
+        self._sink = sink
+        return sink
 
     def _close(self) -> None:
-        if self._file is None or self._staged is None:
+        if self._sink is None:
             return
-        self._file.close()
-        self._file = None
-        staged, key = self._staged, self._key(self._number)
-        self._pending.append(self._pool.submit(self.engine.location.storage.publish, staged, key))
+        sink, self._sink = self._sink, None
+        self._pending.append(self._pool.submit(sink.commit))
 
     def write(self, row: Any) -> None:  # noqa: ANN401  (psycopg Buffer: bytes or memoryview)
-        handle = self._file or self._open()
-        handle.write(row)
+        sink = self._sink or self._open()
+        sink.write(row)
         self.size += len(row)
         self._rows_in_part += 1
         if self._rows_in_part >= self.chunk_rows:
@@ -102,10 +94,9 @@ class PartWriter:
             self._pool.shutdown(wait=True)
 
     def abort(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        if self._staged is not None:
-            self._staged.unlink(missing_ok=True)
+        if self._sink is not None:
+            self._sink.abort()
+            self._sink = None
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -130,21 +121,20 @@ def stream_copy(  # noqa: PLR0917
     """Run one `COPY … TO STDOUT` into parts of the run; rows read and the writer (its size, parts)."""
     chunk_rows = engine.catalog.chunk_rows_for(table)
     rows = 0
-    with spool_dir() as spool:
-        writer = PartWriter(engine, table, run_id, upper, header, spool, chunk_rows, next_part)
-        try:
-            with source.cursor() as cur:
-                with cur.copy(*copy_of) as copy:
-                    for row in copy:
-                        writer.write(row)
-                        rows += 1
-                        if rows & 0x3FFF == 0:
-                            report(rows, writer.size)
-                            failpoint("extract.streaming")
-                check_row_count(cur.rowcount, rows)
-            writer.finish()
-        except BaseException:
-            writer.abort()
-            raise
+    writer = PartWriter(engine, table, run_id, upper, header, chunk_rows, next_part)
+    try:
+        with source.cursor() as cur:
+            with cur.copy(*copy_of) as copy:
+                for row in copy:
+                    writer.write(row)
+                    rows += 1
+                    if rows & 0x3FFF == 0:
+                        report(rows, writer.size)
+                        failpoint("extract.streaming")
+            check_row_count(cur.rowcount, rows)
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
     report(rows, writer.size, done=True)
     return rows, writer

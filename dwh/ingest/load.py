@@ -12,6 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,8 @@ from dwh.ingest.storage import Location, S3Storage, Storage, read_ahead
 log = logging.getLogger(__name__)
 
 _READ_CHUNK = 1 << 20
+# Parts of one run moved at once: within botocore's 10 pooled connections per client.
+_PARALLEL_MOVES = 4
 
 
 def _chunks(storage: Storage, handle: IO[bytes]) -> AbstractContextManager[Iterator[bytes]]:
@@ -270,14 +273,23 @@ def record_failure(runlog: RunLog, run_id: int, error: str) -> None:
 
 
 def move_parts(engine: Engine, table: TableSpec, keys: list[str], to: Any) -> list[str]:  # noqa: ANN401
-    """Copy-confirm-delete each part from exports/ into the folder `to(...)` names."""
+    """Copy-confirm-delete each part from exports/ into the folder `to(...)` names.
+
+    The parts move side by side: each move is a server-side copy the run waits for
+    after its commit, and every part is moved on its own (a crash leaves each one in
+    exports/, in the target, or in both, which the next run's recovery finishes).
+    """
     target = to(engine.location, engine.catalog.pipeline, table.name)
-    moved = []
-    for key in keys:
-        destination = f"{target}/{key.rsplit('/', 1)[-1]}"
-        engine.location.storage.move(key, destination)
-        moved.append(destination)
-    return moved
+    destinations = [f"{target}/{key.rsplit('/', 1)[-1]}" for key in keys]
+    if len(keys) <= 1:
+        for key, destination in zip(keys, destinations, strict=True):
+            engine.location.storage.move(key, destination)
+        return destinations
+    workers = min(len(keys), _PARALLEL_MOVES)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dwh-move") as pool:
+        for _ in pool.map(engine.location.storage.move, keys, destinations):
+            pass  # re-raises the first failed move, after the others finished
+    return destinations
 
 
 def reject_parts(engine: Engine, table: TableSpec, keys: list[str]) -> list[str]:

@@ -13,7 +13,9 @@ by reading the control tables, which must say what really happened.
 | S3 server stopped during upload, then back | test_s3_server_killed_during_upload_then_back_next_run_loads_once |
 | S3 unreachable mid-upload (parts already published) | test_s3_unreachable_mid_upload_next_run_rejects_published_parts_and_loads_once |
 | S3 unreachable during the move, after commit | test_s3_unreachable_during_move_after_commit_next_run_only_moves |
+| S3 lost mid-upload inside a run, back before the retry | test_s3_lost_mid_upload_inside_the_run_the_retry_loads_everything_once |
 | warehouse stopped during load, then back | test_warehouse_stopped_during_load_parts_wait_in_exports_and_load_next_run |
+| warehouse restarted mid-load inside a run, back before the retry | test_warehouse_restarted_mid_load_inside_the_run_the_retry_loads_once |
 | source restarted mid-extract | test_source_restarted_mid_extract_the_retry_loads_everything_once |
 | truncated part (mid-row, or at a row boundary) | test_truncated_part_fails_its_table_commits_nothing_and_names_the_file |
 | malformed part | test_ingest.py::test_malformed_part_fails_its_table_with_file_and_line_while_others_load |
@@ -65,7 +67,7 @@ from tests.outages import (
     small_parts_catalog,
     split_env,
 )
-from tests.waiting import wait_for
+from tests.waiting import in_background, wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -241,6 +243,53 @@ def test_s3_unreachable_mid_upload_next_run_rejects_published_parts_and_loads_on
 
 @pytest.mark.parametrize("storage_kind", ["s3"], indirect=True)
 @both_modes
+def test_s3_lost_mid_upload_inside_the_run_the_retry_loads_everything_once(
+    env: Env,
+    stack: Stack,
+    s3_cut: TcpCut,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    failpoints: Failpoints,
+) -> None:
+    """The outage strikes the extract inside `ingest` (on a worker in fan-out mode) and
+    ends before the task's retry: that retry extracts again, and its load rejects the
+    failed attempt's parts."""
+    small_parts_catalog(tmp_path, monkeypatch, SMALL_PARTS)
+    env.migrate()
+    seed_fleet(STREAMED_ROWS)
+
+    def cut_after_the_first_part() -> None:
+        wait_for("a published part", lambda: bool(_s3_keys(stack, env, "fleet", "exports")), interval=0.1)
+        s3_cut.cut()
+
+    def restore_once_the_attempt_failed() -> None:
+        def failed() -> bool:
+            return [r[1] for r in _runs(env, "position_history")] == ["failed"]
+
+        wait_for("the failed extract in the run log", failed, timeout=120, interval=0.1)
+        s3_cut.restore()
+
+    with (
+        in_background("S3 restore", restore_once_the_attempt_failed),
+        failpoints.paused_at("extract.streaming", cut_after_the_first_part),
+    ):
+        summary = ingest("fleet", tables=["position_history"])
+
+    assert rows_loaded(summary) == {"position_history": STREAMED_ROWS}
+    _assert_exactly_once(env, "position_history")
+    runs = _runs(env, "position_history")
+    assert [r[1] for r in runs] == ["failed", "loaded"]
+    assert "extract of table fleet.position_history failed" in str(runs[0][4])
+    assert "upload to s3://" in str(runs[0][4])
+    rejected = env.location_keys("fleet", "rejected", "position_history")
+    assert rejected
+    assert {_run_of(k) for k in rejected} == {runs[0][0]}
+    assert env.location_keys("fleet", "exports") == []
+
+
+@pytest.mark.parametrize("storage_kind", ["s3"], indirect=True)
+@both_modes
 def test_s3_unreachable_during_move_after_commit_next_run_only_moves(
     env: Env, stack: Stack, s3_cut: TcpCut, failpoints: Failpoints
 ) -> None:
@@ -347,6 +396,43 @@ def test_warehouse_stopped_during_load_parts_wait_in_exports_and_load_next_run(
         assert runs[0][2:4] == (counts["trips"], counts["trips"])
         assert env.location_keys("fleet", "exports") == []
         assert _names(env.location_keys("fleet", "processed", "trips")) == _names([part])
+
+
+@both_modes
+def test_warehouse_restarted_mid_load_inside_the_run_the_retry_loads_once(
+    stack: Stack,
+    private_stack: Stack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failpoints: Failpoints,
+) -> None:
+    """The warehouse stops inside `ingest`'s load transaction (on a worker in fan-out
+    mode) and is back before the task's retry, which loads the run once; the table lock's
+    connection died with the server, and the chain still ends cleanly."""
+    storage = f"file://{tmp_path / 'storage'}"
+    with split_env(monkeypatch, storage, source=stack, warehouse=private_stack) as env:
+        env.migrate()
+        counts = seed_fleet(1000)
+        stopped = failpoints.folder / "load.before_commit.resume"  # touched once the stop returned
+
+        def start_after_the_stop() -> None:
+            wait_for("the warehouse stopped", stopped.exists, timeout=120, interval=0.1)
+            postgres_start(private_stack)
+
+        with (
+            in_background("warehouse start", start_after_the_stop),
+            failpoints.paused_at("load.before_commit", lambda: postgres_stop(private_stack)),
+        ):
+            summary = ingest("fleet", tables=["trips"])
+
+        assert rows_loaded(summary) == {"trips": counts["trips"]}
+        _assert_exactly_once(env, "trips")
+        runs = _runs(env, "trips")
+        # The failed attempt could not be recorded (the warehouse was down): one run, loaded.
+        assert [r[1] for r in runs] == ["loaded"]
+        assert runs[0][2:4] == (counts["trips"], counts["trips"])
+        assert env.location_keys("fleet", "exports") == []
+        assert len(env.location_keys("fleet", "processed", "trips")) == 1
 
 
 @both_modes

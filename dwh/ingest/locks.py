@@ -1,11 +1,18 @@
 """Advisory locks on the warehouse: one run per table chain, one run per flow.
 
 Keys come from `dwh.core.names.lock_key`, in separate namespaces for tables and flows.
+
+A lock is a session lock on its own connection, so it ends with that session: when the
+warehouse restarts or fails over mid-run, the server has already released it. The run's
+own work is still safe (each load is one transaction and the run log decides what
+loads), so releasing a lock whose connection is gone is a warning, never a failure of
+the work that finished after the retry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,6 +21,20 @@ import psycopg
 from dwh.core.names import lock_key
 from dwh.core.sqlfiles import read_sql
 from dwh.ingest.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+def _release(
+    conn: psycopg.Connection[Any], statement: str, params: Sequence[Any] | Mapping[str, Any], what: str
+) -> None:
+    """Unlock, unless the session is gone, which released the lock with it."""
+    if conn.closed:
+        return
+    try:
+        conn.execute(statement, params)
+    except psycopg.OperationalError as exc:
+        log.warning("%s: its lock ended with its connection (warehouse restarted?): %s", what, exc)
 
 
 @contextmanager
@@ -27,8 +48,8 @@ def table_lock(engine: Engine, table: str) -> Iterator[bool]:
         try:
             yield acquired
         finally:
-            if acquired and not conn.closed:
-                conn.execute(read_sql(folder / "table_unlock.sql"), key)
+            if acquired:
+                _release(conn, read_sql(folder / "table_unlock.sql"), key, f"table {table}")
 
 
 _TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext(%s))"
@@ -56,5 +77,5 @@ def exclusive_run(conninfo: str, name: str, *, wait: bool = False) -> Iterator[b
         try:
             yield acquired
         finally:
-            if acquired and not conn.closed:
-                conn.execute(_UNLOCK, (name,))
+            if acquired:
+                _release(conn, _UNLOCK, (name,), f"run {name}")

@@ -7,6 +7,7 @@ With results persisted, a retried parent run finds each finished table's result
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlparse
 
 from prefect.filesystems import LocalFileSystem, WritableFileSystem
@@ -33,15 +34,30 @@ RESULT_BLOCK_NAME = "dwh-results"
 
 
 def saved_result_storage(settings: StorageSettings) -> WritableFileSystem:
-    """Save (or refresh) the result-storage block and return it, saved.
+    """The result-storage block as this environment describes it, saved on the server.
 
-    Prefect only accepts saved blocks as task result storage; saving with overwrite
-    keeps the block in step with the environment on every run (idempotent). Tasks given
-    the block itself, not its slug, do not load it from the server again at each run.
+    Prefect only accepts saved blocks as task result storage. Every run makes sure the
+    saved block matches the environment, but saves only when it differs: reading it back
+    costs one round trip (~0.05 s), saving an S3 bucket block with its credentials
+    ~0.8 s, paid by every run. Tasks given the block itself, not its slug, do not load
+    it from the server again at each run.
     """
     block = result_storage(settings)
+    try:
+        saved = cast("WritableFileSystem", type(block).load(RESULT_BLOCK_NAME))
+    except ValueError:  # none yet, or saved under another block type
+        saved = None
+    if saved is not None and _fields(saved.model_dump()) == _fields(block.model_dump()):
+        return saved
     block.save(RESULT_BLOCK_NAME, overwrite=True)
     return block
+
+
+def _fields(dumped: object) -> object:
+    """A block's values without what saving adds (`_block_document_id`, `_is_anonymous`…)."""
+    if isinstance(dumped, dict):
+        return {k: _fields(v) for k, v in dumped.items() if not str(k).startswith("_")}
+    return dumped
 
 
 def ensure_result_storage(settings: StorageSettings) -> str:

@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -194,6 +195,28 @@ def _s3_keys(stack: Stack, env: Env, *parts: str) -> list[str]:
     return sorted(o["Key"] for o in listed.get("Contents", []))
 
 
+def _cut_after_the_first_part(stack: Stack, env: Env, s3_cut: TcpCut) -> Callable[[], None]:
+    def cut() -> None:
+        wait_for("a published part", lambda: bool(_s3_keys(stack, env, "fleet", "exports")), interval=0.1)
+        s3_cut.cut()
+
+    return cut
+
+
+def _assert_the_retry_rejected_the_failed_attempt(env: Env, table: str, rows: int, *causes: str) -> None:
+    """A failed extract then its retry, in one `ingest`: everything once, the attempt's parts rejected."""
+    _assert_exactly_once(env, table)
+    runs = _runs(env, table)
+    assert [r[1] for r in runs] == ["failed", "loaded"]
+    assert runs[1][2:4] == (rows, rows)
+    assert f"extract of table fleet.{table} failed" in str(runs[0][4])
+    assert any(cause in str(runs[0][4]) for cause in causes), runs[0][4]
+    rejected = env.location_keys("fleet", "rejected", table)
+    assert rejected
+    assert {_run_of(k) for k in rejected} == {runs[0][0]}
+    assert env.location_keys("fleet", "exports") == []
+
+
 @pytest.mark.parametrize("storage_kind", ["s3"], indirect=True)
 @both_modes
 def test_s3_unreachable_mid_upload_next_run_rejects_published_parts_and_loads_once(
@@ -210,12 +233,8 @@ def test_s3_unreachable_mid_upload_next_run_rejects_published_parts_and_loads_on
     seed_fleet(STREAMED_ROWS)
     engine = env.engine()
 
-    def cut_after_the_first_part() -> None:
-        wait_for("a published part", lambda: bool(_s3_keys(stack, env, "fleet", "exports")), interval=0.1)
-        s3_cut.cut()
-
     with (
-        failpoints.paused_at("extract.streaming", cut_after_the_first_part),
+        failpoints.paused_at("extract.streaming", _cut_after_the_first_part(stack, env, s3_cut)),
         pytest.raises((S3UploadFailedError, StorageError), match="upload") as caught,
     ):
         extract_table(engine, engine.catalog.table("position_history"))
@@ -259,10 +278,6 @@ def test_s3_lost_mid_upload_inside_the_run_the_retry_loads_everything_once(
     env.migrate()
     seed_fleet(STREAMED_ROWS)
 
-    def cut_after_the_first_part() -> None:
-        wait_for("a published part", lambda: bool(_s3_keys(stack, env, "fleet", "exports")), interval=0.1)
-        s3_cut.cut()
-
     def restore_once_the_attempt_failed() -> None:
         def failed() -> bool:
             return [r[1] for r in _runs(env, "position_history")] == ["failed"]
@@ -272,20 +287,12 @@ def test_s3_lost_mid_upload_inside_the_run_the_retry_loads_everything_once(
 
     with (
         in_background("S3 restore", restore_once_the_attempt_failed),
-        failpoints.paused_at("extract.streaming", cut_after_the_first_part),
+        failpoints.paused_at("extract.streaming", _cut_after_the_first_part(stack, env, s3_cut)),
     ):
         summary = ingest("fleet", tables=["position_history"])
 
     assert rows_loaded(summary) == {"position_history": STREAMED_ROWS}
-    _assert_exactly_once(env, "position_history")
-    runs = _runs(env, "position_history")
-    assert [r[1] for r in runs] == ["failed", "loaded"]
-    assert "extract of table fleet.position_history failed" in str(runs[0][4])
-    assert "upload to s3://" in str(runs[0][4])
-    rejected = env.location_keys("fleet", "rejected", "position_history")
-    assert rejected
-    assert {_run_of(k) for k in rejected} == {runs[0][0]}
-    assert env.location_keys("fleet", "exports") == []
+    _assert_the_retry_rejected_the_failed_attempt(env, "position_history", STREAMED_ROWS, "upload to s3://")
 
 
 @pytest.mark.parametrize("storage_kind", ["s3"], indirect=True)
@@ -462,15 +469,9 @@ def test_source_restarted_mid_extract_the_retry_loads_everything_once(
             summary = ingest("fleet", tables=["position_history"])
 
         assert rows_loaded(summary) == {"position_history": rows}
-        _assert_exactly_once(env, "position_history")
-        runs = _runs(env, "position_history")
-        assert [r[1] for r in runs] == ["failed", "loaded"]
-        assert "extract of table fleet.position_history failed" in str(runs[0][4])
-        assert "administrator command" in str(runs[0][4]) or "closed" in str(runs[0][4])
-        rejected = env.location_keys("fleet", "rejected", "position_history")
-        assert rejected
-        assert {_run_of(k) for k in rejected} == {runs[0][0]}
-        assert env.location_keys("fleet", "exports") == []
+        _assert_the_retry_rejected_the_failed_attempt(
+            env, "position_history", rows, "administrator command", "closed"
+        )
 
 
 # --- bad parts -----------------------------------------------------------------------------

@@ -90,10 +90,12 @@ def test_a_large_part_streams_in_chunks_and_appears_whole_only_on_commit(s3: S3S
     assert s3.size(key) is None, "a part must not be visible before it is complete"
     assert calls.count("UploadPart") >= 1, "chunks upload while the part is still being written"
     sink.commit()
-    assert _read(s3, key) == data
+    assert _read(s3, key) == data  # boto3 checks the object's CRC32 on the way
     assert calls.count("UploadPart") == 3
     assert calls.count("CompleteMultipartUpload") == 1
     assert _uploads(s3, key) == []
+    head = s3.client.head_object(Bucket=s3.bucket, Key=key, ChecksumMode="ENABLED")
+    assert head.get("ChecksumType") == "FULL_OBJECT", "the whole object's CRC32, as one PUT would have"
 
 
 def test_a_part_smaller_than_one_chunk_is_a_single_put(s3: S3Storage) -> None:
@@ -111,6 +113,45 @@ def test_an_empty_part_commits_as_an_empty_object(s3: S3Storage) -> None:
     key = _key()
     s3.open_write(key).commit()
     assert s3.size(key) == 0
+
+
+def test_a_streamed_part_and_its_moved_copy_are_encrypted_as_settings_ask(s3: S3Storage) -> None:
+    kms = S3Storage(s3.bucket, s3.client, {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "alias/dwh"})
+    key = _key()
+    sink = kms.open_write(key)
+    data = _write(sink, CHUNK + 10)  # a multipart upload: the encryption is set when it is created
+    sink.commit()
+    moved = key.replace("/part.csv", "/processed/part.csv")
+    kms.move(key, moved)
+
+    assert kms.size(key) is None
+    assert _read(kms, moved) == data
+    head = kms.client.head_object(Bucket=kms.bucket, Key=moved)
+    assert head.get("ServerSideEncryption") == "aws:kms"
+    assert "alias/dwh" in head.get("SSEKMSKeyId", "")
+
+
+def test_an_object_with_a_composite_checksum_moves_part_by_part_and_reads_back(
+    s3: S3Storage, tmp_path: Path
+) -> None:
+    """boto3's managed upload (backups, imported CSV, parts of earlier versions) writes a
+    checksum of the parts' checksums; a one-request copy would not keep it valid."""
+    key = _key()
+    data = os.urandom(2 * 16 * 2**20 + 5)
+    staged = tmp_path / "part.csv"
+    staged.write_bytes(data)
+    s3.publish(staged, key)  # a managed multipart upload, 16 MB parts
+    head = s3.client.head_object(Bucket=s3.bucket, Key=key, ChecksumMode="ENABLED")
+    assert "-" in head["ETag"]
+    assert head.get("ChecksumType") != "FULL_OBJECT"
+    calls = _calls(s3)
+    moved = key.replace("/part.csv", "/processed/part.csv")
+    s3.move(key, moved)
+
+    assert "UploadPartCopy" in calls
+    assert "CopyObject" not in calls
+    assert s3.size(key) is None
+    assert _read(s3, moved) == data
 
 
 def test_an_aborted_part_leaves_no_object_and_no_upload(s3: S3Storage) -> None:

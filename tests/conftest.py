@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import psycopg
@@ -28,6 +29,9 @@ from dwh.core.settings import PROJECT_DIR, SeedSettings, SourceSettings, Storage
 from dwh.ingest.engine import Engine
 from dwh.ingest.report import IngestSummary
 from dwh.ingest.storage import open_location
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 from dwh.onboarding.seed import seed_source
 from tests.failpoints import failpoints  # noqa: F401 - fixture: file-armed failpoints
 from tests.fan_out import fan_out_pool, ingest_mode  # noqa: F401 - fixtures: a test in both ingest modes
@@ -67,6 +71,20 @@ class Stack:
 
     def admin_conninfo(self, dbname: str) -> str:
         return psycopg.conninfo.make_conninfo(self.admin_url, dbname=dbname)
+
+    def s3_client(self, endpoint: str | None = None, **config: Any) -> S3Client:
+        """A plain boto3 client of the stack's moto (or of `endpoint`, e.g. a TcpCut in front)."""
+        import boto3  # noqa: PLC0415
+        from botocore.config import Config  # noqa: PLC0415
+
+        return boto3.client(
+            "s3",
+            endpoint_url=endpoint or self.env["AWS_ENDPOINT_URL"],
+            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+            region_name=self.env["AWS_DEFAULT_REGION"],
+            config=Config(**config),
+        )
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,10 @@ class Failpoints:
     def killed(self, name: str) -> bool:
         return (self.folder / f"{name}.killed").exists()
 
+    def resumed(self, name: str) -> bool:
+        """Whether the engine paused at `name` was let go (the pause's action returned)."""
+        return (self.folder / f"{name}.resume").exists()
+
     @contextmanager
     def paused_at(self, name: str, action: Callable[[], None]) -> Iterator[None]:
         """Inside the block, the first process to reach `name` waits there while `action` runs.

@@ -38,10 +38,10 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import boto3
 import psycopg
 import pytest
 from boto3.exceptions import S3UploadFailedError
@@ -183,13 +183,7 @@ def s3_cut(env: Env, stack: Stack, monkeypatch: pytest.MonkeyPatch) -> TcpCut:
 
 def _s3_keys(stack: Stack, env: Env, *parts: str) -> list[str]:
     """What really is in the bucket, read past the cut."""
-    client = boto3.client(
-        "s3",
-        endpoint_url=stack.env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=stack.env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=stack.env["AWS_SECRET_ACCESS_KEY"],
-        region_name=stack.env["AWS_DEFAULT_REGION"],
-    )
+    client = stack.s3_client()
     bucket, _, prefix = env.storage_url.removeprefix("s3://").partition("/")
     listed = client.list_objects_v2(Bucket=bucket, Prefix="/".join((prefix, *parts)) + "/")
     return sorted(o["Key"] for o in listed.get("Contents", []))
@@ -420,10 +414,10 @@ def test_warehouse_restarted_mid_load_inside_the_run_the_retry_loads_once(
     with split_env(monkeypatch, storage, source=stack, warehouse=private_stack) as env:
         env.migrate()
         counts = seed_fleet(1000)
-        stopped = failpoints.folder / "load.before_commit.resume"  # touched once the stop returned
 
         def start_after_the_stop() -> None:
-            wait_for("the warehouse stopped", stopped.exists, timeout=120, interval=0.1)
+            stopped = partial(failpoints.resumed, "load.before_commit")  # once the stop returned
+            wait_for("the warehouse stopped", stopped, timeout=120, interval=0.1)
             postgres_start(private_stack)
 
         with (

@@ -12,9 +12,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from dwh.ingest.storage import LocalStorage, PartSink, S3Storage, StorageError
 from tests.conftest import Stack
@@ -23,20 +21,9 @@ from tests.outages import TcpCut, endpoint_port
 CHUNK = 8 * 2**20  # _STREAM_CHUNK of dwh/ingest/storage.py
 
 
-def _client(stack: Stack, endpoint: str | None = None, **config: object) -> object:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint or stack.env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=stack.env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=stack.env["AWS_SECRET_ACCESS_KEY"],
-        region_name=stack.env["AWS_DEFAULT_REGION"],
-        config=Config(**config),  # type: ignore[arg-type]
-    )
-
-
 @pytest.fixture
 def s3(stack: Stack) -> Iterator[S3Storage]:
-    storage = S3Storage("dwh-dev", _client(stack))  # type: ignore[arg-type]
+    storage = S3Storage("dwh-dev", stack.s3_client())
     yield storage
     for key in storage.list(f"tests/sink-{os.getpid()}"):
         storage.delete(key)
@@ -171,7 +158,7 @@ def test_storage_lost_mid_part_fails_naming_the_key_and_publishes_nothing(
 ) -> None:
     cut = TcpCut(endpoint_port(stack.env["AWS_ENDPOINT_URL"]))
     try:
-        through = S3Storage("dwh-dev", _client(stack, cut.url, retries={"max_attempts": 1}))  # type: ignore[arg-type]
+        through = S3Storage("dwh-dev", stack.s3_client(cut.url, retries={"max_attempts": 1}))
         key = _key()
         sink = through.open_write(key)
         _write(sink, CHUNK + 10)  # the first chunk is on its way

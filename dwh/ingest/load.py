@@ -281,11 +281,7 @@ def move_parts(engine: Engine, table: TableSpec, keys: list[str], to: Any) -> li
     """
     target = to(engine.location, engine.catalog.pipeline, table.name)
     destinations = [f"{target}/{key.rsplit('/', 1)[-1]}" for key in keys]
-    if len(keys) <= 1:
-        for key, destination in zip(keys, destinations, strict=True):
-            engine.location.storage.move(key, destination)
-        return destinations
-    workers = min(len(keys), _PARALLEL_MOVES)
+    workers = max(1, min(len(keys), _PARALLEL_MOVES))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dwh-move") as pool:
         for _ in pool.map(engine.location.storage.move, keys, destinations):
             pass  # re-raises the first failed move, after the others finished

@@ -226,6 +226,14 @@ def test_datamart_state_kept_from_increments_equals_one_built_from_all_facts(osm
     sync_bronze()
     transform()
     seed_source(conninfo, PIPELINE, rows=0, sql_dir=SQL_DIR, notes=150)
+    # The seed's later actions follow its clock, so the test closes a closed note itself.
+    source_sql(
+        "INSERT INTO public.note_comments (note_id, sequence, action, user_id, created_at, body) "
+        "SELECT note_id, sequence + 1, 'closed', user_id, created_at + interval '1 hour', 'again' "
+        "FROM (SELECT DISTINCT ON (note_id) * FROM public.note_comments WHERE note_id > 10 "
+        "      ORDER BY note_id, sequence DESC) AS latest "
+        "WHERE action = 'closed' ORDER BY note_id LIMIT 1"
+    )
     sync_bronze()
     # Back-filled comments move later facts, closes of closed notes are invalid closes.
     result = transform()

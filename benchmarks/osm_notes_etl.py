@@ -13,11 +13,12 @@ Usage: uv run python benchmarks/osm_notes_etl.py [--notes 390000] [--increment-n
 The last line is machine-readable:
   RESULT first_rows=<n> first_s=<s> first_rows_per_s=<r> incr_rows=<n> incr_s=<s>
          incr_rows_per_s=<r> marts_full_s=<s> marts_incr_s=<s> run_s=<s>
-         marts_rebuild_s=<s> state_s=<s> marts_incr_{countries,global,users}_s=<s>
+         marts_rebuild_s=<s> state_s=<s> sessions=<n> marts_incr_{countries,global,users}_s=<s>
   (run_s: the increment's transform plus its marked datamart refresh, as one
   `osm_notes_etl` run now does both; marts_incr_s: that refresh, per datamart in
   marts_incr_<name>_s; state_s: the transform steps that keep the datamart state,
-  part of incr_s; marts_rebuild_s: every entity recomputed)
+  part of incr_s; marts_rebuild_s: every entity recomputed; sessions: DWH_DATAMART_SESSIONS,
+  the sessions a datamart with a PARALLEL plan shares its targets over)
 """
 
 from __future__ import annotations
@@ -42,7 +43,12 @@ from dwh.analytics.datamarts import refresh_datamarts  # noqa: E402
 from dwh.analytics.transform import TransformResult, run_transform  # noqa: E402
 from dwh.core.catalog import load_catalog  # noqa: E402
 from dwh.core.migrate import migrate  # noqa: E402
-from dwh.core.settings import SeedSettings, SourceSettings, WarehouseSettings  # noqa: E402
+from dwh.core.settings import (  # noqa: E402
+    DatamartSettings,
+    SeedSettings,
+    SourceSettings,
+    WarehouseSettings,
+)
 from dwh.ingest.engine import Engine  # noqa: E402
 from dwh.ingest.extract import extract_table  # noqa: E402
 from dwh.ingest.load import load_pending  # noqa: E402
@@ -178,7 +184,7 @@ def main() -> None:
             f"first_rows_per_s={first_rate:.0f} incr_rows={incr.comments_in_window} incr_s={incr.seconds:.2f} "
             f"incr_rows_per_s={incr_rate:.0f} marts_full_s={marts_full:.1f} marts_incr_s={marts_incr:.1f} "
             f"run_s={incr.seconds + marts_incr:.1f} marts_rebuild_s={marts_rebuild:.1f} "
-            f"state_s={state_s:.2f} "
+            f"state_s={state_s:.2f} sessions={DatamartSettings().sessions} "
             + " ".join(
                 f"marts_incr_{name}_s={seconds:.1f}" for name, seconds in sorted(marts_incr_each.items())
             )

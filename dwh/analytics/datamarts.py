@@ -24,6 +24,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
+from dwh.analytics.shares import ParallelPlan, read_plan, run_shared, share_count
 from dwh.analytics.steps import (
     Logger,
     TransformError,
@@ -35,6 +36,7 @@ from dwh.analytics.steps import (
 )
 from dwh.core.catalog import Catalog
 from dwh.core.names import lock_key
+from dwh.core.settings import DatamartSettings
 from dwh.core.sqlfiles import read_sql
 from dwh.core.transient import is_transient
 
@@ -115,8 +117,12 @@ def refresh_datamart(
     full_rebuild: bool = False,
     flow_run_id: UUID | None = None,
     logger: Logger = log,
+    settings: DatamartSettings | None = None,
 ) -> DatamartResult:
     """Refresh one datamart (the marked entities, or all with `full_rebuild`), atomically.
+
+    A datamart with a `PARALLEL` plan computes its targets on up to `settings.sessions`
+    sessions (`dwh.analytics.shares`); the rows are the same, in one transaction.
 
     Raises:
         TransformError: a step failed (file and line in the message); nothing was
@@ -125,6 +131,8 @@ def refresh_datamart(
     files = datamart_steps(catalog.pipeline, sql_dir, datamart)
     for path in files:
         read_sql(path)
+    plan = read_plan(sql_dir / catalog.pipeline / MARTS_DIR / datamart, files)
+    tuning = settings or DatamartSettings()
     table = sql.Identifier(dwh_schema(catalog), f"datamart_{datamart}")
     started = time.monotonic()
     started_at = datetime.now().astimezone()
@@ -139,7 +147,15 @@ def refresh_datamart(
             with conn.transaction():
                 conn.execute(_XACT_LOCK, (lock_key(catalog.pipeline, "datamart", datamart),))
                 conn.execute(_RUN_PARAMS.format(sql.Literal(full_rebuild)))
-                run_steps(conn, files, dwh_parts(catalog), logger)
+                _run(
+                    conn,
+                    conninfo,
+                    files=files,
+                    parts=dwh_parts(catalog),
+                    plan=plan,
+                    settings=tuning,
+                    logger=logger,
+                )
                 row = conn.execute(_COUNTS.format(table)).fetchone()
                 refreshed, total = (int(row[0]), int(row[1])) if row else (0, 0)
                 conn.execute(record, run_row("succeeded", refreshed, None))
@@ -155,6 +171,30 @@ def refresh_datamart(
     )
     logger.info("%s", result.describe())
     return result
+
+
+def _run(
+    conn: psycopg.Connection[Any],
+    conninfo: str,
+    *,
+    files: list[Path],
+    parts: dict[str, sql.Composable],
+    plan: ParallelPlan | None,
+    settings: DatamartSettings,
+    logger: Logger,
+) -> None:
+    """The steps in order; the plan's range on several sessions when the targets are many."""
+    if plan is None or settings.sessions == 1:
+        run_steps(conn, files, parts, logger)
+        return
+    before, shared, after, setup = plan.split(files)
+    run_steps(conn, before, parts, logger)
+    shares = share_count(conn, plan, settings.sessions, settings.min_share)
+    if shares == 1:
+        run_steps(conn, shared, parts, logger)
+    else:
+        run_shared(conn, conninfo, plan, steps=shared, setup=setup, shares=shares, parts=parts, logger=logger)
+    run_steps(conn, after, parts, logger)
 
 
 def refresh_datamarts(

@@ -357,6 +357,26 @@ class RunSettings(BaseSettings):
     sql_dir: Path = PROJECT_DIR / "sql"
 
 
+class DatamartSettings(BaseSettings):
+    """How a datamart refresh spreads its per-entity steps (a folder's `PARALLEL` plan).
+
+    The sessions are the warehouse's: each takes a core of the warehouse server while
+    the shares run, so more than its cores only queue.
+    """
+
+    model_config = _settings_config("DWH_DATAMART_")
+
+    sessions: int = Field(
+        default=2, ge=1, description="sessions a refresh computes its targets on (1: the refresh's own only)"
+    )
+    min_share: int = Field(
+        default=2000,
+        ge=1,
+        description="fewest targets per session: a smaller refresh stays on one session, "
+        "where the extra sessions' start and copies would cost more than they save",
+    )
+
+
 class ExportSettings(BaseSettings):
     """Where `export_json` publishes: `file:///dir` or `s3://bucket/prefix`, and how many versions stay.
 

@@ -13,16 +13,6 @@
 CREATE OR REPLACE FUNCTION pg_temp.members(doc json) RETURNS text
 LANGUAGE sql IMMUTABLE AS $members$ SELECT nullif(btrim(substr(doc::text, 2, length(doc::text) - 2)), '') $members$;
 
--- The profiles (about 11 kB each) are TOAST-compressed as this table is written: lz4
--- does it in about half the time pglz takes. A server built without lz4 keeps pglz.
-DO $lz4$
-BEGIN
-    PERFORM set_config('default_toast_compression', 'lz4', true);
-EXCEPTION WHEN invalid_parameter_value THEN
-    NULL;
-END
-$lz4$;
-
 CREATE TEMP TABLE dm_profile ON COMMIT DROP AS
 WITH
 period AS (

@@ -1,9 +1,3 @@
--- LOCAL: ends with the refresh. The aggregates stay in memory; the facts of a few
--- thousand marked entities are fetched by index (SSD-like page costs), not by a scan.
-SET LOCAL work_mem = '256MB';
-SET LOCAL jit = off;
-SET LOCAL random_page_cost = 1.1;
-
 -- The countries to refresh: those the ETL marked, or every country (international waters included) for a full
 -- rebuild. `mark` is kept so 50_clear_marks.sql clears only marks that did not change
 -- while this refresh ran.

@@ -142,6 +142,27 @@ def test_a_share_that_fails_names_its_step_and_leaves_rows_marks_and_sessions_as
     assert osm.query("wh", f"SELECT count(*) FROM {DWH}.datamart_dirty_users") == [(0,)]
 
 
+def test_a_plan_naming_a_table_no_step_made_fails_the_refresh_and_is_recorded(
+    osm: Env, tmp_path: Path
+) -> None:
+    seed_source(app_conninfo(), PIPELINE, rows=0, sql_dir=SQL_DIR, notes=300)
+    sync_bronze()
+    transform()
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    plan = sql_dir / PIPELINE / "marts" / "users" / PARALLEL_FILE
+    plan.write_text(plan.read_text().replace("copy: dm_run dm_period", "copy: dm_run dm_period dm_nope"))
+
+    with pytest.raises(
+        TransformError, match="PARALLEL names temp table dm_nope, which no step before it created"
+    ):
+        _refresh_users(THREE, sql_dir=sql_dir)
+
+    assert osm.query("wh", f"SELECT count(*) FROM {DWH}.datamart_users") == [(0,)]
+    runs = osm.query("wh", "SELECT status, error_message FROM osm_notes_control.datamart_runs")
+    assert runs == [("failed", "PARALLEL names temp table dm_nope, which no step before it created")]
+
+
 @pytest.mark.parametrize(
     ("text", "complaint"),
     [

@@ -31,7 +31,7 @@ import psycopg
 from psycopg import sql
 from psycopg.errors import QueryCanceled
 
-from dwh.analytics.steps import Conn, Logger, run_steps
+from dwh.analytics.steps import Conn, Logger, TransformError, run_steps
 
 PARALLEL_FILE = "PARALLEL"
 _KEYS = ("setup", "steps", "share", "copy", "keep")
@@ -121,10 +121,11 @@ def share_count(conn: Conn, plan: ParallelPlan, sessions: int, min_share: int) -
 
 
 def _columns(conn: Conn, table: str) -> sql.Composable:
+    """The temp table's column definitions, to create its twin on another session."""
     row = conn.execute(_COLUMNS, (f"pg_temp.{table}",)).fetchone()
     if not row or not row[0]:
-        msg = f"{PARALLEL_FILE} names temp table {table}, which the steps before did not create"
-        raise ValueError(msg)
+        msg = f"{PARALLEL_FILE} names temp table {table}, which no step before it created"
+        raise TransformError(msg)
     return sql.SQL(row[0])
 
 

@@ -142,6 +142,29 @@ def test_a_share_that_fails_names_its_step_and_leaves_rows_marks_and_sessions_as
     assert osm.query("wh", f"SELECT count(*) FROM {DWH}.datamart_dirty_users") == [(0,)]
 
 
+def test_a_warehouse_that_refuses_the_extra_sessions_gets_the_rows_from_one_and_a_warning(
+    osm: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    seed_source(app_conninfo(), PIPELINE, rows=0, sql_dir=SQL_DIR, notes=300)
+    sync_bronze()
+    transform()
+    role = osm.query("wh", f"SELECT tableowner FROM pg_tables WHERE schemaname = '{DWH}' LIMIT 1")[0][0]
+    osm.query("wh", f'ALTER ROLE "{role}" CONNECTION LIMIT 1')  # the refresh's own session only
+    try:
+        with caplog.at_level(logging.DEBUG, logger="test.shares"):
+            refreshed = _refresh_users(THREE)
+    finally:
+        osm.query("wh", f'ALTER ROLE "{role}" CONNECTION LIMIT -1')
+
+    assert "20_import.sql to 35_profile.sql: 0 of 3 extra warehouse sessions opened" in caplog.text
+    assert "too many connections" in caplog.text
+    assert "35_profile.sql: " in caplog.text  # ran on the refresh's session
+    assert refreshed > 0
+    on_one = snapshot(osm)["users"]
+    _refresh_users(ONE, full_rebuild=True)
+    assert snapshot(osm)["users"] == on_one
+
+
 def test_a_plan_naming_a_table_no_step_made_fails_the_refresh_and_is_recorded(
     osm: Env, tmp_path: Path
 ) -> None:

@@ -190,10 +190,10 @@ def _run(
     before, shared, after, setup = plan.split(files)
     run_steps(conn, before, parts, logger)
     shares = share_count(conn, plan, settings.sessions, settings.min_share)
-    if shares == 1:
+    if shares == 1 or not run_shared(
+        conn, conninfo, plan, steps=shared, setup=setup, shares=shares, parts=parts, logger=logger
+    ):
         run_steps(conn, shared, parts, logger)
-    else:
-        run_shared(conn, conninfo, plan, steps=shared, setup=setup, shares=shares, parts=parts, logger=logger)
     run_steps(conn, after, parts, logger)
 
 

@@ -145,8 +145,12 @@ def _create(conn: Conn, table: str, columns: sql.Composable) -> None:
 def _open_session(conninfo: str, snapshot: str) -> Conn:
     """A session that sees exactly what the refresh's transaction saw when it exported `snapshot`."""
     conn = psycopg.connect(conninfo)
-    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-    conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+    try:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -160,8 +164,11 @@ def run_shared(
     shares: int,
     parts: dict[str, sql.Composable],
     logger: Logger,
-) -> None:
-    """Run `steps` on `shares` sessions over shares of the targets; gather `keep` into `conn`.
+) -> bool:
+    """Run `steps` on up to `shares` sessions over shares of the targets; gather `keep` into `conn`.
+
+    A warehouse that refuses the extra sessions (its connection limits) gets a warning
+    and False: the caller runs the steps on its own session, as without a plan.
 
     Raises:
         TransformError: a step failed in one of the sessions (file and line named); the
@@ -171,13 +178,30 @@ def run_shared(
     row = conn.execute("SELECT pg_export_snapshot()").fetchone()
     snapshot = str(row[0]) if row else ""
     with ExitStack() as stack:
-        sessions = [stack.enter_context(_open_session(conninfo, snapshot)) for _ in range(shares)]
+        sessions: list[Conn] = []
+        try:
+            while len(sessions) < shares:
+                sessions.append(stack.enter_context(_open_session(conninfo, snapshot)))
+        except psycopg.OperationalError as exc:
+            logger.warning(
+                "%s to %s: %d of %d extra warehouse sessions opened (%s)",
+                plan.first,
+                plan.last,
+                len(sessions),
+                shares,
+                str(exc).strip().splitlines()[-1],
+            )
+        if len(sessions) < 2:  # noqa: PLR2004 - one extra session would only copy the work
+            return False
         _hand_out(conn, sessions, plan)
         _side_by_side(sessions, [*setup, *steps], parts, logger)
         _gather(conn, sessions, plan.keep)
         for session in sessions:
             session.rollback()  # they wrote temp tables only
-    logger.debug("%s to %s on %d sessions: %.2f s", plan.first, plan.last, shares, time.monotonic() - started)
+    logger.debug(
+        "%s to %s on %d sessions: %.2f s", plan.first, plan.last, len(sessions), time.monotonic() - started
+    )
+    return True
 
 
 def _hand_out(conn: Conn, sessions: list[Conn], plan: ParallelPlan) -> None:

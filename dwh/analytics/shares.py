@@ -189,7 +189,7 @@ def run_shared(
                 plan.last,
                 len(sessions),
                 shares,
-                str(exc).strip().splitlines()[-1],
+                (str(exc).strip().splitlines() or [type(exc).__name__])[-1],
             )
         if len(sessions) < 2:  # noqa: PLR2004 - one extra session would only copy the work
             return False

@@ -32,6 +32,7 @@ from psycopg import sql
 from psycopg.errors import QueryCanceled
 
 from dwh.analytics.steps import Conn, Logger, TransformError, run_steps
+from dwh.core.copying import pipe_copy
 
 PARALLEL_FILE = "PARALLEL"
 _KEYS = ("setup", "steps", "share", "copy", "keep")
@@ -132,10 +133,7 @@ def _columns(conn: Conn, table: str) -> sql.Composable:
 def _stream(source: Conn, query: sql.Composable, target: Conn, table: str) -> None:
     """Rows of `query` on one session into temp `table` of another, binary COPY, block by block."""
     into = sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(sql.Identifier(table))
-    out = sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(query)
-    with source.cursor().copy(out) as reading, target.cursor().copy(into) as writing:
-        for block in reading:
-            writing.write(block)
+    pipe_copy(source, sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(query), target, into)
 
 
 def _create(conn: Conn, table: str, columns: sql.Composable) -> None:

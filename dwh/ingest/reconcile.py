@@ -24,6 +24,7 @@ import psycopg
 from psycopg import sql
 
 from dwh.core.catalog import TableSpec
+from dwh.core.copying import pipe_copy
 from dwh.core.sqlfiles import render
 from dwh.core.transient import StepError, is_transient
 from dwh.ingest.engine import Engine
@@ -109,12 +110,7 @@ def reconcile_table(
                         source_table=source,
                         in_chunk=_in_chunk(first, chunk),
                     )
-                    with (
-                        src.cursor().copy(copy_out) as reader,
-                        wh.cursor().copy(sql.SQL("COPY dwh_source_keys FROM STDIN")) as writer,
-                    ):
-                        for block in reader:
-                            writer.write(block)
+                    pipe_copy(src, copy_out, wh, sql.SQL("COPY dwh_source_keys FROM STDIN"))
                     src.commit()
                     wh.execute(_ANALYZE)  # the diff plans with the chunk's real row count
                     counted = wh.execute(

@@ -204,22 +204,20 @@ def run_shared(
 
 def _hand_out(conn: Conn, sessions: list[Conn], plan: ParallelPlan) -> None:
     """Each session gets the `copy` tables whole and its share of the `share` tables."""
-    for table in plan.copy:
-        columns = _columns(conn, table)
-        for session in sessions:
-            _create(session, table, columns)
-            _stream(conn, sql.SQL("TABLE {}").format(sql.Identifier(table)), session, table)
-    for table, column in plan.share:
-        columns = _columns(conn, table)
+    tables: list[tuple[str, str | None]] = [*((table, None) for table in plan.copy), *plan.share]
+    for table, column in tables:
+        columns, name = _columns(conn, table), sql.Identifier(table)
         for index, session in enumerate(sessions):
-            _create(session, table, columns)
-            mine = sql.SQL("SELECT * FROM {} WHERE mod(abs({}::bigint), {}) = {}").format(
-                sql.Identifier(table), sql.Identifier(column), len(sessions), index
+            rows = (
+                sql.SQL("TABLE {}").format(name)
+                if column is None
+                else sql.SQL("SELECT * FROM {} WHERE mod(abs({}::bigint), {}) = {}").format(
+                    name, sql.Identifier(column), len(sessions), index
+                )
             )
-            _stream(conn, mine, session, table)
-    for session in sessions:
-        for table in (*plan.copy, *(table for table, _ in plan.share)):
-            session.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+            _create(session, table, columns)
+            _stream(conn, rows, session, table)
+            session.execute(sql.SQL("ANALYZE {}").format(name))
 
 
 def _side_by_side(

@@ -29,14 +29,14 @@ from dwh.core.settings import PROJECT_DIR, SeedSettings, SourceSettings, Storage
 from dwh.ingest.engine import Engine
 from dwh.ingest.report import IngestSummary
 from dwh.ingest.storage import open_location
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
 from dwh.onboarding.seed import seed_source
 from tests.failpoints import failpoints  # noqa: F401 - fixture: file-armed failpoints
 from tests.fan_out import fan_out_pool, ingest_mode  # noqa: F401 - fixtures: a test in both ingest modes
 from tests.prefect_server import Server, harness
 from tests.webhook import notify_env, prefect_api, receiver  # noqa: F401 - fixtures: the webhook receiver and its block
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 # Before any test imports Prefect: a private home, no analytics.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="dwh-prefect-home-"))

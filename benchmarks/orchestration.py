@@ -1,17 +1,19 @@
 """Benchmark: what a no-new-data `ingest` costs per table above a bare Prefect floor.
 
 One run, one machine, one Prefect server (the dev stack's), for each N in `--tables`:
-  * N generated append tables (a key, a payload, an insertion-time watermark, a few rows
-    each) in a fresh source/warehouse pair with its own catalog and bronze migration;
+  * N generated append tables (a key, a payload, an insertion-time watermark with an
+    index on it, as an incremental source table has, a few rows each) in a fresh
+    source/warehouse pair with its own catalog and bronze migration; with `--no-index`
+    the probe of an empty window is not taken and every table runs both subflows;
   * a first `ingest` loads them (not timed), so the next one finds no new data;
   * floor = a flow mapping one empty task per table, on the same task runner;
   * ours  = `ingest` of the N tables with nothing new to move.
 Both run in a child process that has already imported what it runs, so the figures are
 the flow runs alone (start-up is `dwh --help`'s and the first task's business).
 
-Usage: uv run python benchmarks/orchestration.py [--tables 6 50] [--rows 20] [--repeat 1]
+Usage: uv run python benchmarks/orchestration.py [--tables 6 50] [--rows 20] [--repeat 1] [--no-index]
 One machine-readable line per N:
-  RESULT tables=<N> noop_s_per_table=<x> floor_s_per_table=<y> ratio=<x/y>
+  RESULT tables=<N> noop_s_per_table=<x> floor_s_per_table=<y> ratio=<x/y> watermark_index=<yes|no>
 """
 
 from __future__ import annotations
@@ -95,8 +97,8 @@ def _pipeline_files(work: Path, tables: list[str]) -> tuple[Path, Path]:
     return pipelines, sql_dir
 
 
-def _prepare(stack_env: dict[str, str], count: int, rows: int) -> dict[str, str]:
-    """Fresh databases, N source tables with rows, the catalog, migrated bronze."""
+def _prepare(stack_env: dict[str, str], count: int, rows: int, *, indexed: bool) -> dict[str, str]:
+    """Fresh databases, N source tables with rows (`indexed`: on the watermark), the catalog, bronze."""
     tables = _table_names(count)
     work = Path(tempfile.mkdtemp(prefix=f"dwh-orch-{count}-"))
     pipelines, sql_dir = _pipeline_files(work, tables)
@@ -121,6 +123,8 @@ def _prepare(stack_env: dict[str, str], count: int, rows: int) -> dict[str, str]
                 ).format(sql.Identifier(table)),
                 (rows,),
             )
+            if indexed:
+                conn.execute(sql.SQL("CREATE INDEX ON public.{} (recorded_at)").format(sql.Identifier(table)))
     os.environ.update(env)
     migrate(load_catalog(PIPELINE, pipelines), WarehouseSettings(), sql_dir)  # type: ignore[call-arg]
     return env
@@ -140,9 +144,11 @@ def _child(env: dict[str, str], code: str, *args: str) -> dict[str, float]:
     return result
 
 
-def measure(stack_env: dict[str, str], count: int, rows: int, repeat: int) -> tuple[float, float]:
+def measure(
+    stack_env: dict[str, str], count: int, rows: int, repeat: int, *, indexed: bool
+) -> tuple[float, float]:
     """Best-of-`repeat` seconds of the floor and of a no-new-data ingest of `count` tables."""
-    env = _prepare(stack_env, count, rows)
+    env = _prepare(stack_env, count, rows, indexed=indexed)
     first = _child(env, OURS, PIPELINE)
     if first["rows"] != count * rows:
         sys.exit(f"first ingest loaded {first['rows']} rows, expected {count * rows}")
@@ -163,6 +169,11 @@ def main() -> None:
     parser.add_argument("--tables", type=int, nargs="+", default=[6, 50])
     parser.add_argument("--rows", type=int, default=20, help="rows per generated table")
     parser.add_argument("--repeat", type=int, default=1, help="best of this many runs each")
+    parser.add_argument(
+        "--no-index",
+        action="store_true",
+        help="no index on the watermark: every table takes the extract and load subflows",
+    )
     args = parser.parse_args()
 
     state_dir = Path(tempfile.mkdtemp(prefix="dwh-bench-", dir="/tmp"))
@@ -173,14 +184,15 @@ def main() -> None:
         stack_env = {**os.environ, **devstack.env(state_dir), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         print(f"max parallel tables: {RunSettings().max_parallel_tables}", flush=True)
         for count in args.tables:
-            floor, noop = measure(stack_env, count, args.rows, args.repeat)
+            floor, noop = measure(stack_env, count, args.rows, args.repeat, indexed=not args.no_index)
             results.append((count, noop / count, floor / count))
     finally:
         devstack.down(state_dir, purge=True)
     for count, noop_per, floor_per in results:
         print(
             f"RESULT tables={count} noop_s_per_table={noop_per:.3f} "
-            f"floor_s_per_table={floor_per:.3f} ratio={noop_per / floor_per:.2f}"
+            f"floor_s_per_table={floor_per:.3f} ratio={noop_per / floor_per:.2f} "
+            f"watermark_index={'no' if args.no_index else 'yes'}"
         )
 
 

@@ -14,9 +14,10 @@ from prefect.context import FlowRunContext
 
 from dwh.core.results import result_storage_slug
 from dwh.core.settings import StorageSettings
+from dwh.ingest.engine import shared_engine
 from dwh.ingest.report import TableOutcome
 from dwh.operations.guard import guarded_engine
-from flows.ingest import table_chain
+from flows.ingest import subflows_without_heartbeats, table_chain
 from tasks.source_slots import ensure_source_limit
 
 
@@ -32,4 +33,5 @@ def ingest_table_flow(pipeline: str, table: str, repair: bool = False) -> TableO
     engine = guarded_engine(pipeline)  # the worker's own credentials: checked here, too
     ensure_source_limit(engine)  # already there when a parent dispatched this run
     storage = FlowRunContext.get().result_store.result_storage  # type: ignore[union-attr]
-    return table_chain(pipeline, table, repair, storage)  # type: ignore[arg-type]
+    with shared_engine(engine), subflows_without_heartbeats():
+        return table_chain(pipeline, table, repair, storage)  # type: ignore[arg-type]

@@ -1,10 +1,13 @@
-"""Task: tell Prefect a table was loaded, for the freshness automations (seed §9)."""
+"""Tell Prefect a table was loaded or held back, for the freshness automations (seed §9).
+
+Plain functions, not tasks: an event is queued to the run's events worker, and a task
+run around it cost as much as a quiet table's whole chain.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from prefect import task
 from prefect.events import emit_event
 
 
@@ -22,7 +25,6 @@ def _table_resource(pipeline: str, table: str) -> dict[str, str]:
     }
 
 
-@task(name="emit-table-loaded", task_run_name="emit-loaded-{table}", persist_result=False)
 def emit_table_loaded(pipeline: str, table: str, rows: int, upper_bound: datetime | None) -> None:
     lag = (datetime.now(UTC) - upper_bound).total_seconds() if upper_bound else None
     emit_event(
@@ -41,7 +43,6 @@ def emit_table_stale(pipeline: str, table: str, detail: str) -> None:
     )
 
 
-@task(name="emit-table-held-back", task_run_name="emit-held-back-{table}", persist_result=False)
 def emit_table_held_back(pipeline: str, table: str, holdback_seconds: float, held_by: str | None) -> None:
     """The table loaded, but its upper bound sits past DWH_MAX_HOLDBACK_MINUTES behind the source."""
     emit_event(

@@ -341,7 +341,7 @@ def test_freshness_automation_notifies_for_a_stale_table_and_not_for_a_fresh_one
                 "import time\n"
                 "from tasks.events import emit_table_loaded\n"
                 "while True:\n"
-                f"    emit_table_loaded.fn({pipeline!r}, 'fresh_table', 1, None)\n"
+                f"    emit_table_loaded({pipeline!r}, 'fresh_table', 1, None)\n"
                 "    print('emitted', flush=True)\n"
                 "    time.sleep(2)\n"
             ),
@@ -421,7 +421,7 @@ def test_held_back_automation_notifies_naming_the_table_and_the_holding_session(
     _emit_in_own_process(
         server,
         "from tasks.events import emit_table_held_back\n"
-        f"emit_table_held_back.fn({pipeline!r}, 'trips', 5400.0, {holder!r})\n",
+        f"emit_table_held_back({pipeline!r}, 'trips', 5400.0, {holder!r})\n",
     )
     message = wait_for(
         "a notification for the held-back table",

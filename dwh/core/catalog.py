@@ -8,6 +8,7 @@ the table and the field.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -297,6 +298,14 @@ def _normalise(data: object, path: Path, raw: str) -> dict[str, Any]:
     return data
 
 
+@functools.lru_cache(maxsize=32)
+def _parsed(raw: str, path: Path) -> Catalog:
+    """`parse_catalog`, once per text: every table chain of a run resolves the catalog,
+    and YAML parsing plus validation cost ~20 ms each. The key is the file's whole text,
+    so an edited catalog is read again; a catalog is frozen, so sharing it is safe."""
+    return parse_catalog(raw, path)
+
+
 def parse_catalog(raw: str, path: Path) -> Catalog:
     try:
         data = yaml.safe_load(raw)
@@ -339,7 +348,7 @@ def load_catalog(pipeline: str, pipelines_dir: Path) -> Catalog:
         available = sorted(p.stem for p in pipelines_dir.glob("*.yaml"))
         msg = f"no catalog for pipeline {pipeline!r} at {path} (available: {available})"
         raise CatalogError(msg)
-    catalog = parse_catalog(path.read_text(encoding="utf-8"), path)
+    catalog = _parsed(path.read_text(encoding="utf-8"), path)
     if catalog.pipeline != pipeline:
         msg = f"{path}: declares pipeline {catalog.pipeline!r}, expected {pipeline!r}"
         raise CatalogError(msg)

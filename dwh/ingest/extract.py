@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -21,6 +22,7 @@ import psycopg
 from psycopg import sql
 
 from dwh.core.catalog import Catalog, TableSpec
+from dwh.core.schedule import load_due
 from dwh.core.sqlfiles import engine_sql, read_sql
 from dwh.ingest.copy_out import SlotFn, stream_copy
 from dwh.ingest.drift import ENGINE_MANAGED, DriftError, check_table, quoted, relation_columns
@@ -163,34 +165,22 @@ def extract_table(
     `repair` marks the run so its load overwrites rows bronze already has. Each COPY
     reading the source runs inside `source_slot()`.
     """
-    catalog = engine.catalog
-    where = f"table {catalog.pipeline}.{table.name}"
+    where = f"table {engine.catalog.pipeline}.{table.name}"
     started = time.monotonic()
-    with (
-        psycopg.connect(engine.source_conninfo, autocommit=True) as source,
-        psycopg.connect(engine.warehouse_conninfo, autocommit=True) as warehouse,
-    ):
-        # The extract only reads: a catalog expression calling a function that writes fails.
-        source.execute("SET default_transaction_read_only = on")
-        runlog = RunLog(warehouse, catalog, engine.sql_dir)
-        try:
-            plan = plan_columns(catalog, table, source, warehouse, engine.sql_dir)
-        except DriftError as exc:
-            # Nothing is extracted, but the run log must say so: v_recent_failures,
-            # `dwh verify` and the Grafana panel read it, not Prefect's states.
-            runlog.failed(runlog.start(table.name, table.mode.value, None, None, flow_run_id), str(exc))
-            raise
-        lower = runlog.watermark(table.name) if table.mode.incremental else None
-        bound = source_bound(source, engine.sql_dir, where)
-        upper = bound.upper
-        # Only an incremental table is held back by the bound; a snapshot reads everything.
-        held = bound if table.mode.incremental else None
-        run_id = runlog.start(
-            table.name, table.mode.value, lower, upper, flow_run_id, bound=held, repair=repair
-        )
+    with _sessions(engine) as (source, warehouse):
+        runlog = RunLog(warehouse, engine.catalog, engine.sql_dir)
+        window = _open_window(engine, table, source, runlog, flow_run_id)
+        run_id = window.start(runlog, repair=repair)
         try:
             rows, size, parts = _extract_rows(
-                engine, table, plan, source, run_id, (lower, upper), progress, source_slot
+                engine,
+                table,
+                window.plan,
+                source,
+                run_id,
+                (window.lower, window.upper),
+                progress,
+                source_slot,
             )
         except BaseException as exc:
             try:
@@ -198,23 +188,165 @@ def extract_table(
             except psycopg.Error as log_exc:
                 log.warning("could not record failure of run %s: %s", run_id, log_exc)
             raise
-        csv_path = f"{exports_prefix(engine.location, catalog.pipeline, table.name)}/" + run_glob(
-            upper, engine.timezone, run_id
+        result = window.result(engine, run_id, rows=rows, size=size, parts=parts, started=started)
+        runlog.uploaded(run_id, rows=rows, size=size, parts=parts, csv_path=result.csv_path)
+    return result
+
+
+def record_quiet_window(
+    engine: Engine, table: TableSpec, warehouse: psycopg.Connection[Any], *, flow_run_id: UUID | None = None
+) -> ExtractResult | None:
+    """Record an incremental table's run as loaded when its window holds no row; else None.
+
+    A table with nothing new cost an extract and a load subflow (a dozen round trips to
+    the Prefect server) to record an empty run, which made a quiet estate of hundreds of
+    tables slow to check. One `EXISTS` on the window answers first, and an empty window
+    is recorded exactly as extract and load would record it: the same drift check,
+    bounds and hold-back, and the watermark moved to the upper bound, in one
+    transaction. Only where an index leads with the watermark column: without one the
+    probe would read the table once more before every extract that finds rows.
+    """
+    if not table.mode.incremental:
+        return None
+    try:
+        return _record_if_quiet(engine, table, warehouse, flow_run_id)
+    except psycopg.OperationalError as exc:
+        # Only a shortcut: the extract that follows retries what was transient.
+        log.info(
+            "table %s.%s: window probe failed (%s); extracting", engine.catalog.pipeline, table.name, exc
         )
-        runlog.uploaded(run_id, rows=rows, size=size, parts=parts, csv_path=csv_path)
-    return ExtractResult(
-        table=table.name,
-        run_id=run_id,
-        rows=rows,
-        size=size,
-        parts=parts,
-        lower=lower,
-        upper=upper,
-        seconds=time.monotonic() - started,
-        csv_path=csv_path,
-        holdback_seconds=held.holdback_seconds if held else 0.0,
-        held_by=held.holder.describe() if held and held.holder else None,
+        return None
+
+
+def _record_if_quiet(
+    engine: Engine, table: TableSpec, warehouse: psycopg.Connection[Any], flow_run_id: UUID | None
+) -> ExtractResult | None:
+    started = time.monotonic()
+    with _source_session(engine) as source:
+        if not _watermark_indexed(engine, table, source):
+            return None
+        runlog = RunLog(warehouse, engine.catalog, engine.sql_dir)
+        window = _open_window(engine, table, source, runlog, flow_run_id)
+        if _window_has_rows(engine, table, source, window):
+            return None
+        due = load_due(engine.catalog, table, datetime.now(UTC))
+        with warehouse.transaction():
+            run_id = window.start(runlog)
+            result = window.result(engine, run_id, rows=0, size=0, parts=0, started=started)
+            runlog.uploaded(run_id, rows=0, size=0, parts=0, csv_path=result.csv_path)
+            runlog.loaded(run_id, rows_loaded=0, rows_skipped=0, due_at=due.by)
+    return result
+
+
+@contextmanager
+def _source_session(engine: Engine) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit source session that may only read."""
+    with psycopg.connect(engine.source_conninfo, autocommit=True) as source:
+        # The extract only reads: a catalog expression calling a function that writes fails.
+        source.execute("SET default_transaction_read_only = on")
+        yield source
+
+
+@contextmanager
+def _sessions(engine: Engine) -> Iterator[tuple[psycopg.Connection[Any], psycopg.Connection[Any]]]:
+    """A read-only source session and an autocommit warehouse session for one run."""
+    with (
+        _source_session(engine) as source,
+        psycopg.connect(engine.warehouse_conninfo, autocommit=True) as warehouse,
+    ):
+        yield source, warehouse
+
+
+@dataclass(frozen=True)
+class _Window:
+    """What a run will read: its columns and its (lower, upper] window on the source clock."""
+
+    table: TableSpec
+    plan: ColumnPlan
+    lower: datetime | None
+    bound: SourceBound
+    flow_run_id: UUID | None
+
+    @property
+    def upper(self) -> datetime:
+        return self.bound.upper
+
+    @property
+    def held(self) -> SourceBound | None:
+        """Only an incremental table is held back by the bound; a snapshot reads everything."""
+        return self.bound if self.table.mode.incremental else None
+
+    def start(self, runlog: RunLog, *, repair: bool = False) -> int:
+        mode = self.table.mode.value
+        return runlog.start(
+            self.table.name, mode, self.lower, self.upper, self.flow_run_id, bound=self.held, repair=repair
+        )
+
+    def result(
+        self, engine: Engine, run_id: int, *, rows: int, size: int, parts: int, started: float
+    ) -> ExtractResult:
+        held = self.held
+        prefix = exports_prefix(engine.location, engine.catalog.pipeline, self.table.name)
+        return ExtractResult(
+            table=self.table.name,
+            run_id=run_id,
+            rows=rows,
+            size=size,
+            parts=parts,
+            lower=self.lower,
+            upper=self.upper,
+            seconds=time.monotonic() - started,
+            csv_path=f"{prefix}/" + run_glob(self.upper, engine.timezone, run_id),
+            holdback_seconds=held.holdback_seconds if held else 0.0,
+            held_by=held.holder.describe() if held and held.holder else None,
+        )
+
+
+def _open_window(
+    engine: Engine,
+    table: TableSpec,
+    source: psycopg.Connection[Any],
+    runlog: RunLog,
+    flow_run_id: UUID | None,
+) -> _Window:
+    """Check drift, read the watermark and the source bound; a drifted table's failure is logged."""
+    catalog = engine.catalog
+    try:
+        plan = plan_columns(catalog, table, source, runlog.conn, engine.sql_dir)
+    except DriftError as exc:
+        # Nothing is extracted, but the run log must say so: v_recent_failures,
+        # `dwh verify` and the Grafana panel read it, not Prefect's states.
+        runlog.failed(runlog.start(table.name, table.mode.value, None, None, flow_run_id), str(exc))
+        raise
+    lower = runlog.watermark(table.name) if table.mode.incremental else None
+    bound = source_bound(source, engine.sql_dir, f"table {catalog.pipeline}.{table.name}")
+    return _Window(table, plan, lower, bound, flow_run_id)
+
+
+def _watermark_indexed(engine: Engine, table: TableSpec, source: psycopg.Connection[Any]) -> bool:
+    """Whether a valid btree index of the source table leads with the watermark column."""
+    params = {
+        "schema": engine.catalog.source_schema_of(table),
+        "table": table.source_table,
+        "column": table.watermark,
+    }
+    row = source.execute(read_sql(engine.sql_dir / "engine" / "watermark_indexed.sql"), params).fetchone()
+    return bool(row and row[0])
+
+
+def _window_has_rows(
+    engine: Engine, table: TableSpec, source: psycopg.Connection[Any], window: _Window
+) -> bool:
+    assert table.watermark is not None  # noqa: S101  (incremental: validated by the catalog)
+    statement = engine_sql(
+        engine.sql_dir,
+        "window_has_rows",
+        engine.catalog,
+        source=sql.Identifier(engine.catalog.source_schema_of(table), table.source_table),
+        watermark=sql.Identifier(table.watermark),
     )
+    row = source.execute(statement, {"lower": window.lower, "upper": window.upper}).fetchone()
+    return bool(row and row[0])
 
 
 def _extract_rows(  # noqa: PLR0917

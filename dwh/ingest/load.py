@@ -293,16 +293,16 @@ def reject_parts(engine: Engine, table: TableSpec, keys: list[str]) -> list[str]
     return move_parts(engine, table, keys, rejected_prefix)
 
 
-def recovery_pending(engine: Engine, table: TableSpec) -> bool:
+def recovery_pending(engine: Engine, table: TableSpec, conn: psycopg.Connection[Any]) -> bool:
     """Whether `load_pending` would find anything: parts in exports/ or a run left unfinished.
 
-    One listing and one query, so a chain with nothing to recover skips the recovery
-    subflow (and its Prefect round trips) altogether; call it with the table lock held.
+    One listing and one query on `conn` (the warehouse), so a chain with nothing to
+    recover skips the recovery subflow (and its Prefect round trips) altogether; call it
+    with the table lock held.
     """
     if run_parts(engine.location, engine.catalog.pipeline, table.name):
         return True
-    with psycopg.connect(engine.warehouse_conninfo, autocommit=True) as conn:
-        return bool(RunLog(conn, engine.catalog, engine.sql_dir).runs(table.name, []))
+    return bool(RunLog(conn, engine.catalog, engine.sql_dir).runs(table.name, []))
 
 
 def load_pending(engine: Engine, table: TableSpec, *, progress: ProgressFn = no_progress) -> list[LoadResult]:

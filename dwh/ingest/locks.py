@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import psycopg
@@ -38,18 +38,26 @@ def _release(
 
 
 @contextmanager
-def table_lock(engine: Engine, table: str) -> Iterator[bool]:
-    """Yield True while this process holds the table's lock, False if another does."""
+def table_lock(engine: Engine, table: str, conn: psycopg.Connection[Any] | None = None) -> Iterator[bool]:
+    """Yield True while this process holds the table's lock, False if another does.
+
+    The lock lives on `conn` (an autocommit session the caller keeps open for the whole
+    block and may use meanwhile) or, without one, on a connection of its own.
+    """
     key = {"key": lock_key(engine.catalog.pipeline, "table", table)}
     folder = engine.sql_dir / "engine"
-    with psycopg.connect(engine.warehouse_conninfo, autocommit=True) as conn:
-        row = conn.execute(read_sql(folder / "try_table_lock.sql"), key).fetchone()
+    with (
+        nullcontext(conn)
+        if conn is not None
+        else psycopg.connect(engine.warehouse_conninfo, autocommit=True) as held
+    ):
+        row = held.execute(read_sql(folder / "try_table_lock.sql"), key).fetchone()
         acquired = bool(row and row[0])
         try:
             yield acquired
         finally:
             if acquired:
-                _release(conn, read_sql(folder / "table_unlock.sql"), key, f"table {table}")
+                _release(held, read_sql(folder / "table_unlock.sql"), key, f"table {table}")
 
 
 _TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext(%s))"

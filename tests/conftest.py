@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -207,6 +208,15 @@ class Env:
         if "." not in relation:
             relation = f"public.{relation}" if db == "source" else f"{self.pipeline}_bronze.{relation}"
         return int(self.query(db, f"SELECT count(*) FROM {relation}")[0][0])  # type: ignore[arg-type]
+
+    def watermark(self, table: str) -> datetime:
+        """The table's `last_extracted_at` in the warehouse's control schema."""
+        row = self.query(
+            "wh",
+            f"SELECT last_extracted_at FROM {self.pipeline}_control.extract_watermarks WHERE table_name = %s",
+            (table,),
+        )
+        return row[0][0]  # type: ignore[return-value]
 
     def location_keys(self, *parts: str) -> list[str]:
         location = open_location(StorageSettings())

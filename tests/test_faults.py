@@ -105,13 +105,6 @@ def _runs(env: Env, table: str) -> list[tuple[object, ...]]:
     )
 
 
-def _watermark(env: Env, table: str) -> datetime:
-    row = env.query(
-        "wh", "SELECT last_extracted_at FROM fleet_control.extract_watermarks WHERE table_name = %s", (table,)
-    )
-    return row[0][0]  # type: ignore[return-value]
-
-
 def _names(keys: list[str]) -> set[str]:
     return {k.rsplit("/", 1)[-1] for k in keys}
 
@@ -239,7 +232,7 @@ def test_s3_unreachable_mid_upload_next_run_rejects_published_parts_and_loads_on
     assert status == "failed"
     assert "extract of table fleet.position_history failed" in str(error)
     assert str(caught.value) in str(error)
-    assert _watermark(env, "position_history") == datetime(2000, 1, 1, tzinfo=UTC)
+    assert env.watermark("position_history") == datetime(2000, 1, 1, tzinfo=UTC)
 
     s3_cut.restore()
     after = ingest("fleet", tables=["position_history"])
@@ -343,7 +336,7 @@ def test_s3_server_killed_during_upload_then_back_next_run_loads_once(
     ((_, status, _, _, error),) = _runs(env, "trips")
     assert status == "failed"
     assert str(caught.value) in str(error)
-    assert _watermark(env, "trips") == datetime(2000, 1, 1, tzinfo=UTC)
+    assert env.watermark("trips") == datetime(2000, 1, 1, tzinfo=UTC)
 
     after = ingest("fleet", tables=["trips"])
 
@@ -506,7 +499,7 @@ def test_truncated_part_fails_its_table_commits_nothing_and_names_the_file(env: 
         for fragment in expected:
             assert fragment in text
     assert _keys(env, "wh", "trips")[0] == 0
-    assert _watermark(env, "trips") == datetime(2000, 1, 1, tzinfo=UTC)
+    assert env.watermark("trips") == datetime(2000, 1, 1, tzinfo=UTC)
     assert env.location_keys("fleet", "exports", "trips") == [key]
 
 
@@ -622,7 +615,7 @@ def test_type_changed_in_the_source_fails_its_table_naming_file_line_and_column(
         assert f"line {line}, column max_speed_kmh" in text
         assert "fast" not in text, "the row's value stays out of errors, logs and the run log"
     assert _keys(env, "wh", "trips")[0] == 0
-    assert _watermark(env, "trips") == datetime(2000, 1, 1, tzinfo=UTC)
+    assert env.watermark("trips") == datetime(2000, 1, 1, tzinfo=UTC)
     _assert_exactly_once(env, "alarms")
 
 
@@ -651,7 +644,7 @@ def test_orchestrator_clock_five_hours_ahead_never_moves_the_bounds(env: Env) ->
 
     (upper,) = env.query("wh", "SELECT upper_bound FROM fleet_control.extract_runs")[0]
     assert before <= upper <= after  # type: ignore[operator]
-    assert _watermark(env, "alarms") == upper
+    assert env.watermark("alarms") == upper
     (part,) = env.location_keys("fleet", "processed", "alarms")
     stamp = upper.astimezone(ZoneInfo("Africa/Nairobi")).strftime("%Y%m%d_%H%M")  # type: ignore[attr-defined]
     assert part.rsplit("/", 1)[-1].startswith(stamp)

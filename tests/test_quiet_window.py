@@ -44,13 +44,6 @@ def _runs(env: Env, table: str) -> list[tuple[object, ...]]:
     )
 
 
-def _watermark(env: Env, table: str) -> object:
-    rows = env.query(
-        "wh", "SELECT last_extracted_at FROM fleet_control.extract_watermarks WHERE table_name = %s", (table,)
-    )
-    return rows[0][0]
-
-
 def test_quiet_indexed_table_is_recorded_without_subflows_and_its_next_rows_still_arrive(env: Env) -> None:
     env.migrate()
     counts = seed_fleet(1000)
@@ -71,7 +64,7 @@ def test_quiet_indexed_table_is_recorded_without_subflows_and_its_next_rows_stil
     assert (status, extracted, loaded, parts) == ("loaded", 0, 0, 0)
     assert lower == first_upper
     assert upper > first_upper  # type: ignore[operator]
-    assert _watermark(env, "trips") == upper
+    assert env.watermark("trips") == upper
     assert env.location_keys("fleet", "exports", "trips") == []
 
     grown = seed_fleet(1400)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from psycopg import sql
 
 if TYPE_CHECKING:
-    from dwh.core.catalog import Catalog
+    from dwh.core.catalog import Catalog, TableSpec
 
 
 def read_sql(path: Path) -> str:
@@ -55,3 +55,14 @@ def pipeline_parts(catalog: Catalog) -> dict[str, sql.Composable]:
 def engine_sql(sql_dir: Path, name: str, catalog: Catalog, **parts: sql.Composable) -> sql.Composed:
     """A statement of `sql/engine/`, with the pipeline's names (and any `parts`) filled in."""
     return render(sql_dir / "engine" / f"{name}.sql", **pipeline_parts(catalog), **parts)
+
+
+def window_parts(catalog: Catalog, table: TableSpec) -> dict[str, sql.Composable]:
+    """`{source}` and `{watermark}` of an incremental table's window statements."""
+    if table.watermark is None:
+        msg = f"table {catalog.pipeline}.{table.name}: a window needs a watermark"
+        raise ValueError(msg)
+    return {
+        "source": sql.Identifier(catalog.source_schema_of(table), table.source_table),
+        "watermark": sql.Identifier(table.watermark),
+    }

@@ -23,7 +23,7 @@ from psycopg import sql
 
 from dwh.core.catalog import Catalog, TableSpec
 from dwh.core.schedule import load_due
-from dwh.core.sqlfiles import engine_sql, read_sql
+from dwh.core.sqlfiles import engine_sql, read_sql, window_parts
 from dwh.ingest.copy_out import SlotFn, stream_copy
 from dwh.ingest.drift import ENGINE_MANAGED, DriftError, check_table, quoted, relation_columns
 from dwh.ingest.engine import Engine, ProgressFn, Throttle, no_progress
@@ -137,17 +137,10 @@ def source_upper_bound(source: psycopg.Connection[Any], sql_dir: Path, where: st
 
 def _copy_statement(engine: Engine, table: TableSpec, plan: ColumnPlan) -> sql.Composed:
     catalog = engine.catalog
-    source = sql.Identifier(catalog.source_schema_of(table), table.source_table)
     if table.mode.incremental:
-        assert table.watermark is not None  # noqa: S101  (validated by the catalog)
-        return engine_sql(
-            engine.sql_dir,
-            "extract_incremental",
-            catalog,
-            select=plan.select,
-            source=source,
-            watermark=sql.Identifier(table.watermark),
-        )
+        parts = window_parts(catalog, table)
+        return engine_sql(engine.sql_dir, "extract_incremental", catalog, select=plan.select, **parts)
+    source = sql.Identifier(catalog.source_schema_of(table), table.source_table)
     return engine_sql(engine.sql_dir, "extract_snapshot", catalog, select=plan.select, source=source)
 
 
@@ -337,13 +330,8 @@ def _watermark_indexed(engine: Engine, table: TableSpec, source: psycopg.Connect
 def _window_has_rows(
     engine: Engine, table: TableSpec, source: psycopg.Connection[Any], window: _Window
 ) -> bool:
-    assert table.watermark is not None  # noqa: S101  (incremental: validated by the catalog)
     statement = engine_sql(
-        engine.sql_dir,
-        "window_has_rows",
-        engine.catalog,
-        source=sql.Identifier(engine.catalog.source_schema_of(table), table.source_table),
-        watermark=sql.Identifier(table.watermark),
+        engine.sql_dir, "window_has_rows", engine.catalog, **window_parts(engine.catalog, table)
     )
     row = source.execute(statement, {"lower": window.lower, "upper": window.upper}).fetchone()
     return bool(row and row[0])

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from dwh.core.catalog import TableSpec
-from dwh.core.sqlfiles import engine_sql
+from dwh.core.sqlfiles import engine_sql, window_parts
 from dwh.ingest.copy_out import PartWriter, SlotFn, stream_copy
 from dwh.ingest.engine import Engine, ProgressFn, Throttle
 
@@ -53,14 +53,12 @@ def split_ranges(
 ) -> list[KeyRange]:
     """The key ranges of a split table's window; none when the window holds no row."""
     assert table.split is not None  # noqa: S101  (only called for a split table)
-    assert table.watermark is not None  # noqa: S101  (an append table has one: catalog-validated)
     statement = engine_sql(
         engine.sql_dir,
         "extract_split_bounds",
         engine.catalog,
-        source=sql.Identifier(engine.catalog.source_schema_of(table), table.source_table),
-        watermark=sql.Identifier(table.watermark),
         column=sql.Identifier(table.split.column),
+        **window_parts(engine.catalog, table),
     )
     row = source.execute(statement, {"lower": window[0], "upper": window[1]}).fetchone()
     low, high = row or (None, None)
@@ -94,16 +92,14 @@ def extract_ranges(  # noqa: PLR0917
     next run moves every part it left to rejected/.
     """
     assert table.split is not None  # noqa: S101  (only called for a split table)
-    assert table.watermark is not None  # noqa: S101  (an append table has one: catalog-validated)
     column = table.split.column
     statement = engine_sql(
         engine.sql_dir,
         "extract_incremental_range",
         engine.catalog,
         select=columns[0],
-        source=sql.Identifier(engine.catalog.source_schema_of(table), table.source_table),
-        watermark=sql.Identifier(table.watermark),
         column=sql.Identifier(column),
+        **window_parts(engine.catalog, table),
     )
     numbers, lock = itertools.count(1), threading.Lock()
 

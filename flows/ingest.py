@@ -33,9 +33,10 @@ from dwh.core.catalog import TableSpec
 from dwh.core.results import saved_result_storage
 from dwh.core.settings import RunSettings, StorageSettings
 from dwh.ingest.engine import Engine, shared_engine
-from dwh.ingest.extract import record_quiet_window
+from dwh.ingest.extract import ExtractResult, record_quiet_window
 from dwh.ingest.load import LoadResult, recovery_pending
 from dwh.ingest.locks import table_lock
+from dwh.ingest.reconcile import ReconcileResult
 from dwh.ingest.report import IngestFailedError, IngestSummary, TableOutcome, summary_markdown
 from dwh.ingest.runlog import RESEED_FROM, RunLog
 from dwh.operations.guard import guarded_engine
@@ -86,7 +87,8 @@ def subflows_without_heartbeats() -> Iterator[None]:
 def ingest_table(pipeline: str, table: str, repair: bool = False, fan_out: bool = False) -> TableOutcome:
     """One table's chain: here on a thread, or with `fan_out` as a flow run on the work pool."""
     if fan_out:
-        return _chain_on_pool(pipeline, table, repair)
+        quiet = None if repair else quiet_on_parent(pipeline, table)
+        return quiet if quiet is not None else _chain_on_pool(pipeline, table, repair)
     # The block this task persists to, already resolved: a slug would cost each subflow
     # a round trip to the server to load it again.
     storage = TaskRunContext.get().result_store.result_storage  # type: ignore[union-attr]
@@ -163,7 +165,46 @@ def table_chain(pipeline: str, table: str, repair: bool, storage: WritableFileSy
             extracted, loaded = quiet, []
         # Deletes are invisible to a watermark: a catalog opt-in diffs the keys instead.
         reconciled = reconcile_task(pipeline, table) if spec.reconcile_deletes else None
-    rows_loaded, rows_skipped, files = _sum_loads([*recovered, *loaded])
+    return _loaded(pipeline, spec, extracted, [*recovered, *loaded], reconciled, started)
+
+
+def quiet_on_parent(pipeline: str, table: str) -> TableOutcome | None:
+    """In fan-out mode, record a quiet table from the parent instead of starting a flow run.
+
+    A chain's flow run on the pool costs a process start (seconds) to find nothing new;
+    the same probe as the chain's, under the same lock, answers here in milliseconds.
+    None sends the table to the pool: something to recover, deletes to reconcile, rows
+    in the window, no index to probe, or the lock held (the chain then reports it).
+    """
+    started = time.monotonic()
+    engine = Engine.for_pipeline(pipeline)
+    spec = engine.catalog.table(table)
+    if not spec.mode.incremental or spec.reconcile_deletes:
+        return None
+    with (
+        psycopg.connect(engine.warehouse_conninfo, autocommit=True) as warehouse,
+        table_lock(engine, table, warehouse) as acquired,
+    ):
+        if not acquired or recovery_pending(engine, spec, warehouse):
+            return None
+        quiet = record_quiet_window(engine, spec, warehouse, flow_run_id=current_flow_run_id())
+    if quiet is None:
+        return None
+    get_run_logger().info("%s: nothing new up to %s; run %s recorded", table, quiet.upper, quiet.run_id)
+    return _loaded(pipeline, spec, quiet, [], None, started)
+
+
+def _loaded(  # noqa: PLR0917  (the parts of one outcome)
+    pipeline: str,
+    spec: TableSpec,
+    extracted: ExtractResult,
+    loads: list[LoadResult],
+    reconciled: ReconcileResult | None,
+    started: float,
+) -> TableOutcome:
+    """A loaded table's outcome; emits `dwh.table.loaded` (and held-back past the limit)."""
+    table = spec.name
+    rows_loaded, rows_skipped, files = _sum_loads(loads)
     emit_table_loaded(pipeline, table, rows_loaded, extracted.upper)
     held_back = None
     if extracted.holdback_seconds > RunSettings().max_holdback_minutes * 60:
@@ -245,10 +286,14 @@ def ingest(  # noqa: PLR0917  (flow parameters, passed by name from deployments)
     chain = ingest_table.with_options(result_storage=storage, persist_result=True)
     names = [t.name for t in selected]
     if fan_out:
-        # The parent's threads only wait on flow runs: as many as the pool may run at once.
+        # The parent's threads probe quiet tables and otherwise wait on flow runs: as
+        # many as the pool may run at once. They borrow the parent's engine.
         parameters: dict[str, Any] = {"pipeline": unmapped(pipeline), "table": names}
         parameters |= {"repair": unmapped(repair), "fan_out": unmapped(fan_out)}
-        with ThreadPoolTaskRunner[TableOutcome](max_workers=run.fan_out_tables) as runner:
+        with (
+            shared_engine(engine),
+            ThreadPoolTaskRunner[TableOutcome](max_workers=run.fan_out_tables) as runner,
+        ):
             outcomes = _outcomes(selected, runner.map(chain, parameters))
     else:
         # The chains' threads copy this context when mapped: one engine and one settings

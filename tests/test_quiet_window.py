@@ -121,3 +121,27 @@ def test_probe_answers_only_for_an_empty_indexed_incremental_window(env: Env) ->
     unreachable = dataclasses.replace(engine, source_conninfo="host=127.0.0.1 port=1 connect_timeout=2")
     with psycopg.connect(engine.warehouse_conninfo, autocommit=True) as warehouse:
         assert record_quiet_window(unreachable, engine.catalog.table("trips"), warehouse) is None
+
+
+@pytest.mark.parametrize("ingest_mode", ["fan-out"], indirect=True)
+@pytest.mark.usefixtures("ingest_mode")
+def test_fan_out_parent_records_a_quiet_table_itself_and_sends_only_the_others_to_the_pool(env: Env) -> None:
+    env.migrate()
+    seed_fleet(500)
+    env.query("source", UNINDEX_ALARMS)
+    tables = ["position_history", "trips", "alarms"]
+    ingest("fleet", tables=tables)
+
+    since = datetime.now(UTC)
+    again = ingest("fleet", tables=tables)
+
+    names = _flow_run_names(since)
+    # Quiet and indexed: the parent recorded it, no process started on the pool.
+    assert not {n for n in names if n.endswith("position_history")}, names
+    # trips reconciles deletes, so its chain runs on the pool (and finds its window quiet
+    # there); alarms has no index to probe.
+    assert {"ingest-fleet-trips", "ingest-fleet-alarms", "extract-alarms"} <= names
+    assert "extract-trips" not in names
+    assert {(t.table, t.status, t.rows_loaded) for t in again.tables} == {(t, "loaded", 0) for t in tables}
+    assert _runs(env, "position_history")[-1][:4] == ("loaded", 0, 0, 0)
+    assert env.count("wh", "position_history") == env.count("source", "position_history")

@@ -150,18 +150,11 @@ def table_chain(pipeline: str, table: str, repair: bool, storage: WritableFileSy
         # Nothing in exports/ and no unfinished run: the recovery subflow would find nothing.
         recovered = load_table(pipeline, table) if recovery_pending(engine, spec, warehouse) else []
         # Nothing new in an indexed window: the run is recorded without the two subflows.
-        quiet = (
-            None
-            if repair
-            else record_quiet_window(engine, spec, warehouse, flow_run_id=current_flow_run_id())
-        )
+        quiet = None if repair else _record_quiet(engine, spec, warehouse)
         if quiet is None:
             extracted = extract_table(pipeline, table, repair)
             loaded = load_table(pipeline, table)
         else:
-            get_run_logger().info(
-                "%s: nothing new up to %s; run %s recorded", table, quiet.upper, quiet.run_id
-            )
             extracted, loaded = quiet, []
         # Deletes are invisible to a watermark: a catalog opt-in diffs the keys instead.
         reconciled = reconcile_task(pipeline, table) if spec.reconcile_deletes else None
@@ -187,11 +180,23 @@ def quiet_on_parent(pipeline: str, table: str) -> TableOutcome | None:
     ):
         if not acquired or recovery_pending(engine, spec, warehouse):
             return None
-        quiet = record_quiet_window(engine, spec, warehouse, flow_run_id=current_flow_run_id())
-    if quiet is None:
-        return None
-    get_run_logger().info("%s: nothing new up to %s; run %s recorded", table, quiet.upper, quiet.run_id)
-    return _loaded(pipeline, spec, quiet, [], None, started)
+        quiet = _record_quiet(engine, spec, warehouse)
+    return None if quiet is None else _loaded(pipeline, spec, quiet, [], None, started)
+
+
+def _record_quiet(
+    engine: Engine, spec: TableSpec, warehouse: psycopg.Connection[Any]
+) -> ExtractResult | None:
+    """`record_quiet_window` for this flow run, logged when it records the run."""
+    quiet = record_quiet_window(engine, spec, warehouse, flow_run_id=current_flow_run_id())
+    if quiet is not None:
+        get_run_logger().info(
+            "%s: nothing new up to %s; run %s recorded without extract and load",
+            spec.name,
+            quiet.upper,
+            quiet.run_id,
+        )
+    return quiet
 
 
 def _loaded(  # noqa: PLR0917  (the parts of one outcome)

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from contextvars import copy_context
 from datetime import datetime
 from typing import Any
 
 import psycopg
-from prefect import flow, get_run_logger, task, unmapped
+from prefect import Flow, flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import FlowRun
 from prefect.context import TaskRunContext
@@ -34,6 +36,7 @@ from dwh.core.results import saved_result_storage
 from dwh.core.settings import RunSettings, StorageSettings
 from dwh.ingest.engine import Engine, shared_engine
 from dwh.ingest.extract import ExtractResult, record_quiet_window
+from dwh.ingest.feed import PartFeed, following
 from dwh.ingest.load import LoadResult, recovery_pending
 from dwh.ingest.locks import table_lock
 from dwh.ingest.reconcile import ReconcileResult
@@ -152,13 +155,32 @@ def table_chain(pipeline: str, table: str, repair: bool, storage: WritableFileSy
         # Nothing new in an indexed window: the run is recorded without the two subflows.
         quiet = None if repair else _record_quiet(engine, spec, warehouse)
         if quiet is None:
-            extracted = extract_table(pipeline, table, repair)
-            loaded = load_table(pipeline, table)
+            extracted, loaded = _extract_beside_load(extract_table, load_table, (pipeline, table, repair))
         else:
             extracted, loaded = quiet, []
         # Deletes are invisible to a watermark: a catalog opt-in diffs the keys instead.
         reconciled = reconcile_task(pipeline, table) if spec.reconcile_deletes else None
     return _loaded(pipeline, spec, extracted, [*recovered, *loaded], reconciled, started)
+
+
+def _extract_beside_load(
+    extract_table: Flow[..., ExtractResult],
+    load_table: Flow[..., list[LoadResult]],
+    chain: tuple[str, str, bool],
+) -> tuple[ExtractResult, list[LoadResult]]:
+    """The extract and load subflows side by side: each part loads once it is published.
+
+    The load subflow runs on a second thread and follows the extract through a feed
+    (dwh/ingest/feed.py), so a large table takes about the longer of the two instead of
+    their sum. It commits only after the extract uploaded its run; if the extract
+    fails, the load finds nothing to follow and the extract's error is the chain's.
+    """
+    pipeline, table, repair = chain
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dwh-load") as pool:
+        with following(PartFeed()):  # closed when the extract returns or raises
+            loading = pool.submit(copy_context().run, load_table, pipeline, table)
+            extracted = extract_table(pipeline, table, repair)
+        return extracted, loading.result()
 
 
 def quiet_on_parent(pipeline: str, table: str) -> TableOutcome | None:

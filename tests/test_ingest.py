@@ -460,25 +460,32 @@ def test_a_run_resolves_its_engine_once_and_skips_recovery_when_nothing_waits(
     env.migrate()
     counts = seed_fleet(300)
     resolved: list[str] = []
-    loads: list[str] = []
-    from_settings, load_pending = Engine.from_settings.__func__, tasks.load.load_pending  # type: ignore[attr-defined]
+    loads: list[tuple[str, str]] = []
+    from_settings = Engine.from_settings.__func__  # type: ignore[attr-defined]
+    load_pending, load_following = tasks.load.load_pending, tasks.load.load_following
 
     def counted_engine(cls: type[Engine], pipeline: str) -> Engine:
         resolved.append(pipeline)
         return from_settings(cls, pipeline)  # type: ignore[no-any-return]
 
-    def counted_load(engine: Engine, table: object, **kwargs: object) -> object:
-        loads.append(getattr(table, "name", "?"))
+    def counted_recovery(engine: Engine, table: object, **kwargs: object) -> object:
+        loads.append(("waiting", getattr(table, "name", "?")))
         return load_pending(engine, table, **kwargs)
 
+    def counted_follow(engine: Engine, table: object, *args: object, **kwargs: object) -> object:
+        loads.append(("beside the extract", getattr(table, "name", "?")))
+        return load_following(engine, table, *args, **kwargs)
+
     monkeypatch.setattr(Engine, "from_settings", classmethod(counted_engine))
-    monkeypatch.setattr(tasks.load, "load_pending", counted_load)
+    monkeypatch.setattr(tasks.load, "load_pending", counted_recovery)
+    monkeypatch.setattr(tasks.load, "load_following", counted_follow)
 
     first = ingest("fleet", tables=["trips", "alarms"])
 
     assert rows_loaded(first) == {"trips": counts["trips"], "alarms": counts["alarms"]}
     assert len(resolved) == 1  # the parent's, lent to both chains
-    assert sorted(loads) == ["alarms", "trips"]  # no recovery load: nothing waited
+    # One load per table, beside its extract; no recovery load: nothing waited.
+    assert sorted(loads) == [("beside the extract", "alarms"), ("beside the extract", "trips")]
 
     # A run extracted but never loaded (the process died): the next run recovers it first.
     seed_fleet(100)
@@ -491,7 +498,7 @@ def test_a_run_resolves_its_engine_once_and_skips_recovery_when_nothing_waits(
 
     # The recovery; the run before took every new row, so the window after it is quiet
     # and recorded without an extract and a load.
-    assert loads == ["trips"]
+    assert loads == [("waiting", "trips")]
     assert [t.rows_extracted for t in second.tables] == [0]
     assert len(resolved) == 1
     assert rows_loaded(second)["trips"] == env.count("source", "trips") - counts["trips"]

@@ -26,6 +26,12 @@ from dwh.ingest.storage import PartSink
 # Held around each COPY that reads the source: the flows pass a Prefect global
 # concurrency slot (tasks/source_slots.py), so no more than N streams read one source.
 SlotFn = Callable[[], AbstractContextManager[object]]
+# Told the key of each part once it is visible in exports/ (a load following the run).
+PublishedFn = Callable[[str], None]
+
+
+def _unheard(_: str) -> None:
+    """Default: nobody follows the run."""
 
 
 class PartWriter:
@@ -40,6 +46,7 @@ class PartWriter:
         header: bytes,
         chunk_rows: int,
         next_part: Callable[[], int] | None = None,
+        published: PublishedFn = _unheard,
     ) -> None:
         self.engine = engine
         self.table = table
@@ -52,6 +59,8 @@ class PartWriter:
         # Writers of one split run share the numbering, so their part names never collide.
         self._next_part = next_part
         self._number = 0
+        self._published = published
+        self._key_open = ""
         self._rows_in_part = 0
         self._sink: PartSink | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dwh-publish")
@@ -64,7 +73,8 @@ class PartWriter:
     def _open(self) -> PartSink:
         self.parts += 1
         self._number = self._next_part() if self._next_part else self.parts
-        sink = self.engine.location.storage.open_write(self._key(self._number))
+        self._key_open = self._key(self._number)
+        sink = self.engine.location.storage.open_write(self._key_open)
         sink.write(self.header)
         self._rows_in_part = 0
         self._sink = sink
@@ -74,7 +84,11 @@ class PartWriter:
         if self._sink is None:
             return
         sink, self._sink = self._sink, None
-        self._pending.append(self._pool.submit(sink.commit))
+        self._pending.append(self._pool.submit(self._publish, sink, self._key_open))
+
+    def _publish(self, sink: PartSink, key: str) -> None:
+        sink.commit()
+        self._published(key)
 
     def write(self, row: Any) -> None:  # noqa: ANN401  (psycopg Buffer: bytes or memoryview)
         sink = self._sink or self._open()
@@ -117,11 +131,12 @@ def stream_copy(  # noqa: PLR0917
     copy_of: tuple[sql.Composed, dict[str, Any] | None],
     report: Throttle,
     next_part: Callable[[], int] | None = None,
+    published: PublishedFn = _unheard,
 ) -> tuple[int, PartWriter]:
     """Run one `COPY … TO STDOUT` into parts of the run; rows read and the writer (its size, parts)."""
     chunk_rows = engine.catalog.chunk_rows_for(table)
     rows = 0
-    writer = PartWriter(engine, table, run_id, upper, header, chunk_rows, next_part)
+    writer = PartWriter(engine, table, run_id, upper, header, chunk_rows, next_part, published)
     try:
         with source.cursor() as cur:
             with cur.copy(*copy_of) as copy:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -24,9 +25,10 @@ from psycopg import sql
 from dwh.core.catalog import Catalog, TableSpec
 from dwh.core.schedule import load_due
 from dwh.core.sqlfiles import engine_sql, read_sql, window_parts
-from dwh.ingest.copy_out import SlotFn, stream_copy
+from dwh.ingest.copy_out import PublishedFn, SlotFn, stream_copy
 from dwh.ingest.drift import ENGINE_MANAGED, DriftError, check_table, quoted, relation_columns
 from dwh.ingest.engine import Engine, ProgressFn, Throttle, no_progress
+from dwh.ingest.feed import PartFeed
 from dwh.ingest.holdback import Holder, SourceBound
 from dwh.ingest.parts import exports_prefix, run_glob
 from dwh.ingest.runlog import RunLog
@@ -152,11 +154,13 @@ def extract_table(
     progress: ProgressFn = no_progress,
     repair: bool = False,
     source_slot: SlotFn = nullcontext,
+    feed: PartFeed | None = None,
 ) -> ExtractResult:
     """Extract one table into exports/ and record the run as 'uploaded' (seed §4 Phase E).
 
     `repair` marks the run so its load overwrites rows bronze already has. Each COPY
-    reading the source runs inside `source_slot()`.
+    reading the source runs inside `source_slot()`. A `feed` hears of the run, each
+    part once published and the run's end, for a load that follows it.
     """
     where = f"table {engine.catalog.pipeline}.{table.name}"
     started = time.monotonic()
@@ -164,6 +168,8 @@ def extract_table(
         runlog = RunLog(warehouse, engine.catalog, engine.sql_dir)
         window = _open_window(engine, table, source, runlog, flow_run_id)
         run_id = window.start(runlog, repair=repair)
+        feed = feed or PartFeed()
+        feed.started(run_id, repair=repair)
         try:
             rows, size, parts = _extract_rows(
                 engine,
@@ -173,16 +179,18 @@ def extract_table(
                 run_id,
                 (window.lower, window.upper),
                 progress,
-                source_slot,
+                (source_slot, partial(feed.published, run_id)),
             )
+            result = window.result(engine, run_id, rows=rows, size=size, parts=parts, started=started)
+            runlog.uploaded(run_id, rows=rows, size=size, parts=parts, csv_path=result.csv_path)
         except BaseException as exc:
+            feed.ended(run_id, uploaded=False)
             try:
                 runlog.failed(run_id, f"extract of {where} failed: {exc}")
             except psycopg.Error as log_exc:
                 log.warning("could not record failure of run %s: %s", run_id, log_exc)
             raise
-        result = window.result(engine, run_id, rows=rows, size=size, parts=parts, started=started)
-        runlog.uploaded(run_id, rows=rows, size=size, parts=parts, csv_path=result.csv_path)
+        feed.ended(run_id, uploaded=True)
     return result
 
 
@@ -345,9 +353,13 @@ def _extract_rows(  # noqa: PLR0917
     run_id: int,
     window: tuple[datetime | None, datetime],
     progress: ProgressFn,
-    source_slot: SlotFn,
+    hooks: tuple[SlotFn, PublishedFn],
 ) -> tuple[int, int, int]:
-    """Rows, bytes and parts of the run: one COPY, or one per key range of a split table."""
+    """Rows, bytes and parts of the run: one COPY, or one per key range of a split table.
+
+    `hooks`: the source slot held around each COPY, and who hears of each published part.
+    """
+    source_slot, published = hooks
     lower, upper = window
     ranges: list[KeyRange] = []
     if table.split and lower:
@@ -355,7 +367,15 @@ def _extract_rows(  # noqa: PLR0917
             ranges = split_ranges(engine, table, source, (lower, upper))
     if len(ranges) > 1:
         return extract_ranges(
-            engine, table, (plan.select, plan.header), run_id, (lower, upper), ranges, progress, source_slot
+            engine,
+            table,
+            (plan.select, plan.header),
+            run_id,
+            (lower, upper),
+            ranges,
+            progress,
+            source_slot,
+            published,
         )
     params = {"lower": lower, "upper": upper} if table.mode.incremental else None
     with source_slot():
@@ -368,5 +388,6 @@ def _extract_rows(  # noqa: PLR0917
             upper,
             (_copy_statement(engine, table, plan), params),
             Throttle(progress, table.name, "extract"),
+            published=published,
         )
     return rows, writer.size, writer.parts

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -28,6 +28,7 @@ from dwh.core.schedule import load_due
 from dwh.core.sqlfiles import engine_sql
 from dwh.ingest.engine import Engine, ProgressFn, Throttle, no_progress
 from dwh.ingest.extract import bronze_columns
+from dwh.ingest.feed import FeedAbandonedError, FollowedKeys, PartFeed
 from dwh.ingest.parts import exports_prefix, parse_part, processed_prefix, rejected_prefix
 from dwh.ingest.runlog import RunLog, RunRow
 from dwh.ingest.storage import Location, S3Storage, Storage, read_ahead
@@ -131,7 +132,7 @@ class _Loader:
         defaults: dict[str, sql.Composable] = {"target": self.target, "columns": self.column_list}
         return engine_sql(self.engine.sql_dir, name, self.engine.catalog, **{**defaults, **parts})
 
-    def copy_parts(self, into: sql.Composable, keys: list[str], report: Throttle) -> int:
+    def copy_parts(self, into: sql.Composable, keys: Iterable[str], report: Throttle) -> int:
         """COPY every part into `into`, streaming bytes from storage; returns rows."""
         rows = 0
         storage = self.engine.location.storage
@@ -152,17 +153,17 @@ class _Loader:
                 rows += max(cur.rowcount, 0)
         return rows
 
-    def stage(self, keys: list[str], report: Throttle) -> tuple[sql.Identifier, int]:
+    def stage(self, keys: Iterable[str], report: Throttle) -> tuple[sql.Identifier, int]:
         stage = sql.Identifier(f"stage_{self.table.name}")
         self.conn.execute(self.q("load_stage", stage=stage))
         return stage, self.copy_parts(stage, keys, report)
 
-    def snapshot(self, keys: list[str], report: Throttle) -> tuple[int, int]:
+    def snapshot(self, keys: Iterable[str], report: Throttle) -> tuple[int, int]:
         # TRUNCATE + COPY in one transaction: readers see the old or the new table.
         self.conn.execute(self.q("truncate"))
         return self.copy_parts(self.target, keys, report), 0
 
-    def append(self, keys: list[str], report: Throttle) -> tuple[int, int]:
+    def append(self, keys: Iterable[str], report: Throttle) -> tuple[int, int]:
         empty = self.conn.execute(self.q("table_is_empty")).fetchone()
         if empty and empty[0]:
             # Empty target: COPY straight in, no staging pass. A duplicate key inside
@@ -179,7 +180,7 @@ class _Loader:
         inserted = self.conn.execute(self.q("load_append", stage=stage, key=key)).rowcount
         return inserted, staged - inserted
 
-    def merge(self, keys: list[str], report: Throttle) -> tuple[int, int]:
+    def merge(self, keys: Iterable[str], report: Throttle) -> tuple[int, int]:
         stage, staged = self.stage(keys, report)
         values = [c for c in self.columns if c not in self.table.key]
         assignments: list[sql.Composable] = [
@@ -209,14 +210,73 @@ def load_run(
     progress: ProgressFn = no_progress,
 ) -> LoadResult:
     """Load one run's parts; mark it loaded and advance the watermark in the same commit."""
-    where = f"table {engine.catalog.pipeline}.{table.name}"
+    _check_parts(engine, run, keys)
+    return _load(engine, table, (run.run_id, run.repair), keys, (lambda _: (run, keys), _settled), progress)
+
+
+def _settled() -> None:
+    """A finished extract's run: its failure can be recorded at once."""
+
+
+def load_followed(  # noqa: PLR0917
+    engine: Engine,
+    table: TableSpec,
+    feed: PartFeed,
+    run_id: int,
+    repair: bool,
+    progress: ProgressFn = no_progress,
+) -> LoadResult:
+    """Load a run while its extract is still writing it: each part is copied once published.
+
+    Only the COPY overlaps the extract; the checks, the run log and the commit wait for
+    the run to be uploaded. A snapshot waits for it before its TRUNCATE, which would
+    otherwise lock readers out of bronze for the whole extract. Raises
+    FeedAbandonedError (nothing committed) when the extract fails.
+    """
+    keys = FollowedKeys(feed, run_id)
+
+    def finished(conn: psycopg.Connection[Any]) -> tuple[RunRow, list[str]]:
+        every = list(keys)  # returns at once: the COPY read to the end, so the run is uploaded
+        runs = RunLog(conn, engine.catalog, engine.sql_dir).runs(table.name, [run_id])
+        (uploaded,) = [r for r in runs if r.run_id == run_id]
+        _check_parts(engine, uploaded, every)
+        return uploaded, every
+
+    def settle() -> None:
+        # A load that failed records it on the run once the run is uploaded (the extract
+        # would overwrite it otherwise); if the extract failed too, its error is the run's.
+        feed.wait_uploaded(run_id)
+
+    parts = feed.wait_uploaded(run_id) if table.mode is Mode.SNAPSHOT else keys
+    return _load(engine, table, (run_id, repair), parts, (finished, settle), progress)
+
+
+def _check_parts(engine: Engine, run: RunRow, keys: list[str]) -> None:
     if run.parts is not None and len(keys) != run.parts:
         msg = (
-            f"{where}: run {run.run_id} wrote {run.parts} part(s) but {len(keys)} are in "
-            "exports/; refusing a partial load"
+            f"table {engine.catalog.pipeline}.{run.table_name}: run {run.run_id} wrote {run.parts} "
+            f"part(s) but {len(keys)} are in exports/; refusing a partial load"
         )
         raise LoadError(msg)
-    started = time.monotonic()
+
+
+def _load(  # noqa: PLR0917  (one load: what, from where, and how it ends)
+    engine: Engine,
+    table: TableSpec,
+    run: tuple[int, bool],
+    keys: Iterable[str],
+    ends: tuple[Callable[[psycopg.Connection[Any]], tuple[RunRow, list[str]]], Callable[[], None]],
+    progress: ProgressFn,
+) -> LoadResult:
+    """The load transaction: COPY `keys`; then the first of `ends` gives the run as
+    extracted and its parts.
+
+    A failure is recorded on the run once the second of `ends` returns; an abandoned
+    followed run's is not (its extract recorded its own).
+    """
+    finished, settle = ends
+    where = f"table {engine.catalog.pipeline}.{table.name}"
+    (run_id, repair), started = run, time.monotonic()
     report = Throttle(progress, table.name, "load")
     with psycopg.connect(engine.warehouse_conninfo) as conn:
         runlog = RunLog(conn, engine.catalog, engine.sql_dir)
@@ -226,27 +286,31 @@ def load_run(
                 step = {Mode.SNAPSHOT: loader.snapshot, Mode.APPEND: loader.append, Mode.MERGE: loader.merge}[
                     table.mode
                 ]
-                if run.repair and table.mode is Mode.APPEND:
+                if repair and table.mode is Mode.APPEND:
                     # A repair overwrites what bronze holds (DO UPDATE): with DO NOTHING
                     # every row loaded wrong would be "skipped" and stay wrong.
                     step = loader.merge
                 loaded, skipped = step(keys, report)
-                _check_rows_read(engine, where, run, keys, loaded + skipped)
+                extracted, parts = finished(conn)
+                _check_rows_read(engine, where, extracted, parts, loaded + skipped)
                 due = load_due(engine.catalog, table, datetime.now(UTC))
-                runlog.loaded(run.run_id, rows_loaded=loaded, rows_skipped=skipped, due_at=due.by)
+                runlog.loaded(run_id, rows_loaded=loaded, rows_skipped=skipped, due_at=due.by)
                 failpoint("load.before_commit")
+        except FeedAbandonedError:
+            raise
         except Exception as exc:
-            record_failure(runlog, run.run_id, str(exc))
+            settle()
+            record_failure(runlog, run_id, str(exc))
             raise
         report(loaded, loader.size, done=True)
     failpoint("load.after_commit")
-    moved = move_parts(engine, table, keys, processed_prefix)
+    moved = move_parts(engine, table, parts, processed_prefix)
     return LoadResult(
         table=table.name,
-        run_id=run.run_id,
+        run_id=run_id,
         rows_loaded=loaded,
         rows_skipped=skipped,
-        parts=len(keys),
+        parts=len(parts),
         size=loader.size,
         seconds=time.monotonic() - started,
         moved=tuple(moved),
@@ -338,3 +402,25 @@ def load_pending(engine: Engine, table: TableSpec, *, progress: ProgressFn = no_
                     runlog.failed(run.run_id, f"{where}: run {run.run_id} {reason}; parts moved to rejected/")
                 reject_parts(engine, table, keys)
     return results
+
+
+def load_following(
+    engine: Engine, table: TableSpec, feed: PartFeed, *, progress: ProgressFn = no_progress
+) -> list[LoadResult]:
+    """Load the run the extract beside this load is writing (dwh/ingest/feed.py).
+
+    Follows the extract's newest run: when an attempt fails, what was copied of it rolls
+    back and the load follows the retry's run. The parts a failed attempt left in
+    exports/ are then dealt with as a load after the extract would have: its run is
+    failed, so its parts go to rejected/. Nothing to follow (the extract failed for
+    good): nothing is loaded, as when the chain stopped at its extract.
+    """
+    while (current := feed.current_run()) is not None:
+        run_id, repair = current
+        try:
+            result = load_followed(engine, table, feed, run_id, repair, progress)
+        except FeedAbandonedError:
+            continue
+        earlier = load_pending(engine, table, progress=progress) if feed.failed_runs() else []
+        return [*earlier, result]
+    return []

@@ -21,7 +21,7 @@ from psycopg import sql
 
 from dwh.core.catalog import TableSpec
 from dwh.core.sqlfiles import engine_sql, window_parts
-from dwh.ingest.copy_out import PartWriter, SlotFn, stream_copy
+from dwh.ingest.copy_out import PartWriter, PublishedFn, SlotFn, stream_copy
 from dwh.ingest.engine import Engine, ProgressFn, Throttle
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ def extract_ranges(  # noqa: PLR0917
     ranges: list[KeyRange],
     progress: ProgressFn,
     source_slot: SlotFn,
+    published: PublishedFn,
 ) -> tuple[int, int, int]:
     """Read the ranges at once, each on its own source connection, into parts of one run.
 
@@ -113,7 +114,16 @@ def extract_ranges(  # noqa: PLR0917
             conn.execute("SET default_transaction_read_only = on")
             report = Throttle(progress, f"{table.name} {key_range.describe(column)}", "extract")
             return stream_copy(
-                engine, table, columns[1], conn, run_id, window[1], (statement, params), report, next_part
+                engine,
+                table,
+                columns[1],
+                conn,
+                run_id,
+                window[1],
+                (statement, params),
+                report,
+                next_part,
+                published,
             )
 
     log.info("table %s: extracting %d ranges of %s at once", table.name, len(ranges), column)

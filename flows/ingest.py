@@ -171,8 +171,8 @@ def _extract_beside_load(
     """The extract and load subflows side by side: each part loads once it is published.
 
     The load subflow runs on a second thread and follows the extract through a feed
-    (dwh/ingest/feed.py), so a large table takes about the longer of the two instead of
-    their sum. It commits only after the extract uploaded its run; if the extract
+    (dwh/ingest/feed.py), so its COPY begins with the first published part instead of
+    after the last. It commits only after the extract uploaded its run; if the extract
     fails, the load finds nothing to follow and the extract's error is the chain's.
     """
     pipeline, table, repair = chain

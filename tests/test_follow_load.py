@@ -8,6 +8,7 @@ still says `extracting`.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from tests.waiting import wait_for
 # The streaming failpoint fires every 16,384 rows; parts of 2,000 rows are published before it.
 STREAMED_ROWS = 20_000
 SMALL_PARTS = 2_000
+IDLE_LIMIT = "ALTER DATABASE \"{warehouse}\" SET idle_in_transaction_session_timeout = '300ms'"
 
 
 def test_a_follower_gets_each_part_as_it_is_published_and_stops_at_upload() -> None:
@@ -93,21 +95,25 @@ def test_parts_load_while_the_extract_still_writes_and_commit_after_it_uploaded(
     small_parts_catalog(tmp_path, monkeypatch, SMALL_PARTS)
     env.migrate()
     seed_fleet(STREAMED_ROWS)
+    # A warehouse that ends sessions idle in a transaction (the runbook's cure for leaky
+    # clients): the load waits for parts that way by design and must not be ended.
+    env.query("wh", IDLE_LIMIT.format(warehouse=env.warehouse_db))
+
+    def load_writing() -> list[tuple[object, ...]]:
+        """The sessions holding the load's lock on bronze (its COPY ran, uncommitted)."""
+        return env.query(
+            "wh",
+            "SELECT pid FROM pg_locks WHERE relation = 'fleet_bronze.position_history'::regclass"
+            " AND mode = 'RowExclusiveLock' AND granted AND pid <> pg_backend_pid()",
+        )
 
     def bronze_written_uncommitted() -> None:
         """Paused mid-extract: the load already wrote into bronze, and committed nothing."""
-
-        def load_writing() -> bool:
-            held = env.query(
-                "wh",
-                "SELECT count(*) FROM pg_locks WHERE relation = 'fleet_bronze.position_history'::regclass"
-                " AND mode = 'RowExclusiveLock' AND granted AND pid <> pg_backend_pid()",
-            )
-            return bool(held[0][0])
-
-        wait_for(
+        writer = wait_for(
             "the load writing into bronze while the extract is paused", load_writing, timeout=60, interval=0.1
         )
+        time.sleep(1.0)  # well past the warehouse's idle limit
+        assert load_writing() == writer, "the load's session was ended while it waited for parts"
         statuses = env.query(
             "wh", "SELECT status FROM fleet_control.extract_runs WHERE table_name = 'position_history'"
         )

@@ -211,11 +211,27 @@ def load_run(
 ) -> LoadResult:
     """Load one run's parts; mark it loaded and advance the watermark in the same commit."""
     _check_parts(engine, run, keys)
-    return _load(engine, table, (run.run_id, run.repair), keys, (lambda _: (run, keys), _settled), progress)
+    return _load(engine, table, (run.run_id, run.repair), _Parts(keys, lambda _: (run, keys)), progress)
 
 
 def _settled() -> None:
     """A finished extract's run: its failure can be recorded at once."""
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What one load COPYs, and how it learns the run's final facts.
+
+    `finished` (called on the load's connection once every key was copied) returns
+    the run as the extract recorded it and all its keys; `settle` returns once a
+    failure may be recorded on the run; `waits` says the COPY waits for parts still
+    being written, which leaves the session idle in its transaction meanwhile.
+    """
+
+    keys: Iterable[str]
+    finished: Callable[[psycopg.Connection[Any]], tuple[RunRow, list[str]]]
+    settle: Callable[[], None] = _settled
+    waits: bool = False
 
 
 def load_followed(  # noqa: PLR0917
@@ -247,8 +263,11 @@ def load_followed(  # noqa: PLR0917
         # would overwrite it otherwise); if the extract failed too, its error is the run's.
         feed.wait_uploaded(run_id)
 
-    parts = feed.wait_uploaded(run_id) if table.mode is Mode.SNAPSHOT else keys
-    return _load(engine, table, (run_id, repair), parts, (finished, settle), progress)
+    if table.mode is Mode.SNAPSHOT:
+        parts = _Parts(feed.wait_uploaded(run_id), finished, settle)
+    else:
+        parts = _Parts(keys, finished, settle, waits=True)
+    return _load(engine, table, (run_id, repair), parts, progress)
 
 
 def _check_parts(engine: Engine, run: RunRow, keys: list[str]) -> None:
@@ -260,25 +279,23 @@ def _check_parts(engine: Engine, run: RunRow, keys: list[str]) -> None:
         raise LoadError(msg)
 
 
-def _load(  # noqa: PLR0917  (one load: what, from where, and how it ends)
-    engine: Engine,
-    table: TableSpec,
-    run: tuple[int, bool],
-    keys: Iterable[str],
-    ends: tuple[Callable[[psycopg.Connection[Any]], tuple[RunRow, list[str]]], Callable[[], None]],
-    progress: ProgressFn,
+def _load(
+    engine: Engine, table: TableSpec, run: tuple[int, bool], source: _Parts, progress: ProgressFn
 ) -> LoadResult:
-    """The load transaction: COPY `keys`; then the first of `ends` gives the run as
-    extracted and its parts.
+    """The load transaction of run `(run_id, repair)`: COPY the parts, check, record, commit, move.
 
-    A failure is recorded on the run once the second of `ends` returns; an abandoned
+    A failure is recorded on the run once `source.settle` returns; an abandoned
     followed run's is not (its extract recorded its own).
     """
-    finished, settle = ends
     where = f"table {engine.catalog.pipeline}.{table.name}"
     (run_id, repair), started = run, time.monotonic()
     report = Throttle(progress, table.name, "load")
     with psycopg.connect(engine.warehouse_conninfo) as conn:
+        if source.waits:
+            # Idle in its transaction between parts by design: a warehouse-wide limit for
+            # leaky clients must not end it (our own session, so a plain SET may lift it).
+            conn.execute("SET idle_in_transaction_session_timeout = 0")
+            conn.commit()
         runlog = RunLog(conn, engine.catalog, engine.sql_dir)
         try:
             with conn.transaction():
@@ -290,8 +307,8 @@ def _load(  # noqa: PLR0917  (one load: what, from where, and how it ends)
                     # A repair overwrites what bronze holds (DO UPDATE): with DO NOTHING
                     # every row loaded wrong would be "skipped" and stay wrong.
                     step = loader.merge
-                loaded, skipped = step(keys, report)
-                extracted, parts = finished(conn)
+                loaded, skipped = step(source.keys, report)
+                extracted, parts = source.finished(conn)
                 _check_rows_read(engine, where, extracted, parts, loaded + skipped)
                 due = load_due(engine.catalog, table, datetime.now(UTC))
                 runlog.loaded(run_id, rows_loaded=loaded, rows_skipped=skipped, due_at=due.by)
@@ -299,7 +316,7 @@ def _load(  # noqa: PLR0917  (one load: what, from where, and how it ends)
         except FeedAbandonedError:
             raise
         except Exception as exc:
-            settle()
+            source.settle()
             record_failure(runlog, run_id, str(exc))
             raise
         report(loaded, loader.size, done=True)

@@ -155,7 +155,7 @@ def table_chain(pipeline: str, table: str, repair: bool, storage: WritableFileSy
         # Nothing new in an indexed window: the run is recorded without the two subflows.
         quiet = None if repair else _record_quiet(engine, spec, warehouse)
         if quiet is None:
-            extracted, loaded = _extract_beside_load(extract_table, load_table, (pipeline, table, repair))
+            extracted, loaded = _extract_beside_load(extract_table, load_table, pipeline, table, repair)
         else:
             extracted, loaded = quiet, []
         # Deletes are invisible to a watermark: a catalog opt-in diffs the keys instead.
@@ -166,7 +166,9 @@ def table_chain(pipeline: str, table: str, repair: bool, storage: WritableFileSy
 def _extract_beside_load(
     extract_table: Flow[..., ExtractResult],
     load_table: Flow[..., list[LoadResult]],
-    chain: tuple[str, str, bool],
+    pipeline: str,
+    table: str,
+    repair: bool,
 ) -> tuple[ExtractResult, list[LoadResult]]:
     """The extract and load subflows side by side: each part loads once it is published.
 
@@ -175,7 +177,6 @@ def _extract_beside_load(
     after the last. It commits only after the extract uploaded its run; if the extract
     fails, the load finds nothing to follow and the extract's error is the chain's.
     """
-    pipeline, table, repair = chain
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dwh-load") as pool:
         with following(PartFeed()):  # closed when the extract returns or raises
             loading = pool.submit(copy_context().run, load_table, pipeline, table)

@@ -60,7 +60,6 @@ class PartWriter:
         self._next_part = next_part
         self._number = 0
         self._published = published
-        self._key_open = ""
         self._rows_in_part = 0
         self._sink: PartSink | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dwh-publish")
@@ -73,8 +72,7 @@ class PartWriter:
     def _open(self) -> PartSink:
         self.parts += 1
         self._number = self._next_part() if self._next_part else self.parts
-        self._key_open = self._key(self._number)
-        sink = self.engine.location.storage.open_write(self._key_open)
+        sink = self.engine.location.storage.open_write(self._key(self._number))
         sink.write(self.header)
         self._rows_in_part = 0
         self._sink = sink
@@ -84,7 +82,7 @@ class PartWriter:
         if self._sink is None:
             return
         sink, self._sink = self._sink, None
-        self._pending.append(self._pool.submit(self._publish, sink, self._key_open))
+        self._pending.append(self._pool.submit(self._publish, sink, self._key(self._number)))
 
     def _publish(self, sink: PartSink, key: str) -> None:
         sink.commit()

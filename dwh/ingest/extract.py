@@ -179,7 +179,8 @@ def extract_table(
                 run_id,
                 (window.lower, window.upper),
                 progress,
-                (source_slot, partial(feed.published, run_id)),
+                source_slot,
+                partial(feed.published, run_id),
             )
             result = window.result(engine, run_id, rows=rows, size=size, parts=parts, started=started)
             runlog.uploaded(run_id, rows=rows, size=size, parts=parts, csv_path=result.csv_path)
@@ -353,13 +354,13 @@ def _extract_rows(  # noqa: PLR0917
     run_id: int,
     window: tuple[datetime | None, datetime],
     progress: ProgressFn,
-    hooks: tuple[SlotFn, PublishedFn],
+    source_slot: SlotFn,
+    published: PublishedFn,
 ) -> tuple[int, int, int]:
     """Rows, bytes and parts of the run: one COPY, or one per key range of a split table.
 
-    `hooks`: the source slot held around each COPY, and who hears of each published part.
+    Each COPY holds `source_slot()`; `published` hears of each part once it is visible.
     """
-    source_slot, published = hooks
     lower, upper = window
     ranges: list[KeyRange] = []
     if table.split and lower:

@@ -254,7 +254,12 @@ def load_followed(  # noqa: PLR0917
     def finished(conn: psycopg.Connection[Any]) -> tuple[RunRow, list[str]]:
         every = list(keys)  # returns at once: the COPY read to the end, so the run is uploaded
         runs = RunLog(conn, engine.catalog, engine.sql_dir).runs(table.name, [run_id])
-        (uploaded,) = [r for r in runs if r.run_id == run_id]
+        uploaded = next((r for r in runs if r.run_id == run_id and r.extract_finished), None)
+        if uploaded is None:
+            msg = (
+                f"table {engine.catalog.pipeline}.{table.name}: run {run_id} is not uploaded in extract_runs"
+            )
+            raise LoadError(msg)
         _check_parts(engine, uploaded, every)
         return uploaded, every
 

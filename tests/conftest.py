@@ -39,8 +39,17 @@ from tests.webhook import notify_env, prefect_api, receiver  # noqa: F401 - fixt
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-# Before any test imports Prefect: a private home, no analytics.
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="dwh-prefect-home-"))
+# Before any test imports Prefect: a private home, no analytics. Under pytest-xdist
+# (scripts/test) each worker runs a session of its own (stack, Prefect server, process
+# workers) and gets its own home. A worker also starts with COLUMNS=80 set, which would
+# fix the width of the CLI's module-level Rich consoles at import; a plain pytest run
+# leaves it to each invocation, and the CLI tests pass COLUMNS for theirs.
+if worker := os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix=f"dwh-prefect-home-{worker}-")
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
+else:
+    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="dwh-prefect-home-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 SQL_DIR = PROJECT_DIR / "sql"

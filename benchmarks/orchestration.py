@@ -4,16 +4,19 @@ One run, one machine, one Prefect server (the dev stack's), for each N in `--tab
   * N generated append tables (a key, a payload, an insertion-time watermark with an
     index on it, as an incremental source table has, a few rows each) in a fresh
     source/warehouse pair with its own catalog and bronze migration; with `--no-index`
-    the probe of an empty window is not taken and every table runs both subflows;
+    the empty window is probed by scanning the (small) table instead, and with
+    `--no-probe` as well (DWH_QUIET_PROBE_SCAN_MB=0) every table runs both subflows;
   * a first `ingest` loads them (not timed), so the next one finds no new data;
   * floor = a flow mapping one empty task per table, on the same task runner;
   * ours  = `ingest` of the N tables with nothing new to move.
 Both run in a child process that has already imported what it runs, so the figures are
 the flow runs alone (start-up is `dwh --help`'s and the first task's business).
 
-Usage: uv run python benchmarks/orchestration.py [--tables 6 50] [--rows 20] [--repeat 1] [--no-index]
+Usage: uv run python benchmarks/orchestration.py [--tables 6 50] [--rows 20] [--repeat 1]
+                                                  [--no-index [--no-probe]]
 One machine-readable line per N:
   RESULT tables=<N> noop_s_per_table=<x> floor_s_per_table=<y> ratio=<x/y> watermark_index=<yes|no>
+         probe=<index|scan|off>
 """
 
 from __future__ import annotations
@@ -97,8 +100,13 @@ def _pipeline_files(work: Path, tables: list[str]) -> tuple[Path, Path]:
     return pipelines, sql_dir
 
 
-def _prepare(stack_env: dict[str, str], count: int, rows: int, *, indexed: bool) -> dict[str, str]:
-    """Fresh databases, N source tables with rows (`indexed`: on the watermark), the catalog, bronze."""
+def _prepare(
+    stack_env: dict[str, str], count: int, rows: int, *, indexed: bool, probe: bool
+) -> dict[str, str]:
+    """Fresh databases, N source tables with rows (`indexed`: on the watermark), the catalog, bronze.
+
+    `probe` False: DWH_QUIET_PROBE_SCAN_MB=0, so an unindexed table is never probed.
+    """
     tables = _table_names(count)
     work = Path(tempfile.mkdtemp(prefix=f"dwh-orch-{count}-"))
     pipelines, sql_dir = _pipeline_files(work, tables)
@@ -108,6 +116,8 @@ def _prepare(stack_env: dict[str, str], count: int, rows: int, *, indexed: bool)
         "DWH_PIPELINES_DIR": str(pipelines),
         "DWH_SQL_DIR": str(sql_dir),
     }
+    if not probe:
+        env["DWH_QUIET_PROBE_SCAN_MB"] = "0"
     # As the source application: the flows' source role may only read (dwh preflight checks it).
     with psycopg.connect(env["DWH_SEED_URL"], autocommit=True) as conn:
         for table in tables:
@@ -145,10 +155,10 @@ def _child(env: dict[str, str], code: str, *args: str) -> dict[str, float]:
 
 
 def measure(
-    stack_env: dict[str, str], count: int, rows: int, repeat: int, *, indexed: bool
+    stack_env: dict[str, str], count: int, rows: int, repeat: int, *, indexed: bool, probe: bool
 ) -> tuple[float, float]:
     """Best-of-`repeat` seconds of the floor and of a no-new-data ingest of `count` tables."""
-    env = _prepare(stack_env, count, rows, indexed=indexed)
+    env = _prepare(stack_env, count, rows, indexed=indexed, probe=probe)
     first = _child(env, OURS, PIPELINE)
     if first["rows"] != count * rows:
         sys.exit(f"first ingest loaded {first['rows']} rows, expected {count * rows}")
@@ -172,9 +182,17 @@ def main() -> None:
     parser.add_argument(
         "--no-index",
         action="store_true",
-        help="no index on the watermark: every table takes the extract and load subflows",
+        help="no index on the watermark: an empty window is probed by scanning the small table",
+    )
+    parser.add_argument(
+        "--no-probe",
+        action="store_true",
+        help="with --no-index: DWH_QUIET_PROBE_SCAN_MB=0, every table takes the extract and load subflows",
     )
     args = parser.parse_args()
+    if args.no_probe and not args.no_index:
+        parser.error("--no-probe needs --no-index (an indexed watermark is always probed)")
+    probe = "index" if not args.no_index else "off" if args.no_probe else "scan"
 
     state_dir = Path(tempfile.mkdtemp(prefix="dwh-bench-", dir="/tmp"))
     state_dir.chmod(0o755)
@@ -184,7 +202,9 @@ def main() -> None:
         stack_env = {**os.environ, **devstack.env(state_dir), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         print(f"max parallel tables: {RunSettings().max_parallel_tables}", flush=True)
         for count in args.tables:
-            floor, noop = measure(stack_env, count, args.rows, args.repeat, indexed=not args.no_index)
+            floor, noop = measure(
+                stack_env, count, args.rows, args.repeat, indexed=not args.no_index, probe=not args.no_probe
+            )
             results.append((count, noop / count, floor / count))
     finally:
         devstack.down(state_dir, purge=True)
@@ -192,7 +212,7 @@ def main() -> None:
         print(
             f"RESULT tables={count} noop_s_per_table={noop_per:.3f} "
             f"floor_s_per_table={floor_per:.3f} ratio={noop_per / floor_per:.2f} "
-            f"watermark_index={'no' if args.no_index else 'yes'}"
+            f"watermark_index={'no' if args.no_index else 'yes'} probe={probe}"
         )
 
 

@@ -352,6 +352,13 @@ class RunSettings(BaseSettings):
         description="an extract's upper bound further than this below the source clock "
         "(an open source transaction holding it) fails health and verify and notifies",
     )
+    quiet_probe_scan_mb: float = Field(
+        default=8.0,
+        ge=0,
+        description="an incremental table with no index on its watermark is probed for an empty "
+        "window (and, if empty, recorded without its extract and load subflows) when its source heap "
+        "is at most this many MB: a scan that small costs less than the subflows; 0: indexed tables only",
+    )
     timezone: str = "Africa/Nairobi"
     pipelines_dir: Path = PROJECT_DIR / "pipelines"
     sql_dir: Path = PROJECT_DIR / "sql"

@@ -24,6 +24,7 @@ from psycopg import sql
 
 from dwh.core.catalog import Catalog, TableSpec
 from dwh.core.schedule import load_due
+from dwh.core.settings import RunSettings
 from dwh.core.sqlfiles import engine_sql, read_sql, window_parts
 from dwh.ingest.copy_out import PublishedFn, SlotFn, stream_copy
 from dwh.ingest.drift import ENGINE_MANAGED, DriftError, check_table, quoted, relation_columns
@@ -205,8 +206,9 @@ def record_quiet_window(
     tables slow to check. One `EXISTS` on the window answers first, and an empty window
     is recorded exactly as extract and load would record it: the same drift check,
     bounds and hold-back, and the watermark moved to the upper bound, in one
-    transaction. Only where an index leads with the watermark column: without one the
-    probe would read the table once more before every extract that finds rows.
+    transaction. Only where that query is cheap (`_probe_is_cheap`): an index leads with
+    the watermark column, or the table is small enough to scan once more before an
+    extract that finds rows.
     """
     if not table.mode.incremental:
         return None
@@ -225,7 +227,7 @@ def _record_if_quiet(
 ) -> ExtractResult | None:
     started = time.monotonic()
     with _source_session(engine) as source:
-        if not _watermark_indexed(engine, table, source):
+        if not _probe_is_cheap(engine, table, source):
             return None
         runlog = RunLog(warehouse, engine.catalog, engine.sql_dir)
         window = _open_window(engine, table, source, runlog, flow_run_id)
@@ -325,15 +327,25 @@ def _open_window(
     return _Window(table, plan, lower, bound, flow_run_id)
 
 
-def _watermark_indexed(engine: Engine, table: TableSpec, source: psycopg.Connection[Any]) -> bool:
-    """Whether a valid btree index of the source table leads with the watermark column."""
+def _probe_is_cheap(engine: Engine, table: TableSpec, source: psycopg.Connection[Any]) -> bool:
+    """Whether the window probe costs less than the extract and load subflows it may spare.
+
+    With a valid btree index leading with the watermark it reads the index. Without
+    one it scans the table, which an extract that then finds rows scans again: worth it
+    only for a plain table whose heap is within `DWH_QUIET_PROBE_SCAN_MB`, where a scan
+    takes milliseconds and the two subflows a few hundred.
+    """
     params = {
         "schema": engine.catalog.source_schema_of(table),
         "table": table.source_table,
         "column": table.watermark,
     }
-    row = source.execute(read_sql(engine.sql_dir / "engine" / "watermark_indexed.sql"), params).fetchone()
-    return bool(row and row[0])
+    row = source.execute(read_sql(engine.sql_dir / "engine" / "quiet_probe.sql"), params).fetchone()
+    if row is None:
+        return False
+    indexed, heap_bytes = row
+    limit = RunSettings().quiet_probe_scan_mb * 2**20
+    return bool(indexed) or (heap_bytes is not None and limit > 0 and heap_bytes <= limit)
 
 
 def _window_has_rows(

@@ -152,7 +152,8 @@ def table_chain(pipeline: str, table: str, repair: bool, storage: WritableFileSy
             return TableOutcome(table, spec.mode.value, "skipped", error="locked by another run")
         # Nothing in exports/ and no unfinished run: the recovery subflow would find nothing.
         recovered = load_table(pipeline, table) if recovery_pending(engine, spec, warehouse) else []
-        # Nothing new in an indexed window: the run is recorded without the two subflows.
+        # Nothing new in a window the probe reads cheaply (an indexed watermark, or a small
+        # table): the run is recorded without the two subflows.
         quiet = None if repair else _record_quiet(engine, spec, warehouse)
         if quiet is None:
             extracted, loaded = _extract_beside_load(extract_table, load_table, pipeline, table, repair)
@@ -190,7 +191,8 @@ def quiet_on_parent(pipeline: str, table: str) -> TableOutcome | None:
     A chain's flow run on the pool costs a process start (seconds) to find nothing new;
     the same probe as the chain's, under the same lock, answers here in milliseconds.
     None sends the table to the pool: something to recover, deletes to reconcile, rows
-    in the window, no index to probe, or the lock held (the chain then reports it).
+    in the window, no cheap probe (no index and too big to scan), or the lock held (the
+    chain then reports it).
     """
     started = time.monotonic()
     engine = Engine.for_pipeline(pipeline)

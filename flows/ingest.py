@@ -42,6 +42,7 @@ from dwh.ingest.locks import table_lock
 from dwh.ingest.reconcile import ReconcileResult
 from dwh.ingest.report import IngestFailedError, IngestSummary, TableOutcome, summary_markdown
 from dwh.ingest.runlog import RESEED_FROM, RunLog
+from dwh.ingest.sessions import reused_sessions, session
 from dwh.operations.guard import guarded_engine
 from flows.extract import extract
 from flows.load import load
@@ -145,7 +146,7 @@ def table_chain(pipeline: str, table: str, repair: bool, storage: WritableFileSy
     with (
         shared_engine(engine),
         # One warehouse session holds the lock and serves the checks made under it.
-        psycopg.connect(engine.warehouse_conninfo, autocommit=True) as warehouse,
+        session(engine.warehouse_conninfo) as warehouse,
         table_lock(engine, table, warehouse) as acquired,
     ):
         if not acquired:
@@ -212,7 +213,7 @@ def quiet_on_parent(pipeline: str, table: str) -> TableOutcome | None:
     if not spec.mode.incremental or spec.reconcile_deletes:
         return None
     with (
-        psycopg.connect(engine.warehouse_conninfo, autocommit=True) as warehouse,
+        session(engine.warehouse_conninfo) as warehouse,
         table_lock(engine, table, warehouse) as acquired,
     ):
         if not acquired or recovery_pending(engine, spec, warehouse):
@@ -334,13 +335,14 @@ def ingest(  # noqa: PLR0917  (flow parameters, passed by name from deployments)
         parameters |= {"repair": unmapped(repair), "fan_out": unmapped(fan_out)}
         with (
             shared_engine(engine),
+            reused_sessions(),
             ThreadPoolTaskRunner[TableOutcome](max_workers=run.fan_out_tables) as runner,
         ):
             outcomes = _outcomes(selected, runner.map(chain, parameters))
     else:
-        # The chains' threads copy this context when mapped: one engine and one settings
-        # copy for all of them.
-        with shared_engine(engine), subflows_without_heartbeats():
+        # The chains' threads copy this context when mapped: one engine, one settings
+        # copy and one set of reused sessions for all of them.
+        with shared_engine(engine), reused_sessions(), subflows_without_heartbeats():
             outcomes = _outcomes(selected, chain.map(unmapped(pipeline), names, unmapped(repair)))
 
     summary = IngestSummary(pipeline, tuple(outcomes))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -33,6 +33,7 @@ from dwh.ingest.feed import PartFeed
 from dwh.ingest.holdback import Holder, SourceBound
 from dwh.ingest.parts import exports_prefix, run_glob
 from dwh.ingest.runlog import RunLog
+from dwh.ingest.sessions import session
 from dwh.ingest.split import KeyRange, extract_ranges, split_ranges
 
 log = logging.getLogger(__name__)
@@ -242,22 +243,23 @@ def _record_if_quiet(
     return result
 
 
-@contextmanager
-def _source_session(engine: Engine) -> Iterator[psycopg.Connection[Any]]:
-    """An autocommit source session that may only read."""
-    with psycopg.connect(engine.source_conninfo, autocommit=True) as source:
-        # The extract only reads: a catalog expression calling a function that writes fails.
-        source.execute("SET default_transaction_read_only = on")
-        yield source
+# The extract only reads: a catalog expression calling a function that writes fails.
+_READ_ONLY = "SET default_transaction_read_only = on"
+
+
+def _source_session(engine: Engine) -> AbstractContextManager[psycopg.Connection[Any]]:
+    """An autocommit source session that may only read.
+
+    Within a parent run the chains hand it on (dwh/ingest/sessions.py): the probe's
+    session serves the extract that follows it, and then the next table.
+    """
+    return session(engine.source_conninfo, _READ_ONLY)
 
 
 @contextmanager
 def _sessions(engine: Engine) -> Iterator[tuple[psycopg.Connection[Any], psycopg.Connection[Any]]]:
     """A read-only source session and an autocommit warehouse session for one run."""
-    with (
-        _source_session(engine) as source,
-        psycopg.connect(engine.warehouse_conninfo, autocommit=True) as warehouse,
-    ):
+    with _source_session(engine) as source, session(engine.warehouse_conninfo) as warehouse:
         yield source, warehouse
 
 

@@ -33,13 +33,15 @@ def test_sessions_are_handed_on_within_a_run_and_opened_anew_outside_one(env: En
         with session(conninfo) as second:
             assert _pid(second) == pid, "the next chain takes the idle session"
             with session(conninfo) as third:  # both in use: a second session
-                assert _pid(third) != pid
+                third_pid = _pid(third)
+                assert third_pid != pid
         # Set up differently: never mixed with the plain ones.
         with session(conninfo, READ_ONLY) as read_only:
             assert _pid(read_only) != pid
             row = read_only.execute("SHOW default_transaction_read_only").fetchone()
             assert row == ("on",)
         with session(conninfo) as plain:
+            assert _pid(plain) in {pid, third_pid}, "a plain session, not the read-only one"
             assert plain.execute("SHOW default_transaction_read_only").fetchone() == ("off",)
     # The run's end closes its idle sessions.
     assert [first.closed, third.closed, read_only.closed] == [True, True, True]

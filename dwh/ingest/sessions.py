@@ -1,18 +1,19 @@
 """Sessions one run's table chains hand on to each other instead of connecting anew.
 
-A table with nothing new costs two connections: the warehouse session that holds its
-lock and the read-only source session its window probe runs on. Each connect is a
-fork on the server and a SCRAM exchange (~6 ms, ~3 ms of it client CPU here), which
-was a third of a quiet chain, and it showed a 300-table estate's OLTP 300 logins per
-run. Within `reused_sessions()` (a parent run) a chain returns its sessions when it
-ends cleanly and the next chain on any thread takes them.
+Each chain opened its own sessions: the warehouse session that holds its lock, the
+read-only source session its window probe (and then its extract) reads on, and the
+extract's warehouse session. Each connect is a fork on the server and a SCRAM exchange
+(~6 ms, ~3 ms of it client CPU here): two-fifths of a table with nothing new, and a
+300-table estate showed its OLTP 300 logins per run. Within `reused_sessions()` (a
+parent run) a chain returns its sessions when it ends cleanly and the next chain on
+any thread takes them.
 
 A session goes back only when it is in a known state: open, autocommit, no
 transaction, and nothing waiting on its socket. A backend the server ended (a
-restart, `pg_terminate_backend`) writes its FATAL message before it goes, so an idle
-session whose socket is readable is closed, not handed on. A chain that raised closes
-what it held. Outside `reused_sessions()` every session is opened and closed as before.
-"""
+restart, `idle_session_timeout`, `pg_terminate_backend`) writes its FATAL message
+before it goes, so an idle session whose socket is readable is closed, not handed on.
+A chain that raised closes what it held. Outside `reused_sessions()` every session is
+opened and closed as before."""
 
 from __future__ import annotations
 

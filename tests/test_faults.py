@@ -46,6 +46,7 @@ import psycopg
 import pytest
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from dwh.core.settings import PROJECT_DIR
 from dwh.ingest.extract import extract_table
@@ -72,7 +73,14 @@ from tests.waiting import in_background, wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
-KEYS = {"position_history": "device_id, gps_time", "trips": "trip_id", "alarms": "alarm_id"}
+KEYS = {
+    "devices": "device_id",
+    "live_positions": "device_id",
+    "geofences": "geofence_id",
+    "position_history": "device_id, gps_time",
+    "trips": "trip_id",
+    "alarms": "alarm_id",
+}
 # The streaming failpoint fires every 16,384 rows: seed enough positions to reach it,
 # and cut parts small so several are published before it fires.
 STREAMED_ROWS = 20_000
@@ -659,3 +667,45 @@ def test_orchestrator_clock_five_hours_ahead_never_moves_the_bounds(env: Env) ->
 
     assert rows_loaded(next_run) == {"alarms": grown["alarms"] - counts["alarms"]}
     _assert_exactly_once(env, "alarms")
+
+
+# Idle warehouse sessions of the flows' role that hold no table lock: between chains,
+# the ones a run keeps for its next chain.
+_TERMINATE_HANDED_ON = """
+SELECT count(pg_terminate_backend(a.pid, 5000)) FROM pg_stat_activity a
+WHERE a.datname = current_database() AND a.usename = %s AND a.state = 'idle'
+  AND a.pid <> pg_backend_pid()
+  AND NOT EXISTS (SELECT FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory')
+"""
+
+
+def test_sessions_the_server_ended_between_chains_are_not_handed_on_and_every_table_loads(
+    env: Env, failpoints: Failpoints, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warehouse ends the sessions a run keeps between chains; the later chains connect anew."""
+    env.migrate()
+    counts = seed_fleet(1000)
+    owner = env.catalog().owner_role
+    ended: list[int] = []
+
+    def end_handed_on_sessions() -> None:
+        with psycopg.connect(env.warehouse_admin, autocommit=True) as admin:
+            row = admin.execute(_TERMINATE_HANDED_ON, (owner,)).fetchone()
+        ended.append(int(row[0]) if row else 0)
+
+    # One chain at a time, so every idle session without a table lock is one waiting for
+    # the next chain: the first table to commit its load has handed its extract's on.
+    one_at_a_time = ingest.with_options(task_runner=ThreadPoolTaskRunner(max_workers=1))
+    with failpoints.paused_at("load.after_commit", end_handed_on_sessions):
+        summary = one_at_a_time("fleet")
+
+    assert ended[0] >= 1, "a session was waiting for the next chain"
+    assert [t.status for t in summary.tables] == ["loaded"] * len(counts)
+    for table in counts:
+        _assert_exactly_once(env, table)
+    runs = env.query("wh", "SELECT table_name, status FROM fleet_control.extract_runs ORDER BY run_id")
+    assert sorted(runs) == sorted((table, "loaded") for table in counts)
+    # No chain met an ended session: a dead one handed on fails the extract's first
+    # statement, and Prefect logs the attempt's failure before its retry loads the table.
+    assert any(r.name == "prefect.task_runs" for r in caplog.records), "the runs' logs are captured"
+    assert "terminating connection" not in caplog.text

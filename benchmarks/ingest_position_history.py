@@ -11,6 +11,9 @@ One run, one machine, same cluster:
                  the S3 API costs by itself, so `ratio_s3_floor` = ours/s3 / (raw limit +
                  storage floor) separates what moto costs from what we cost;
   * peak RSS of a process running `ingest` at a small and a large table size.
+Each timed phase starts on a settled cluster: after a CHECKPOINT, with the databases
+of the phases before it dropped, whose fresh rows autovacuum would otherwise work
+through beside it.
 
 Usage: uv run python benchmarks/ingest_position_history.py [--rows 2000000] [--small 500000]
 The last line is machine-readable:
@@ -37,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import devstack  # noqa: E402
-from benchmarks.scratch import fresh_databases  # noqa: E402
+from benchmarks.scratch import fresh_databases, with_db  # noqa: E402
 from dwh.core.catalog import load_catalog  # noqa: E402
 from dwh.core.migrate import migrate  # noqa: E402
 from dwh.core.settings import SeedSettings, SourceSettings, WarehouseSettings  # noqa: E402
@@ -77,6 +80,19 @@ def _prepare(stack_env: dict[str, str], rows: int) -> dict[str, str]:
     with psycopg.connect(_app_conninfo(), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE public.position_history")
     return env
+
+
+def _settle(stack_env: dict[str, str], drop: tuple[str, ...] = ()) -> None:
+    """CHECKPOINT, after dropping a finished phase's databases (`drop`: their URLs).
+
+    Every timed phase then starts on a settled cluster: no autovacuum of an earlier
+    phase's millions of fresh rows running beside it, no dirty buffers of it to write.
+    """
+    names = {url.rpartition("/")[2] for url in drop}
+    with psycopg.connect(with_db(stack_env["DWH_WAREHOUSE_ADMIN_URL"], "postgres"), autocommit=True) as conn:
+        for name in sorted(names):
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute("CHECKPOINT")
 
 
 def raw_limit(env: dict[str, str]) -> tuple[float, int]:
@@ -179,14 +195,18 @@ def main() -> None:
         print(
             f"ingest {args.small:,} rows (local): {small['seconds']:.1f} s, peak RSS {small['rss_mb']:.0f} MB"
         )
+        _settle(stack_env, drop=(small_env["DWH_SOURCE_URL"], small_env["DWH_WAREHOUSE_URL"]))
 
         large_env = _prepare(stack_env, args.rows)
+        _settle(stack_env)
         raw_seconds, raw_rows = raw_limit(large_env)
         print(f"raw limit {raw_rows:,} rows: {raw_seconds:.1f} s", flush=True)
+        _settle(stack_env)
         local = ours(large_env, f"file://{storage}/large")
         print(
             f"ingest {local['rows']:,.0f} rows (local): {local['seconds']:.1f} s, peak RSS {local['rss_mb']:.0f} MB"
         )
+        _settle(stack_env, drop=(large_env["DWH_WAREHOUSE_URL"],))  # the source stays: S3 reads its rows
 
         s3_env = fresh_databases(stack_env, source=False)  # a new warehouse, the same source data
         s3_env["DWH_SOURCE_URL"] = large_env["DWH_SOURCE_URL"]
@@ -198,6 +218,7 @@ def main() -> None:
             f"ingest {s3['rows']:,.0f} rows (S3 API): {s3['seconds']:.1f} s, peak RSS {s3['rss_mb']:.0f} MB"
         )
 
+        _settle(stack_env, drop=(s3_env["DWH_WAREHOUSE_URL"],))
         parts = sorted((storage / "large").glob(f"fleet/processed/{TABLE}/*.csv"))
         floor_seconds, floor_bytes = storage_floor(stack_env, parts)
         print(

@@ -149,6 +149,17 @@ class Server:
         return match.group(1)
 
 
+# Run from a shell's background job (`scripts/test &`, a CI runner's step), the tests and
+# every child start with SIGINT ignored. A worker that inherits that cannot be stopped by
+# SIGINT: Prefect's handler restores the disposition it found (ignore) and sends itself
+# SIGINT again, so its teardown waited out 30 s and killed it. This puts SIGINT back to
+# its default, as in a terminal, and execs the worker's command.
+_SIGINT_AS_FROM_A_TERMINAL = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 @contextmanager
 def process_worker(
     server: Server,
@@ -166,7 +177,8 @@ def process_worker(
     job variables, to every flow run it starts. `limit`: the most flow runs it runs at
     once (`--limit`), as a production worker is sized.
     """
-    command = [prefect, "worker", "start", "--pool", pool, "--type", "process"]
+    command = [sys.executable, "-c", _SIGINT_AS_FROM_A_TERMINAL]
+    command += [prefect, "worker", "start", "--pool", pool, "--type", "process"]
     if limit is not None:
         command += ["--limit", str(limit)]
     with log_path.open("wb") as log:

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -207,3 +208,5 @@ def process_worker(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+            # Not a failure of the test it ends, but 30 s lost: say so in the summary.
+            warnings.warn(f"the process worker on pool {pool} ignored SIGINT for 30 s; killed", stacklevel=1)

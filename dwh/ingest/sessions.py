@@ -86,12 +86,12 @@ _POOL: ContextVar[SessionPool | None] = ContextVar("dwh_session_pool", default=N
 
 
 @contextmanager
-def reused_sessions() -> Iterator[SessionPool]:
+def reused_sessions() -> Iterator[None]:
     """Within the block (and threads that copy its context) `session` reuses sessions."""
     pool = SessionPool()
     token = _POOL.set(pool)
     try:
-        yield pool
+        yield
     finally:
         _POOL.reset(token)
         pool.close()

@@ -55,5 +55,6 @@ ENV PATH=/opt/dwh/.venv/bin:$PATH \
     TMPDIR=/var/tmp/dwh \
     PREFECT_LOGGING_EXTRA_LOGGERS=dwh
 USER 10001
-# Workers replace the command with `prefect flow-run execute`; by hand, `dwh` answers.
+# Workers replace the command with prefect.yaml's `python -m prefect.engine` (the PATH
+# above makes it this venv's); by hand, `dwh` answers.
 CMD ["dwh", "--help"]

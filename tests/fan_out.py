@@ -26,7 +26,7 @@ from typing import TypeVar
 import pytest
 
 from dwh.core.settings import PROJECT_DIR
-from tests.prefect_server import Server, process_worker
+from tests.prefect_server import Server, engine_command, process_worker
 from tests.waiting import wait_for
 
 POOL = "dwh-fan-out-test"
@@ -59,7 +59,7 @@ def deploy_ingest_table(pool: str = POOL, env: dict[str, str] | None = None) -> 
             entrypoint=ENTRYPOINT,
             path=str(PROJECT_DIR),
             pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_DIR)}}],
-            job_variables={"env": env or {}},
+            job_variables={"env": env or {}, "command": engine_command()},
         )
 
 

@@ -8,6 +8,7 @@ against a second, lighter one (`harness`), like `prefect_test_harness`'s.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -31,6 +32,18 @@ if TYPE_CHECKING:
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 PREFECT = str(Path(sys.executable).parent / "prefect")
+PREFECT_YAML = PROJECT_DIR / "prefect.yaml"
+
+
+def engine_command() -> str:
+    """How prefect.yaml's pools start a flow run (`definitions.engine_command`).
+
+    Test pools carry it too, so flow runs start on a test worker as they do in a
+    container: the engine at once, no CLI and workspace supervisor in front of it.
+    """
+    import yaml  # noqa: PLC0415
+
+    return str(yaml.safe_load(PREFECT_YAML.read_text(encoding="utf-8"))["definitions"]["engine_command"])
 
 
 @contextmanager
@@ -175,9 +188,14 @@ def process_worker(
     """`prefect worker start --pool` until the block ends, stopped with SIGINT like a person would.
 
     `env` is the worker's whole environment: a process worker hands it, plus the run's
-    job variables, to every flow run it starts. `limit`: the most flow runs it runs at
-    once (`--limit`), as a production worker is sized.
+    job variables, to every flow run it starts. Its PATH starts with the directory of
+    `prefect`, as the image's does, so the pools' `python -m prefect.engine`
+    (prefect.yaml `engine_command`) is the worker's own interpreter. `limit`: the most
+    flow runs it runs at once (`--limit`), as a production worker is sized.
     """
+    bin_dir = str(Path(prefect).parent)
+    if env.get("PATH", "").split(os.pathsep)[0] != bin_dir:
+        env = {**env, "PATH": os.pathsep.join(p for p in (bin_dir, env.get("PATH")) if p)}
     command = [sys.executable, "-c", _SIGINT_AS_FROM_A_TERMINAL]
     command += [prefect, "worker", "start", "--pool", pool, "--type", "process"]
     if limit is not None:

@@ -65,16 +65,18 @@ def _local_prefect_yaml(path: Path) -> Path:
     """The shipped prefect.yaml with only its infrastructure swapped for this machine.
 
     No Docker daemon runs here, so no image build/push and a process pool instead of
-    the docker one; the checkout instead of the image's /opt/dwh; and schedules left
+    the docker one (with the docker pool's engine command, so flow runs start as in a
+    container); the checkout instead of the image's /opt/dwh; and schedules left
     inactive, so no 05:00-Nairobi run lands in the middle of a test. Everything else
     (schedules' cron and timezone, parameters, concurrency, tags, descriptions) is the
     file's own, and is what the read-back test checks.
     """
     config = yaml.safe_load(PREFECT_YAML.read_text(encoding="utf-8"))
+    command = config["definitions"]["work_pools"]["docker"]["job_variables"]["command"]
     del config["build"], config["push"]
     config["pull"] = [{"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_DIR)}}]
     for deployment in config["deployments"]:
-        deployment["work_pool"] = {"name": POOL, "job_variables": {}}
+        deployment["work_pool"] = {"name": POOL, "job_variables": {"command": command}}
         for schedule in deployment.get("schedules") or []:
             schedule["active"] = False
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -229,6 +231,17 @@ def test_deploy_all_creates_every_declared_deployment_as_written(
     assert properties["full_refresh"]["type"] == "boolean"
     assert {"format": "date-time", "type": "string"} in properties["backfill_from"]["anyOf"]
     assert fleet.parameter_openapi_schema["required"] == ["pipeline"]
+
+
+def test_every_deployment_starts_its_flow_runs_with_the_engine_itself(
+    server: Server, deployed: list[dict[str, Any]]
+) -> None:
+    """prefect.yaml `engine_command`: not the CLI and workspace supervisor of the workers' default."""
+    with server.client() as client:
+        on_server = {d.name: d for d in client.read_deployments()}
+    for declared in deployed:
+        command = on_server[declared["name"]].job_variables.get("command")
+        assert command == "python -m prefect.engine", declared["name"]
 
 
 def test_every_work_pool_job_variable_exists_in_its_pool_template_and_none_is_a_secret() -> None:

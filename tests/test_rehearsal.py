@@ -265,7 +265,10 @@ def _rehearsal_prefect_yaml(path: Path, image_root: Path) -> dict[str, str]:
     del config["build"], config["push"]
     config["pull"] = [{"prefect.deployments.steps.set_working_directory": {"directory": str(image_root)}}]
     for deployment in config["deployments"]:
-        deployment["work_pool"] = {"name": POOL, "job_variables": {"env": job_env}}
+        deployment["work_pool"] = {
+            "name": POOL,
+            "job_variables": {"env": job_env, "command": docker["command"]},
+        }
         for schedule in deployment.get("schedules") or []:
             schedule["active"] = False
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

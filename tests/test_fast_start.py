@@ -81,6 +81,7 @@ def test_a_chains_flow_run_process_imports_only_the_chain() -> None:
     roots = {m.split(".")[0] for m in loaded}
     assert not roots & {"polars", "sqlalchemy", "prefect_sqlalchemy"}, sorted(roots)
     assert [m for m in loaded if m.startswith("flows.")] == [
+        "flows.api_tls",  # every flow's package: one TLS context for the API clients
         "flows.extract",
         "flows.ingest",
         "flows.ingest_table",

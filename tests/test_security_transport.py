@@ -30,6 +30,7 @@ import devstack
 from flows.ingest import ingest
 from tests.conftest import Stack, rows_loaded, seed_fleet
 from tests.outages import split_env
+from tests.tls import Certificates, server_certificates
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -37,45 +38,15 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 # --- TLS ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Tls:
-    ca: Path
-    other_ca: Path
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def _make_ca(folder: Path, name: str) -> None:
-    _openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", f"{name}.key", "-out", f"{name}.crt", "-days", "2", "-subj", f"/CN={name}",
-        cwd=folder,
-    )  # fmt: skip
-
-
 @pytest.fixture(scope="module")
-def tls(private_stack: Stack) -> Iterator[Tls]:
+def tls(private_stack: Stack) -> Iterator[Certificates]:
     """The private cluster serving a certificate for 127.0.0.1 signed by a CA made here."""
     folder = private_stack.state_dir / "tls"
     folder.mkdir(exist_ok=True)
-    _make_ca(folder, "test-ca")
-    _make_ca(folder, "other-ca")
-    _openssl(
-        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1",
-        cwd=folder,
-    )  # fmt: skip
-    (folder / "san.ext").write_text("subjectAltName = IP:127.0.0.1\n")
-    _openssl(
-        "x509", "-req", "-in", "server.csr", "-CA", "test-ca.crt", "-CAkey", "test-ca.key",
-        "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext",
-        cwd=folder,
-    )  # fmt: skip
+    certificates = server_certificates(folder)
     for path in (folder, *folder.iterdir()):
         shutil.chown(path, devstack.DB_OS_USER, devstack.DB_OS_USER)
-    (folder / "server.key").chmod(0o600)
+    certificates.key.chmod(0o600)
     admin = private_stack.admin_conninfo("postgres")
 
     def configure(statements: list[str]) -> None:
@@ -86,8 +57,8 @@ def tls(private_stack: Stack) -> Iterator[Tls]:
 
     configure(
         [
-            f"ALTER SYSTEM SET ssl_cert_file = '{folder / 'server.crt'}'",
-            f"ALTER SYSTEM SET ssl_key_file = '{folder / 'server.key'}'",
+            f"ALTER SYSTEM SET ssl_cert_file = '{certificates.cert}'",
+            f"ALTER SYSTEM SET ssl_key_file = '{certificates.key}'",
             "ALTER SYSTEM SET ssl = on",
         ]
     )
@@ -101,7 +72,7 @@ def tls(private_stack: Stack) -> Iterator[Tls]:
                 raise
             time.sleep(0.2)
     try:
-        yield Tls(folder / "test-ca.crt", folder / "other-ca.crt")
+        yield certificates
     finally:
         configure(
             ["ALTER SYSTEM RESET ssl", "ALTER SYSTEM RESET ssl_cert_file", "ALTER SYSTEM RESET ssl_key_file"]
@@ -109,7 +80,7 @@ def tls(private_stack: Stack) -> Iterator[Tls]:
 
 
 def test_verify_full_tls_with_a_test_ca_runs_the_pipeline_and_refuses_impostors(
-    private_stack: Stack, tls: Tls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    private_stack: Stack, tls: Certificates, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     storage = f"file://{tmp_path / 'storage'}"
     query = f"sslrootcert={tls.ca}"

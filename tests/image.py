@@ -1,8 +1,8 @@
 """The worker image without a Docker daemon: the Dockerfile parsed, and its layout replayed.
 
-No daemon runs here, so the image is replayed: every COPY and `uv sync` of the
-Dockerfile into one directory (offline, from uv's cache), which then stands in for
-`/opt/dwh`. The Dockerfile's final-stage `ENV` is what a flow-run container starts
+No daemon runs here, so the image is replayed: every COPY and `uv sync` (with what its RUN
+then runs in the venv) of the Dockerfile into one directory (offline, from uv's cache),
+which then stands in for `/opt/dwh`. The Dockerfile's final-stage `ENV` is what a flow-run container starts
 with; the rehearsal's worker gets exactly that, with the image's paths mapped here.
 """
 
@@ -53,6 +53,17 @@ def instructions() -> list[Instruction]:
     return result
 
 
+def commands(instruction: Instruction) -> list[list[str]]:
+    """A RUN's commands, `a && b` split into [a, b]."""
+    result: list[list[str]] = [[]]
+    for word in shlex.split(instruction.args):
+        if word == "&&":
+            result.append([])
+        else:
+            result[-1].append(word)
+    return result
+
+
 def final_stage_env() -> dict[str, str]:
     """Every `ENV` of the final stage, `$VAR` references left as written."""
     final = max(i.stage for i in instructions())
@@ -75,7 +86,7 @@ def container_env(root: Path, spool: Path, base_path: str) -> dict[str, str]:
 
 
 def replay_image(root: Path) -> Path:
-    """COPY and `uv sync` of every stage into `root` (offline); returns `root`."""
+    """COPY and `uv sync` (and what its RUN then runs) of every stage into `root` (offline); returns `root`."""
     root.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DWH_", "VIRTUAL_ENV", "UV_PROJECT"))}
     env |= {"UV_PYTHON_DOWNLOADS": "never", "UV_COMPILE_BYTECODE": "0"}
@@ -94,11 +105,18 @@ def replay_image(root: Path) -> Path:
                 else:
                     shutil.copy2(origin, root / source)
         elif instruction.keyword == "RUN" and instruction.args.startswith("uv sync"):
-            command = [*shlex.split(instruction.args), "--offline"]
-            result = subprocess.run(
-                command, cwd=root, env=env, capture_output=True, text=True, check=False, timeout=300
-            )
-            if result.returncode != 0:
-                msg = f"{instruction.args}: {result.stderr[-2000:]}"
-                raise RuntimeError(msg)
+            for command in commands(instruction):  # uv sync, then what runs in its venv
+                offline = ["--offline"] if command[:2] == ["uv", "sync"] else []
+                result = subprocess.run(
+                    [*command, *offline],
+                    cwd=root,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    timeout=300,
+                )
+                if result.returncode != 0:
+                    msg = f"{instruction.args}: {result.stderr[-2000:]}"
+                    raise RuntimeError(msg)
     return root

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from dwh.core.settings import PROJECT_DIR
-from tests.image import DOCKERFILE, instructions, replay_image
+from tests.image import DOCKERFILE, commands, instructions, replay_image
 
 DOCKERIGNORE = PROJECT_DIR / ".dockerignore"
 HADOLINT = Path(sys.executable).parent / "hadolint"
@@ -33,9 +33,7 @@ RUNTIME_FILES = (
 
 
 def _uv_sync_commands() -> list[list[str]]:
-    return [
-        shlex.split(i.args) for i in instructions() if i.keyword == "RUN" and i.args.startswith("uv sync")
-    ]
+    return [c for i in instructions() if i.keyword == "RUN" for c in commands(i) if c[:2] == ["uv", "sync"]]
 
 
 def _ci_install_command() -> list[str]:

@@ -2,8 +2,9 @@
 
 No daemon runs here, so the image is replayed: every COPY and `uv sync` (with what its RUN
 then runs in the venv) of the Dockerfile into one directory (offline, from uv's cache),
-which then stands in for `/opt/dwh`. The Dockerfile's final-stage `ENV` is what a flow-run container starts
-with; the rehearsal's worker gets exactly that, with the image's paths mapped here.
+which then stands in for `/opt/dwh`. The Dockerfile's final-stage `ENV` is what a
+flow-run container starts with; the rehearsal's worker gets exactly that, with the
+image's paths mapped here.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def container_env(root: Path, spool: Path, base_path: str) -> dict[str, str]:
 
 
 def replay_image(root: Path) -> Path:
-    """COPY and `uv sync` (and what its RUN then runs) of every stage into `root` (offline); returns `root`."""
+    """COPY and `uv sync` (and the rest of its RUN) of every stage into `root`, offline; returns `root`."""
     root.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DWH_", "VIRTUAL_ENV", "UV_PROJECT"))}
     env |= {"UV_PYTHON_DOWNLOADS": "never", "UV_COMPILE_BYTECODE": "0"}

@@ -129,14 +129,15 @@ def _pipeline_files(work: Path, tables: list[str]) -> tuple[Path, Path]:
 
 
 def _prepare(
-    stack_env: dict[str, str], count: int, rows: int, *, indexed: bool, probe: bool
+    stack_env: dict[str, str], count: int, rows: int, *, indexed: bool, probe: bool, work_root: Path
 ) -> dict[str, str]:
     """Fresh databases, N source tables with rows (`indexed`: on the watermark), the catalog, bronze.
 
-    `probe` False: DWH_QUIET_PROBE_SCAN_MB=0, so an unindexed table is never probed.
+    `probe` False: DWH_QUIET_PROBE_SCAN_MB=0, so an unindexed table is never probed. The
+    catalog, SQL and storage go under `work_root` (the stack's state dir, purged with it).
     """
     tables = _table_names(count)
-    work = Path(tempfile.mkdtemp(prefix=f"dwh-orch-{count}-"))
+    work = Path(tempfile.mkdtemp(prefix=f"orch-{count}-", dir=work_root))
     pipelines, sql_dir = _pipeline_files(work, tables)
     env = {
         **fresh_databases(stack_env),
@@ -202,10 +203,17 @@ def _pair(env: dict[str, str], count: int) -> tuple[float, float]:
 
 
 def measure(
-    stack_env: dict[str, str], count: int, rows: int, repeat: int, *, indexed: bool, probe: bool
+    stack_env: dict[str, str],
+    count: int,
+    rows: int,
+    repeat: int,
+    *,
+    indexed: bool,
+    probe: bool,
+    work_root: Path,
 ) -> Measured:
     """Best-of-`repeat` seconds of the floor and of a no-new-data ingest of `count` tables."""
-    env = _prepare(stack_env, count, rows, indexed=indexed, probe=probe)
+    env = _prepare(stack_env, count, rows, indexed=indexed, probe=probe, work_root=work_root)
     first = _child(env, OURS, PIPELINE)
     if first["rows"] != count * rows:
         sys.exit(f"first ingest loaded {first['rows']} rows, expected {count * rows}")
@@ -256,7 +264,13 @@ def main() -> None:
         print(f"max parallel tables: {RunSettings().max_parallel_tables}", flush=True)
         for count in args.tables:
             measured = measure(
-                stack_env, count, args.rows, args.repeat, indexed=not args.no_index, probe=not args.no_probe
+                stack_env,
+                count,
+                args.rows,
+                args.repeat,
+                indexed=not args.no_index,
+                probe=not args.no_probe,
+                work_root=state_dir,
             )
             results.append((count, measured))
     finally:

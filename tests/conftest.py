@@ -7,6 +7,7 @@ independent and can run in any order.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -41,15 +42,18 @@ if TYPE_CHECKING:
 
 # Before any test imports Prefect: a private home, no analytics. Under pytest-xdist
 # (scripts/test) each worker runs a session of its own (stack, Prefect server, process
-# workers) and gets its own home. A worker also starts with COLUMNS=80 set, which would
-# fix the width of the CLI's module-level Rich consoles at import; a plain pytest run
-# leaves it to each invocation, and the CLI tests pass COLUMNS for theirs.
+# workers) and gets its own home, removed when it exits. A worker also starts with
+# COLUMNS=80 set, which would fix the width of the CLI's module-level Rich consoles at
+# import; a plain pytest run leaves it to each invocation, and the CLI tests pass
+# COLUMNS for theirs.
 if worker := os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix=f"dwh-prefect-home-{worker}-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
     for name in ("COLUMNS", "LINES"):
         os.environ.pop(name, None)
-else:
-    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="dwh-prefect-home-"))
+elif "PREFECT_HOME" not in os.environ:
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="dwh-prefect-home-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 SQL_DIR = PROJECT_DIR / "sql"

@@ -33,7 +33,12 @@ from dwh.ingest.report import IngestSummary
 from dwh.ingest.storage import open_location
 from dwh.onboarding.seed import seed_source
 from tests.failpoints import failpoints  # noqa: F401 - fixture: file-armed failpoints
-from tests.fan_out import fan_out_pool, ingest_mode  # noqa: F401 - fixtures: a test in both ingest modes
+from tests.fan_out import (  # noqa: F401 - fixtures: a test in both ingest modes
+    fan_out_first,
+    fan_out_pool,
+    ingest_mode,
+    stop_between_fan_out_runs,
+)
 from tests.prefect_server import Server, harness
 from tests.webhook import notify_env, prefect_api, receiver  # noqa: F401 - fixtures: the webhook receiver and its block
 
@@ -72,6 +77,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         uses = set(getattr(item, "fixturenames", ()))
         if uses & SERVICE_FIXTURES or item.get_closest_marker("devstack"):
             item.add_marker(pytest.mark.integration)
+    fan_out_first(items)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    stop_between_fan_out_runs(item)
 
 
 @dataclass(frozen=True)

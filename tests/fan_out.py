@@ -3,12 +3,13 @@
 `ingest_mode` runs a test in one mode or the other. "fan-out" deploys the `ingest-table`
 flow (flows/ingest_table.py) on a process pool of the session's Prefect server and sets
 DWH_FAN_OUT, so the test's unchanged `ingest(...)` calls dispatch every table chain as
-a flow run on that pool. Its `prefect worker start` processes are the session's, started
-at the first dispatch; each test's DWH_*/AWS_* environment, as it is when its chains
-are dispatched, reaches them through the deployment's job variables (a process worker
-lays them over its own environment for each flow run, as a production pool does), so a
-test may set up its databases, catalog and failpoints in its body, as in the default
-mode.
+a flow run on that pool. Its `prefect worker start` processes are the session's: started
+at the first dispatch, and stopped before the first test that is not a fan-out one (the
+fan-out tests are collected first, `fan_out_first`). Each test's DWH_*/AWS_* environment,
+as it is when its chains are dispatched, reaches them through the deployment's job
+variables (a process worker lays them over its own environment for each flow run, as a
+production pool does), so a test may set up its databases, catalog and failpoints in
+its body, as in the default mode.
 """
 
 from __future__ import annotations
